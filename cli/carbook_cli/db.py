@@ -1,0 +1,161 @@
+"""`carbook db`: apply, inspect, verify and roll back the schema (ops)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from carbook_sdk.db import Database
+
+from .output import EXIT_CHECKS_FAILED, console, print_json
+
+app = typer.Typer(
+    help="Apply, inspect, verify and roll back the database schema.",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+DbUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--db-url",
+        envvar="SUPABASE_DB_URL",
+        help="PostgreSQL URL of the database. Default: the local stack's.",
+        show_envvar=True,
+    ),
+]
+Json = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of tables.")]
+
+
+@app.command()
+def migrate(db_url: DbUrl = None, json: Json = False) -> None:
+    """Apply the platform bootstrap (if needed) and every pending migration, each in one transaction."""
+    result = Database(db_url).migrate()
+    if json:
+        print_json(
+            {
+                "platform": result.platform.value,
+                "applied": [{"version": m.version, "name": m.name} for m in result.applied],
+            }
+        )
+        return
+    console.print(f"Platform bootstrap: {result.platform.value}")
+    if not result.applied:
+        console.print("Database is up to date: no pending migrations.")
+    for m in result.applied:
+        console.print(f"[green]Applied[/] {m.version} {m.name}")
+
+
+@app.command()
+def status(db_url: DbUrl = None, json: Json = False) -> None:
+    """Show which migrations are applied and which are pending."""
+    st = Database(db_url).status()
+    rows = [(m.version, m.name, "applied") for m in st.applied]
+    rows += [(m.version, m.name, "pending") for m in st.pending]
+    rows += [(v, "", "applied, no local file") for v in st.unknown]
+    rows.sort()
+    if json:
+        print_json(
+            {
+                "up_to_date": st.up_to_date,
+                "platform_ready": st.platform_ready,
+                "migrations": [{"version": v, "name": n, "state": s} for v, n, s in rows],
+            }
+        )
+        return
+    table = Table("version", "name", "state", title="Migrations")
+    for v, n, s in rows:
+        table.add_row(v, n, f"[green]{s}[/]" if s == "applied" else f"[yellow]{s}[/]")
+    console.print(table)
+    console.print("Up to date." if st.up_to_date else f"{len(st.pending)} pending.")
+
+
+@app.command()
+def verify(
+    db_url: DbUrl = None,
+    json: Json = False,
+    failed_only: Annotated[bool, typer.Option("--failed", help="List only failing checks.")] = False,
+) -> None:
+    """Check every element of the atomic-booking schema by name; exit 1 if any check fails."""
+    report = Database(db_url).verify()
+    if json:
+        print_json({"ok": report.ok, "checks": [c.model_dump() for c in report.checks]})
+    else:
+        table = Table("check", "result", "detail", title="Schema verification")
+        for c in report.checks:
+            if failed_only and c.ok:
+                continue
+            table.add_row(c.name, "[green]ok[/]" if c.ok else "[bold red]FAILED[/]", c.detail)
+        console.print(table)
+        n_failed = len(report.failed)
+        console.print(
+            f"[green]All {len(report.checks)} checks passed.[/]"
+            if report.ok
+            else f"[bold red]{n_failed} of {len(report.checks)} checks failed.[/]"
+        )
+    if not report.ok:
+        raise typer.Exit(EXIT_CHECKS_FAILED)
+
+
+@app.command()
+def rollback(
+    db_url: DbUrl = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Roll back even though cars are booked (they are backed up).")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    backup_dir: Annotated[
+        Path, typer.Option("--backup-dir", help="Where the backup of booking data is written.")
+    ] = Path(".carbook/backups"),
+    json: Json = False,
+) -> None:
+    """Undo the atomic-booking migration, after backing up the booking data it drops."""
+    database = Database(db_url)
+    plan = database.plan_rollback()
+    if not json:
+        console.print(
+            f"Rolling back migration {plan.version} on a database with {plan.cars} car(s), "
+            f"{plan.booked_cars} booked. This will:"
+        )
+        for action in plan.actions:
+            console.print(f"  - {action}")
+    if not yes and not json:
+        typer.confirm("Proceed?", abort=True)
+    result = database.rollback(force=force, backup_dir=backup_dir)
+    if json:
+        print_json(
+            {
+                "rolled_back": result.plan.version,
+                "backup_path": str(result.backup_path),
+                "backed_up_cars": result.backed_up_cars,
+                "booked_cars": result.plan.booked_cars,
+            }
+        )
+        return
+    console.print(f"[green]Rolled back[/] {result.plan.version}.")
+    console.print(f"Backup of {result.backed_up_cars} car(s): {result.backup_path}")
+    console.print("Re-apply with `carbook db migrate`, then `carbook db restore BACKUP` to restore bookings.")
+
+
+@app.command()
+def restore(
+    backup: Annotated[Path, typer.Argument(help="A backup file written by `carbook db rollback`.")],
+    db_url: DbUrl = None,
+    json: Json = False,
+) -> None:
+    """Put booking and price data from a rollback backup back (after `carbook db migrate`)."""
+    n = Database(db_url).restore_backup(backup)
+    if json:
+        print_json({"restored_cars": n})
+    else:
+        console.print(f"Restored booking data of {n} car(s) from {backup}.")
+
+
+@app.command()
+def seed(db_url: DbUrl = None) -> None:
+    """Load the demo data of supabase/seed.sql."""
+    Database(db_url).seed()
+    console.print("Seed data loaded.")

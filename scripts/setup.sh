@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what carbook needs on this machine, once: the PostgreSQL server (when no
+# initdb is found), a virtualenv in .venv with carbook and its dev tools.
+# Sourced by scripts/test.sh and scripts/demo.sh; safe to run again.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+have_postgres() {
+  [ -n "${CARBOOK_PG_BINDIR:-}" ] && [ -x "$CARBOOK_PG_BINDIR/initdb" ] && return 0
+  command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1 && return 0
+  if command -v pg_config >/dev/null 2>&1 && [ -x "$(pg_config --bindir)/initdb" ]; then return 0; fi
+  compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null 2>&1
+}
+
+if ! have_postgres; then
+  echo "carbook setup: installing the PostgreSQL server (apt-get install postgresql)" >&2
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "carbook setup: no PostgreSQL server found; install PostgreSQL 15+ and re-run" >&2
+    exit 1
+  fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
+fi
+
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+# Re-install only when the dependencies changed.
+stamp=".venv/.carbook-deps"
+want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+  echo "$want" > "$stamp"
+fi

@@ -1,0 +1,292 @@
+"""A private PostgreSQL cluster: initdb into a folder, start on a port, stop.
+
+Used by the test suite and by the local stack. PostgreSQL refuses to run as root, so
+when called as root the server runs as an unprivileged user (``postgres`` when it
+exists, else ``nobody``; ``CARBOOK_PG_USER`` overrides) that owns the data folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ConfigurationError, PostgresNotFoundError, PostgresStartError
+
+__all__ = ["LocalPostgres", "find_pg_bindir", "free_port"]
+
+_REQUIRED = ("initdb", "pg_ctl", "postgres")
+INSTALL_HINT = (
+    "install the PostgreSQL server (Debian/Ubuntu: `apt-get install postgresql`; "
+    "macOS: `brew install postgresql@15`) or set CARBOOK_PG_BINDIR to its bin folder"
+)
+
+
+def _has_all(folder: Path) -> bool:
+    return all((folder / name).is_file() and os.access(folder / name, os.X_OK) for name in _REQUIRED)
+
+
+def _version_key(p: Path) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in p.parent.name.split("."))
+    except ValueError:
+        return (0,)
+
+
+def find_pg_bindir() -> Path:
+    """The folder holding initdb, pg_ctl and postgres.
+
+    Looked for in order: ``CARBOOK_PG_BINDIR``; ``pg_config --bindir``; next to
+    ``initdb`` on PATH (following symlinks); the Debian layout
+    ``/usr/lib/postgresql/<version>/bin``, newest first.
+
+    Raises:
+        PostgresNotFoundError: none of those holds all three programs.
+    """
+    candidates: list[Path] = []
+    env = os.environ.get("CARBOOK_PG_BINDIR")
+    if env:
+        if not _has_all(Path(env)):
+            raise PostgresNotFoundError(
+                f"CARBOOK_PG_BINDIR={env} does not contain {', '.join(_REQUIRED)}", hint=INSTALL_HINT
+            )
+        return Path(env)
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            out = subprocess.run(
+                [pg_config, "--bindir"], capture_output=True, text=True, timeout=10, check=True
+            )
+            candidates.append(Path(out.stdout.strip()))
+    initdb = shutil.which("initdb")
+    if initdb:
+        candidates.append(Path(initdb).resolve().parent)
+    debian = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=_version_key, reverse=True)
+    candidates.extend(debian)
+    for folder in candidates:
+        if _has_all(folder):
+            return folder
+    raise PostgresNotFoundError(hint=INSTALL_HINT)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def _server_user() -> str | None:
+    """The user the server runs as, or None to run as ourselves."""
+    if os.geteuid() != 0:
+        return None
+    wanted = os.environ.get("CARBOOK_PG_USER")
+    for name in [wanted] if wanted else ["postgres", "nobody"]:
+        try:
+            pwd.getpwnam(name)
+            return name
+        except KeyError:
+            continue
+    raise ConfigurationError(
+        "PostgreSQL cannot run as root and no unprivileged user was found",
+        hint="create a `postgres` user or set CARBOOK_PG_USER",
+    )
+
+
+@dataclass
+class LocalPostgres:
+    """A PostgreSQL cluster in ``data_dir``, listening on ``host:port``.
+
+    ``fast=True`` turns off durability (fsync, full-page writes): right for tests and
+    benchmarks' throwaway clusters, wrong for data you keep.
+    """
+
+    data_dir: Path
+    port: int = 54322
+    host: str = "127.0.0.1"
+    superuser: str = "postgres"
+    password: str = "postgres"
+    max_connections: int = 300
+    fast: bool = False
+    bindir: Path = field(default_factory=find_pg_bindir)
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir).absolute()
+        self.run_as = _server_user()
+
+    # Paths ---------------------------------------------------------------------------
+    @property
+    def pgdata(self) -> Path:
+        return self.data_dir / "pgdata"
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / "postgres.log"
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.data_dir / "run"
+
+    def url(self, dbname: str = "postgres") -> str:
+        return f"postgresql://{self.superuser}:{self.password}@{self.host}:{self.port}/{dbname}"
+
+    # Lifecycle -----------------------------------------------------------------------
+    def _run(self, cmd: list[str]) -> subprocess.CompletedProcess[str]:
+        # cwd: the server user may not be allowed into ours (for example /root).
+        return subprocess.run(cmd, capture_output=True, text=True, cwd=self.data_dir)
+
+    def _cmd(self, program: str, *args: str) -> list[str]:
+        cmd = [str(self.bindir / program), *args]
+        if self.run_as:
+            return ["runuser", "-u", self.run_as, "--", *cmd]
+        return cmd
+
+    def _own(self, path: Path) -> None:
+        if self.run_as:
+            entry = pwd.getpwnam(self.run_as)
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+
+    def _check_reachable(self) -> None:
+        """The server user must be able to reach the data folder through its parents."""
+        if not self.run_as:
+            return
+        probe = self._run(["runuser", "-u", self.run_as, "--", "test", "-w", str(self.data_dir)])
+        if probe.returncode != 0:
+            raise ConfigurationError(
+                f"the PostgreSQL user {self.run_as!r} cannot write to {self.data_dir}",
+                hint="put the data folder where that user can reach it (not under /root)",
+            )
+
+    @property
+    def initialized(self) -> bool:
+        return (self.pgdata / "PG_VERSION").is_file()
+
+    def init(self) -> None:
+        """Create the cluster (``initdb``) unless it exists."""
+        if self.initialized:
+            return
+        for folder in (self.data_dir, self.socket_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+            self._own(folder)
+        self._check_reachable()
+        pwfile = self.data_dir / ".pwfile"
+        pwfile.write_text(self.password + "\n")
+        self._own(pwfile)
+        try:
+            result = self._run(
+                self._cmd(
+                    "initdb",
+                    "-D",
+                    str(self.pgdata),
+                    "-U",
+                    self.superuser,
+                    "--pwfile",
+                    str(pwfile),
+                    "--auth=scram-sha-256",
+                    "--auth-local=trust",
+                    "-E",
+                    "UTF8",
+                    "--locale=C.UTF-8",
+                )
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
+        if result.returncode != 0:
+            raise PostgresStartError("initdb failed", detail=(result.stderr or result.stdout).strip()[-2000:])
+
+    def is_running(self) -> bool:
+        if not self.initialized:
+            return False
+        result = self._run(self._cmd("pg_ctl", "-D", str(self.pgdata), "status"))
+        return result.returncode == 0
+
+    def start(self, timeout: float = 30) -> None:
+        """Initialise if needed and start the server; wait until it accepts connections.
+
+        Raises:
+            PostgresStartError: the port is taken or the server did not come up.
+        """
+        self.init()
+        if self.is_running():
+            return
+        if port_in_use(self.port, self.host):
+            raise PostgresStartError(
+                f"port {self.port} on {self.host} is already in use",
+                hint="stop what listens there or choose another port",
+            )
+        options = [
+            f"-p {self.port}",
+            f"-k {self.socket_dir}",
+            f"-c listen_addresses={self.host}",
+            f"-c max_connections={self.max_connections}",
+        ]
+        if self.fast:
+            options += ["-c fsync=off", "-c full_page_writes=off", "-c synchronous_commit=off"]
+        self.log_file.touch()
+        self._own(self.log_file)
+        result = self._run(
+            self._cmd(
+                "pg_ctl",
+                "-D",
+                str(self.pgdata),
+                "-l",
+                str(self.log_file),
+                "-o",
+                " ".join(options),
+                "-w",
+                "-t",
+                str(int(timeout)),
+                "start",
+            )
+        )
+        if result.returncode != 0:
+            tail = self.log_file.read_text(errors="replace")[-2000:] if self.log_file.exists() else ""
+            raise PostgresStartError(
+                f"PostgreSQL did not start on port {self.port}",
+                detail=(result.stderr.strip() + "\n" + tail).strip(),
+                hint=f"see {self.log_file}",
+            )
+        self._wait_ready(timeout)
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if port_in_use(self.port, self.host):
+                return
+            time.sleep(0.05)
+        raise PostgresStartError(f"PostgreSQL did not accept connections on port {self.port}")
+
+    def stop(self, timeout: float = 30) -> None:
+        """Stop the server (fast shutdown, then immediate if it lingers)."""
+        if not self.is_running():
+            return
+        for mode in ("fast", "immediate"):
+            result = self._run(
+                self._cmd("pg_ctl", "-D", str(self.pgdata), "-m", mode, "-w", "-t", str(int(timeout)), "stop")
+            )
+            if result.returncode == 0 or not self.is_running():
+                return
+
+    def destroy(self) -> None:
+        """Stop the server and delete its folder."""
+        self.stop()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def __enter__(self) -> LocalPostgres:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

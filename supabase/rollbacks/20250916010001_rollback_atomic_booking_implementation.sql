@@ -1,0 +1,58 @@
+-- Rollback of 20250916010000_atomic_booking_implementation.sql.
+--
+-- NOT a migration: it lives outside supabase/migrations/ so that `supabase db reset`
+-- and `carbook db migrate` never apply it. Run it through `carbook db rollback`,
+-- which backs up the booking and price data first, refuses while cars are booked
+-- unless forced, and removes the migration's history row in the same transaction.
+--
+-- Afterwards the database is exactly as 20250916000000_base_schema.sql left it;
+-- every car keeps its id, make, model, year, image and publish flag.
+
+drop function if exists public.book_car_atomic(uuid);
+
+drop policy if exists cars_select_anon on public.cars;
+drop policy if exists cars_select_authenticated on public.cars;
+
+drop index if exists public.cars_available_listing_idx;
+drop index if exists public.cars_booked_by_idx;
+
+alter table public.cars
+  drop constraint if exists cars_booking_consistent,
+  drop constraint if exists cars_booking_status_valid,
+  drop constraint if exists cars_price_non_negative,
+  drop constraint if exists cars_currency_iso4217,
+  drop column if exists booking_status,
+  drop column if exists booked_by,
+  drop column if exists booked_at,
+  drop column if exists price_in_paise,
+  drop column if exists currency;
+
+-- The original audit trigger function, without the booking function's exception.
+create or replace function private.audit_cars_change()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  insert into public.audit_logs (actor_id, action, table_name, record_id, old_data, new_data)
+  values (
+    (select auth.uid()),
+    'car.' || pg_catalog.lower(tg_op),
+    tg_table_name,
+    coalesce(new.id, old.id),
+    case when tg_op in ('UPDATE', 'DELETE') then pg_catalog.to_jsonb(old) end,
+    case when tg_op in ('INSERT', 'UPDATE') then pg_catalog.to_jsonb(new) end
+  );
+  return null;
+end
+$$;
+
+-- The original read policies.
+create policy cars_select_anon on public.cars
+  for select to anon
+  using (is_published);
+
+create policy cars_select_authenticated on public.cars
+  for select to authenticated
+  using (is_published or (select private.is_admin()));

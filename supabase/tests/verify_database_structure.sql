@@ -1,0 +1,206 @@
+-- Verifies the atomic-booking database structure, element by element.
+--
+--   psql "$SUPABASE_DB_URL" -v ON_ERROR_STOP=1 -f supabase/tests/verify_database_structure.sql
+--
+-- Fails loudly (an exception naming the check) on the first missing or wrong element.
+-- `carbook db verify` runs this same file with `carbook.verify_mode = 'report'` and
+-- reads every check's result from pg_temp.carbook_checks(), so the two never disagree.
+
+create or replace function pg_temp.carbook_checks()
+returns table (name text, ok boolean, detail text)
+language sql
+stable
+as $checks$
+  -- Columns of public.cars: type, nullability and default.
+  with expected_columns (col, typ, not_null, dflt) as (
+    values
+      ('id', 'uuid', true, 'gen_random_uuid()'),
+      ('make', 'text', true, null),
+      ('model', 'text', true, null),
+      ('year', 'integer', true, null),
+      ('image_path', 'text', false, null),
+      ('is_published', 'boolean', true, 'false'),
+      ('created_at', 'timestamp with time zone', true, 'now()'),
+      ('updated_at', 'timestamp with time zone', true, 'now()'),
+      ('booking_status', 'text', true, '''available''::text'),
+      ('booked_by', 'uuid', false, null),
+      ('booked_at', 'timestamp with time zone', false, null),
+      ('price_in_paise', 'bigint', true, '0'),
+      ('currency', 'text', true, '''INR''::text')
+  ),
+  actual_columns as (
+    select a.attname::text as col,
+           pg_catalog.format_type(a.atttypid, a.atttypmod) as typ,
+           a.attnotnull as not_null,
+           pg_catalog.pg_get_expr(d.adbin, d.adrelid) as dflt
+      from pg_catalog.pg_attribute a
+      left join pg_catalog.pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
+     where a.attrelid = pg_catalog.to_regclass('public.cars')
+       and a.attnum > 0 and not a.attisdropped
+  ),
+  expected_constraints (conname, contype, needle) as (
+    values
+      ('cars_pkey', 'p', 'PRIMARY KEY (id)'),
+      ('cars_booking_status_valid', 'c', 'booking_status'),
+      ('cars_price_non_negative', 'c', 'price_in_paise >= 0'),
+      ('cars_currency_iso4217', 'c', 'currency'),
+      ('cars_booking_consistent', 'c', 'booked_at IS NOT NULL'),
+      ('cars_booked_by_fkey', 'f', 'REFERENCES auth.users(id)')
+  ),
+  expected_tables (tbl) as (
+    values ('cars'), ('user_roles'), ('audit_logs')
+  ),
+  expected_policies (schemaname, tablename, policyname, cmd, roles) as (
+    values
+      ('public', 'cars', 'cars_select_anon', 'SELECT', '{anon}'),
+      ('public', 'cars', 'cars_select_authenticated', 'SELECT', '{authenticated}'),
+      ('public', 'cars', 'cars_insert_admin', 'INSERT', '{authenticated}'),
+      ('public', 'cars', 'cars_update_admin', 'UPDATE', '{authenticated}'),
+      ('public', 'user_roles', 'user_roles_select_authenticated', 'SELECT', '{authenticated}'),
+      ('public', 'audit_logs', 'audit_logs_select_admin', 'SELECT', '{authenticated}'),
+      ('storage', 'objects', 'car_images_select', 'SELECT', '{anon,authenticated}'),
+      ('storage', 'objects', 'car_images_insert_admin', 'INSERT', '{authenticated}'),
+      ('storage', 'objects', 'car_images_update_admin', 'UPDATE', '{authenticated}'),
+      ('storage', 'objects', 'car_images_delete_admin', 'DELETE', '{authenticated}')
+  ),
+  expected_indexes (idx, needle) as (
+    values
+      ('cars_available_listing_idx', 'WHERE (is_published AND (booking_status = ''available''::text))'),
+      ('cars_booked_by_idx', '(booked_by)'),
+      ('audit_logs_record_id_idx', '(record_id, created_at DESC)'),
+      ('audit_logs_actor_id_idx', '(actor_id, created_at DESC)')
+  ),
+  expected_triggers (tgname) as (
+    values ('cars_audit'), ('cars_touch_updated_at')
+  ),
+  fn as (
+    select p.oid, p.prosecdef, p.proconfig, pg_catalog.format_type(p.prorettype, null) as rettype
+      from pg_catalog.pg_proc p
+     where p.oid = pg_catalog.to_regprocedure('public.book_car_atomic(uuid)')
+  ),
+  checks (name, ok, detail, ord) as (
+    select 'column:cars.' || e.col,
+           a.col is not null and a.typ = e.typ and a.not_null = e.not_null
+             and a.dflt is not distinct from e.dflt,
+           case when a.col is null then 'missing'
+                else format('type %s, not null %s, default %s', a.typ, a.not_null, coalesce(a.dflt, 'none')) end,
+           1
+      from expected_columns e left join actual_columns a using (col)
+    union all
+    select 'constraint:cars.' || e.conname,
+           c.oid is not null and c.contype::text = e.contype and c.convalidated
+             and pg_catalog.strpos(pg_catalog.pg_get_constraintdef(c.oid), e.needle) > 0,
+           coalesce(pg_catalog.pg_get_constraintdef(c.oid), 'missing'),
+           2
+      from expected_constraints e
+      left join pg_catalog.pg_constraint c
+        on c.conname = e.conname and c.conrelid = pg_catalog.to_regclass('public.cars')
+    union all
+    select 'function:public.book_car_atomic(uuid)',
+           exists (select 1 from fn where rettype = 'jsonb'),
+           coalesce((select 'returns ' || rettype from fn), 'missing'),
+           3
+    union all
+    select 'function:book_car_atomic.security_definer',
+           coalesce((select prosecdef from fn), false),
+           coalesce((select case when prosecdef then 'SECURITY DEFINER' else 'SECURITY INVOKER' end from fn), 'missing'),
+           3
+    union all
+    select 'function:book_car_atomic.search_path',
+           coalesce((select 'search_path=""' = any (proconfig) from fn), false),
+           coalesce((select coalesce(pg_catalog.array_to_string(proconfig, ', '), 'not set') from fn), 'missing'),
+           3
+    union all
+    select 'function:book_car_atomic.execute:' || r.rolname,
+           (select count(*) from fn) = 1
+             and pg_catalog.has_function_privilege(r.rolname, 'public.book_car_atomic(uuid)', 'execute') = r.allowed,
+           case when r.allowed then 'must be granted' else 'must not be granted' end,
+           3
+      from (values ('anon', false), ('authenticated', true)) as r (rolname, allowed)
+    union all
+    select 'function:book_car_atomic.execute:public',
+           coalesce((select not exists (
+                       select 1 from pg_catalog.aclexplode(coalesce(p.proacl, pg_catalog.acldefault('f', p.proowner))) x
+                        where x.grantee = 0 and x.privilege_type = 'EXECUTE')
+                       from pg_catalog.pg_proc p join fn on fn.oid = p.oid), false),
+           'PUBLIC must not have execute',
+           3
+    union all
+    select 'rls:public.' || e.tbl,
+           coalesce(c.relrowsecurity, false),
+           case when c.oid is null then 'table missing'
+                when c.relrowsecurity then 'enabled' else 'disabled' end,
+           4
+      from expected_tables e
+      left join pg_catalog.pg_class c on c.oid = pg_catalog.to_regclass('public.' || e.tbl)
+    union all
+    select 'rls:every public table',
+           not exists (
+             select 1 from pg_catalog.pg_class c
+              where c.relnamespace = 'public'::regnamespace and c.relkind in ('r', 'p')
+                and not c.relrowsecurity),
+           coalesce((select 'disabled on ' || pg_catalog.string_agg(c.relname, ', ')
+                       from pg_catalog.pg_class c
+                      where c.relnamespace = 'public'::regnamespace and c.relkind in ('r', 'p')
+                        and not c.relrowsecurity), 'enabled everywhere'),
+           4
+    union all
+    select 'policy:' || e.schemaname || '.' || e.tablename || '.' || e.policyname,
+           p.policyname is not null and p.cmd = e.cmd and p.roles::text = e.roles
+             and p.permissive = 'PERMISSIVE',
+           coalesce(format('%s to %s', p.cmd, p.roles::text), 'missing'),
+           5
+      from expected_policies e
+      left join pg_catalog.pg_policies p
+        on p.schemaname = e.schemaname and p.tablename = e.tablename and p.policyname = e.policyname
+    union all
+    select 'index:public.' || e.idx,
+           i.indexname is not null and pg_catalog.strpos(i.indexdef, e.needle) > 0,
+           coalesce(i.indexdef, 'missing'),
+           6
+      from expected_indexes e
+      left join pg_catalog.pg_indexes i on i.schemaname = 'public' and i.indexname = e.idx
+    union all
+    select 'trigger:cars.' || e.tgname,
+           t.oid is not null and t.tgenabled <> 'D',
+           case when t.oid is null then 'missing' when t.tgenabled = 'D' then 'disabled' else 'enabled' end,
+           7
+      from expected_triggers e
+      left join pg_catalog.pg_trigger t
+        on t.tgname = e.tgname and t.tgrelid = pg_catalog.to_regclass('public.cars')
+    union all
+    select 'bucket:car-images',
+           coalesce((select b.public and b.file_size_limit = 5242880
+                            and b.allowed_mime_types @> array['image/jpeg', 'image/png', 'image/webp']
+                            and pg_catalog.cardinality(b.allowed_mime_types) = 3
+                       from storage.buckets b where b.id = 'car-images'), false),
+           coalesce((select format('public %s, limit %s, types %s', b.public, b.file_size_limit, b.allowed_mime_types)
+                       from storage.buckets b where b.id = 'car-images'), 'missing'),
+           8
+    union all
+    select 'rls:storage.objects',
+           coalesce((select relrowsecurity from pg_catalog.pg_class
+                      where oid = pg_catalog.to_regclass('storage.objects')), false),
+           'row-level security on storage.objects',
+           8
+  )
+  select name, ok, detail from checks order by ord, name
+$checks$;
+
+do $verify$
+declare
+  r record;
+  n integer := 0;
+begin
+  if coalesce(pg_catalog.current_setting('carbook.verify_mode', true), '') = 'report' then
+    return;
+  end if;
+  for r in select * from pg_temp.carbook_checks() loop
+    if not r.ok then
+      raise exception 'verify failed: % (%)', r.name, r.detail;
+    end if;
+    n := n + 1;
+  end loop;
+  raise notice 'verify ok: % checks passed', n;
+end
+$verify$;

@@ -1,0 +1,77 @@
+"""Fixtures shared by every tier: a private PostgreSQL for the session, a migrated
+template database built once, and a fresh clone of it per test."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from carbook_sdk import Database, LocalPostgres
+from carbook_sdk.local_postgres import free_port
+
+from .helpers import Db
+
+TEMPLATE = "carbook_template"
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[LocalPostgres]:
+    """One throwaway cluster for the session: its own folder, a free port."""
+    base = Path(tempfile.mkdtemp(prefix="carbook-test-"))
+    # The server may run as another user (when we are root): let it reach its folder.
+    os.chmod(base, 0o755)
+    server = LocalPostgres(base / "pg", port=free_port(), fast=True, max_connections=400)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _admin(server: LocalPostgres) -> psycopg.Connection[Any]:
+    return psycopg.connect(server.url("postgres"), autocommit=True)
+
+
+@pytest.fixture(scope="session")
+def template_db(pg_server: LocalPostgres) -> str:
+    """A database with the bootstrap and every migration applied, cloned by tests."""
+    with _admin(pg_server) as conn:
+        conn.execute(f"create database {TEMPLATE}")
+    Database(pg_server.url(TEMPLATE)).migrate()
+    return TEMPLATE
+
+
+@contextmanager
+def _database(server: LocalPostgres, template: str | None) -> Iterator[Db]:
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with _admin(server) as conn:
+        conn.execute(f"create database {name}" + (f" template {template}" if template else ""))
+    try:
+        yield Db(name=name, url=server.url(name))
+    finally:
+        with _admin(server) as conn:
+            conn.execute(f"drop database if exists {name} with (force)")
+
+
+@pytest.fixture
+def db(pg_server: LocalPostgres, template_db: str) -> Iterator[Db]:
+    """A fresh, fully migrated database (a clone of the template)."""
+    with _database(pg_server, template_db) as d:
+        yield d
+
+
+@pytest.fixture
+def empty_db(pg_server: LocalPostgres) -> Iterator[Db]:
+    """A fresh, empty database: no bootstrap, no migrations."""
+    with _database(pg_server, None) as d:
+        yield d

@@ -1,0 +1,104 @@
+"""Helpers for tests that act as the platform and as API roles on a real database."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+
+from carbook_sdk import Database
+
+
+@dataclass
+class Db:
+    """A database of the test's own."""
+
+    name: str
+    url: str
+
+    @property
+    def database(self) -> Database:
+        return Database(self.url)
+
+    def connect(self) -> psycopg.Connection[Any]:
+        return psycopg.connect(self.url, autocommit=True)
+
+    def scalar(self, sql: str, params: Any = None) -> Any:
+        with self.connect() as conn:
+            row = conn.execute(sql, params).fetchone()
+            return row[0] if row else None
+
+
+# Acting as API roles -----------------------------------------------------------------
+def create_user(db: Db, *, admin: bool = False, email: str | None = None) -> uuid.UUID:
+    """A row in auth.users (and the admin role when asked), as the platform would make it."""
+    uid = uuid.uuid4()
+    with db.connect() as conn:
+        conn.execute(
+            "insert into auth.users (id, email) values (%s, %s)",
+            (uid, email or f"{uid.hex[:10]}@example.test"),
+        )
+        if admin:
+            conn.execute("insert into public.user_roles (user_id, role) values (%s, 'admin')", (uid,))
+    return uid
+
+
+def create_car(
+    db: Db,
+    *,
+    published: bool = True,
+    booked_by: uuid.UUID | None = None,
+    price: int = 150000,
+    currency: str = "INR",
+) -> uuid.UUID:
+    """A car inserted by the superuser (as seed data would be)."""
+    with db.connect() as conn:
+        row = conn.execute(
+            """insert into public.cars (make, model, year, image_path, is_published,
+                                        price_in_paise, currency, booking_status, booked_by, booked_at)
+               values ('Tata', 'Nexon', 2024, 'cars/x.png', %s, %s, %s, %s, %s, %s) returning id""",
+            (
+                published,
+                price,
+                currency,
+                "booked" if booked_by else "available",
+                booked_by,
+                datetime.now(UTC) if booked_by else None,
+            ),
+        ).fetchone()
+    assert row is not None
+    return uuid.UUID(str(row[0]))
+
+
+def as_role(conn: psycopg.Connection[Any], role: str, user_id: uuid.UUID | None = None) -> None:
+    """Make this connection act like a PostgREST request: the JWT's role and claims."""
+    claims: dict[str, Any] = {"role": role}
+    if user_id is not None:
+        claims["sub"] = str(user_id)
+    conn.execute(f"set role {role}")
+    conn.execute("select set_config('request.jwt.claims', %s, false)", (json.dumps(claims),))
+
+
+@contextmanager
+def connect_as(db: Db, role: str, user_id: uuid.UUID | None = None) -> Iterator[psycopg.Connection[Any]]:
+    conn = db.connect()
+    try:
+        as_role(conn, role, user_id)
+        yield conn
+    finally:
+        conn.close()
+
+
+def book(db: Db, car_id: uuid.UUID | str, user_id: uuid.UUID | None) -> dict[str, Any]:
+    """Call book_car_atomic as a signed-in user (or as `authenticated` without a user)."""
+    with connect_as(db, "authenticated", user_id) as conn:
+        row = conn.execute("select public.book_car_atomic(%s)", (str(car_id),)).fetchone()
+    assert row is not None
+    result: dict[str, Any] = row[0]
+    return result
