@@ -15,10 +15,14 @@ from typing import Any
 import psycopg
 import pytest
 
-from carbook_sdk import Database, LocalPostgres
-from carbook_sdk.local_postgres import free_port
+# CLI output is rendered for a fixed, wide terminal in every test (and subprocess).
+os.environ["COLUMNS"] = "200"
+os.environ.pop("SUPABASE_DB_URL", None)
 
-from .helpers import Db
+from carbook_sdk import Database, LocalPostgres  # noqa: E402
+from carbook_sdk.local_postgres import free_port  # noqa: E402
+
+from .helpers import Db  # noqa: E402
 
 TEMPLATE = "carbook_template"
 

@@ -1,0 +1,144 @@
+"""The migration runner on real databases: order, idempotence, history, atomicity."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from carbook_sdk import ConfigurationError, Database, MigrationError, PlatformState, supabase_dir
+from tests.helpers import Db
+
+VERSIONS = ["20250916000000", "20250916010000"]
+
+
+def _history(db: Db) -> list[tuple[Any, ...]]:
+    with db.connect() as conn:
+        return conn.execute(
+            "select version, name from supabase_migrations.schema_migrations order by version"
+        ).fetchall()
+
+
+def _schema(db: Db) -> list[tuple[Any, ...]]:
+    with db.connect() as conn:
+        return conn.execute(
+            """select table_schema, table_name, column_name, data_type
+                 from information_schema.columns
+                where table_schema in ('public', 'private', 'storage', 'auth')
+                order by 1, 2, 3"""
+        ).fetchall()
+
+
+def test_migrate_on_empty_database_applies_both_then_nothing(empty_db: Db) -> None:
+    database = empty_db.database
+    status = database.status()
+    assert [m.version for m in status.pending] == VERSIONS
+    assert status.applied == () and not status.platform_ready
+
+    first = database.migrate()
+    assert first.platform is PlatformState.APPLIED
+    assert [m.version for m in first.applied] == VERSIONS
+    assert _history(empty_db) == [
+        ("20250916000000", "base_schema"),
+        ("20250916010000", "atomic_booking_implementation"),
+    ]
+
+    second = database.migrate()
+    assert second.applied == ()
+    assert second.platform is PlatformState.PRESENT
+
+    status = database.status()
+    assert status.up_to_date and [m.version for m in status.applied] == VERSIONS
+    assert status.unknown == ()
+
+
+def test_history_keeps_the_statements_like_the_supabase_cli(empty_db: Db) -> None:
+    empty_db.database.migrate()
+    stored = empty_db.scalar(
+        "select statements[1] from supabase_migrations.schema_migrations where version = %s", (VERSIONS[1],)
+    )
+    path = supabase_dir() / "migrations" / "20250916010000_atomic_booking_implementation.sql"
+    assert stored == path.read_text()
+
+
+def test_status_reports_versions_applied_elsewhere(db: Db) -> None:
+    with db.connect() as conn:
+        conn.execute(
+            "insert into supabase_migrations.schema_migrations (version, name) values ('20990101000000', 'x')"
+        )
+    assert db.database.status().unknown == ("20990101000000",)
+
+
+def _project_copy(tmp_path: Path) -> Path:
+    copy = tmp_path / "supabase"
+    shutil.copytree(supabase_dir(), copy)
+    return copy
+
+
+def test_a_failing_migration_changes_neither_schema_nor_history(db: Db, tmp_path: Path) -> None:
+    project = _project_copy(tmp_path)
+    (project / "migrations" / "20990101000000_broken.sql").write_text(
+        "create table public.half_done (id int primary key);\n"
+        "alter table public.cars add column colour text;\n"
+        "select * from public.no_such_table;\n"
+    )
+    schema, history = _schema(db), _history(db)
+    with pytest.raises(MigrationError) as info:
+        Database(db.url, project_dir=project).migrate()
+    err = info.value
+    assert err.migration == "20990101000000_broken.sql"
+    assert "20990101000000_broken.sql failed at line 3" in str(err)
+    assert 'relation "public.no_such_table" does not exist' in str(err)
+    assert (_schema(db), _history(db)) == (schema, history)
+    assert db.scalar("select to_regclass('public.half_done')") is None
+
+
+def test_migrations_after_a_failing_one_are_not_applied(empty_db: Db, tmp_path: Path) -> None:
+    project = _project_copy(tmp_path)
+    (project / "migrations" / "20250916005000_broken.sql").write_text("select 1/0;\n")
+    with pytest.raises(MigrationError, match="division by zero"):
+        Database(empty_db.url, project_dir=project).migrate()
+    assert _history(empty_db) == [("20250916000000", "base_schema")]
+
+
+def test_badly_named_migration_file_is_refused_before_anything_runs(empty_db: Db, tmp_path: Path) -> None:
+    project = _project_copy(tmp_path)
+    (project / "migrations" / "add_colour.sql").write_text("alter table public.cars add column colour text;")
+    with pytest.raises(ConfigurationError, match=r"'add_colour.sql' is not <14-digit timestamp>_<name>.sql"):
+        Database(empty_db.url, project_dir=project).migrate()
+    assert empty_db.scalar("select to_regnamespace('supabase_migrations')") is None
+
+
+def test_bootstrap_leaves_a_real_supabase_database_alone(empty_db: Db) -> None:
+    with empty_db.connect() as conn:
+        conn.execute("create schema auth; create table auth.users (id uuid primary key)")
+    assert empty_db.database.ensure_platform() is PlatformState.SUPABASE
+    # Nothing of carbook's bootstrap was added, only the CLI's history table.
+    assert empty_db.scalar("select to_regnamespace('storage')") is None
+    assert empty_db.scalar("select to_regclass('supabase_migrations.schema_migrations')") is not None
+    assert empty_db.scalar("select obj_description(to_regnamespace('supabase_migrations'))") is None
+
+
+def test_bootstrap_is_idempotent(empty_db: Db) -> None:
+    from carbook_sdk.db import _bootstrap_sql
+
+    database = empty_db.database
+    assert database.ensure_platform() is PlatformState.APPLIED
+    # Running the script itself again changes nothing and raises nothing.
+    with empty_db.connect() as conn:
+        conn.execute(_bootstrap_sql())  # type: ignore[arg-type]
+    assert database.ensure_platform() is PlatformState.PRESENT
+
+
+def test_seed_loads_demo_data(db: Db) -> None:
+    db.database.seed()
+    with db.connect() as conn:
+        currencies = {r[0] for r in conn.execute("select distinct currency from public.cars")}
+        states = conn.execute(
+            "select count(*) filter (where is_published), count(*) filter (where not is_published),"
+            " count(*) filter (where booking_status = 'booked') from public.cars"
+        ).fetchone()
+    assert {"INR", "JPY", "KWD"} <= currencies
+    assert states is not None and states[0] > 0 and states[1] > 0 and states[2] == 1

@@ -1,0 +1,91 @@
+"""`verify` names what is wrong; the SQL script fails loudly on the same breakage."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from carbook_sdk import supabase_dir
+from carbook_sdk.local_postgres import find_pg_bindir
+from tests.helpers import Db
+
+SCRIPT = supabase_dir() / "tests" / "verify_database_structure.sql"
+
+BREAKAGES: dict[str, tuple[str, ...]] = {
+    "search_path reset": (
+        "alter function public.book_car_atomic(uuid) reset search_path",
+        "function:book_car_atomic.search_path",
+    ),
+    "rls disabled": (
+        "alter table public.cars disable row level security",
+        "rls:every public table",
+        "rls:public.cars",
+    ),
+    "policy dropped": ("drop policy cars_select_anon on public.cars", "policy:public.cars.cars_select_anon"),
+    "anon may execute": (
+        "grant execute on function public.book_car_atomic(uuid) to anon",
+        "function:book_car_atomic.execute:anon",
+    ),
+    "index dropped": (
+        "drop index public.cars_available_listing_idx",
+        "index:public.cars_available_listing_idx",
+    ),
+    "constraint dropped": (
+        "alter table public.cars drop constraint cars_currency_iso4217",
+        "constraint:cars.cars_currency_iso4217",
+    ),
+    "not security definer": (
+        "alter function public.book_car_atomic(uuid) security invoker",
+        "function:book_car_atomic.security_definer",
+    ),
+    "bucket made private": ("update storage.buckets set public = false", "bucket:car-images"),
+}
+
+
+def _psql(url: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(find_pg_bindir() / "psql"), url, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", str(SCRIPT)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_verify_is_green_on_a_migrated_database(db: Db) -> None:
+    report = db.database.verify()
+    assert report.failed == ()
+    names = {c.name for c in report.checks}
+    assert {
+        "column:cars.booking_status",
+        "function:book_car_atomic.search_path",
+        "rls:public.cars",
+        "policy:storage.objects.car_images_insert_admin",
+        "index:public.cars_available_listing_idx",
+        "bucket:car-images",
+        "migration:20250916010000_atomic_booking_implementation",
+    } <= names
+
+
+def test_sql_script_passes_with_psql(db: Db) -> None:
+    result = _psql(db.url)
+    assert result.returncode == 0, result.stderr
+    assert "verify ok" in result.stderr
+
+
+@pytest.mark.parametrize("breakage", sorted(BREAKAGES))
+def test_verify_names_the_broken_element(db: Db, breakage: str) -> None:
+    sql, *checks = BREAKAGES[breakage]
+    with db.connect() as conn:
+        conn.execute(sql)  # type: ignore[arg-type]
+    report = db.database.verify()
+    assert [c.name for c in report.failed] == checks
+    result = _psql(db.url)
+    assert result.returncode != 0
+    assert f"verify failed: {checks[0]}" in result.stderr
+
+
+def test_verify_reports_missing_platform(empty_db: Db) -> None:
+    report = empty_db.database.verify()
+    assert not report.ok
+    assert "platform" in {c.name for c in report.failed}
