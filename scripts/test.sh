@@ -7,8 +7,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh || exit 1
 
 status=0
-.venv/bin/ruff check src cli tests benchmarks || status=1
-.venv/bin/ruff format --check src cli tests benchmarks >/dev/null || {
+.venv/bin/ruff check src cli tests benchmarks scripts || status=1
+.venv/bin/ruff format --check src cli tests benchmarks scripts >/dev/null || {
   echo "ruff format: files need formatting (run .venv/bin/ruff format)"; status=1; }
 .venv/bin/mypy src/carbook_sdk || status=1
 .venv/bin/python -m pytest "$@"

@@ -19,10 +19,10 @@ import pytest
 os.environ["COLUMNS"] = "200"
 os.environ.pop("SUPABASE_DB_URL", None)
 
-from carbook_sdk import Database, LocalPostgres  # noqa: E402
-from carbook_sdk.local_postgres import free_port  # noqa: E402
+from carbook_sdk import Database, LocalPostgres
+from carbook_sdk.local_postgres import free_port
 
-from .helpers import Db  # noqa: E402
+from .helpers import Db
 
 TEMPLATE = "carbook_template"
 
