@@ -1,109 +1,78 @@
-"""The main job on a private PostgreSQL: migrate, seed, verify, then a booking race.
+"""A booking race on the running local stack, through the plain supabase-py client.
 
-Run through `bash scripts/demo.sh`. Starts its own cluster in .carbook/demo on a free
-port, and stops it at the end: nothing is left running.
+Twenty users (made with the service-role key) sign in over /auth/v1 and call
+`rpc('book_car_atomic')` over /rest/v1 at the same moment; the table shows the one
+winner. Run by scripts/demo.sh after `carbook stack start`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import threading
 import uuid
-from pathlib import Path
+from typing import Any
 
-import psycopg
 from rich.console import Console
 from rich.table import Table
+from supabase import ClientOptions, create_client
 
-from carbook_sdk import Database, LocalPostgres
-from carbook_sdk.local_postgres import free_port
+from carbook_sdk.stack.manager import LocalStack
 
 CLIENTS = int(os.environ.get("CARBOOK_DEMO_CLIENTS", "20"))
+PASSWORD = "race-demo-password"
 console = Console()
 
 
-def race(url: str, car_id: str, users: list[uuid.UUID]) -> list[tuple[uuid.UUID, dict[str, object]]]:
-    conns = []
-    for user in users:
-        conn = psycopg.connect(url, autocommit=True)
-        conn.execute("set role authenticated")
-        conn.execute(
-            "select set_config('request.jwt.claims', %s, false)",
-            (json.dumps({"role": "authenticated", "sub": str(user)}),),
-        )
-        conns.append(conn)
-    barrier = threading.Barrier(len(users))
-    results: list[tuple[uuid.UUID, dict[str, object]]] = []
+def client(url: str, key: str) -> Any:
+    return create_client(url, key, options=ClientOptions(auto_refresh_token=False, persist_session=False))
+
+
+def main() -> int:
+    info = LocalStack.default().info()
+    admin = client(info.api_url, info.service_role_key)
+    run = uuid.uuid4().hex[:6]
+    racers = []
+    for i in range(CLIENTS):
+        email = f"racer{i:02d}-{run}@demo.test"
+        admin.auth.admin.create_user({"email": email, "password": PASSWORD, "email_confirm": True})
+        c = client(info.api_url, info.anon_key)
+        c.auth.sign_in_with_password({"email": email, "password": PASSWORD})
+        racers.append((email, c))
+
+    anon = client(info.api_url, info.anon_key)
+    car = anon.table("cars").select("id, make, model").limit(1).execute().data
+    if not car:
+        console.print("[red]No available car left: run `carbook stack reset` and try again.[/]")
+        return 1
+    car_id, car_name = car[0]["id"], f"{car[0]['make']} {car[0]['model']}"
+
+    barrier = threading.Barrier(CLIENTS)
+    results: list[tuple[str, dict[str, Any]]] = []
     lock = threading.Lock()
 
-    def attempt(user: uuid.UUID, conn: psycopg.Connection[object]) -> None:
+    def attempt(email: str, c: Any) -> None:
         barrier.wait()
-        row = conn.execute("select public.book_car_atomic(%s)", (car_id,)).fetchone()
+        data = c.rpc("book_car_atomic", {"car_id": car_id}).execute().data
         with lock:
-            results.append((user, row[0]))  # type: ignore[index]
+            results.append((email, data))
 
-    threads = [threading.Thread(target=attempt, args=pair) for pair in zip(users, conns, strict=True)]
+    threads = [threading.Thread(target=attempt, args=r) for r in racers]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    for c in conns:
-        c.close()
-    return results
 
-
-def main() -> int:
-    root = Path(".carbook/demo").absolute()
-    root.mkdir(parents=True, exist_ok=True)
-    os.chmod(root.parent, 0o755)
-    os.chmod(root, 0o755)
-    server = LocalPostgres(root / "pg", port=free_port(), fast=True)
-    console.print(f"Starting a private PostgreSQL on port {server.port} …")
-    server.start()
-    try:
-        with psycopg.connect(server.url(), autocommit=True) as conn:
-            conn.execute("drop database if exists carbook_demo")
-            conn.execute("create database carbook_demo")
-        db = Database(server.url("carbook_demo"))
-        result = db.migrate()
-        for m in result.applied:
-            console.print(f"[green]Applied[/] {m.version} {m.name}")
-        db.seed()
-        report = db.verify()
-        console.print(f"Verify: {len(report.checks) - len(report.failed)}/{len(report.checks)} checks passed")
-        if not report.ok:
-            for c in report.failed:
-                console.print(f"[red]FAILED[/] {c.name}: {c.detail}")
-            return 1
-        with psycopg.connect(db.url, autocommit=True) as conn:
-            users = [uuid.uuid4() for _ in range(CLIENTS)]
-            for u in users:
-                conn.execute(
-                    "insert into auth.users (id, email) values (%s, %s)", (u, f"{u.hex[:8]}@demo.test")
-                )
-            row = conn.execute(
-                "select id::text, make || ' ' || model from public.cars"
-                " where is_published and booking_status = 'available' order by created_at limit 1"
-            ).fetchone()
-        assert row is not None
-        car_id, car_name = row
-        results = race(db.url, car_id, users)
-        table = Table(title=f"{CLIENTS} users race for {car_name} ({car_id})")
-        table.add_column("user")
-        table.add_column("outcome")
-        table.add_column("message")
-        for user, r in sorted(results, key=lambda x: x[1]["code"] != "booked"):
-            style = "green" if r["success"] else "red"
-            table.add_row(str(user)[:8], f"[{style}]{r['code']}[/]", str(r["message"]))
-        console.print(table)
-        winners = [r for _, r in results if r["code"] == "booked"]
-        console.print(f"Winners: {len(winners)}  Losers: {len(results) - len(winners)}")
-        return 0 if len(winners) == 1 else 1
-    finally:
-        server.stop()
-        console.print("Stopped the private PostgreSQL.")
+    table = Table(title=f"{CLIENTS} users race for {car_name} ({car_id})")
+    for col in ("user", "outcome", "message"):
+        table.add_column(col, no_wrap=True)
+    for email, r in sorted(results, key=lambda x: x[1]["code"] != "booked"):
+        style = "green" if r["success"] else "red"
+        table.add_row(email, f"[{style}]{r['code']}[/]", r["message"])
+    console.print(table)
+    winners = sum(1 for _, r in results if r["code"] == "booked")
+    console.print(f"Winners: {winners}  Losers: {len(results) - winners}")
+    return 0 if winners == 1 else 1
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ os.environ.pop("SUPABASE_DB_URL", None)
 
 from carbook_sdk import Database, LocalPostgres
 from carbook_sdk.local_postgres import free_port
+from carbook_sdk.stack.manager import LocalStack
 
 from .helpers import Db
 
@@ -79,3 +80,17 @@ def empty_db(pg_server: LocalPostgres) -> Iterator[Db]:
     """A fresh, empty database: no bootstrap, no migrations."""
     with _database(pg_server, None) as d:
         yield d
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[LocalStack]:
+    """The whole local stack for the session: free ports, its own folder, stopped at the end."""
+    base = Path(tempfile.mkdtemp(prefix="carbook-stack-"))
+    os.chmod(base, 0o755)
+    st = LocalStack.ephemeral(base / "state")
+    st.start()
+    try:
+        yield st
+    finally:
+        st.stop()
+        shutil.rmtree(base, ignore_errors=True)

@@ -102,3 +102,19 @@ def book(db: Db, car_id: uuid.UUID | str, user_id: uuid.UUID | None) -> dict[str
     assert row is not None
     result: dict[str, Any] = row[0]
     return result
+
+
+# The local stack through plain supabase-py -------------------------------------------
+def supabase_client(url: str, key: str) -> Any:
+    """A plain supabase-py client (no carbook code), without background refresh threads."""
+    from supabase import ClientOptions, create_client
+
+    return create_client(url, key, options=ClientOptions(auto_refresh_token=False, persist_session=False))
+
+
+def unique_email(tag: str = "user") -> str:
+    return f"{tag}-{uuid.uuid4().hex[:12]}@example.test"
+
+
+ADMIN_EMAIL, ADMIN_PASSWORD = "admin@carbook.local", "carbook-admin"
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4

@@ -61,7 +61,7 @@ def start(state_dir: StateDir = None, json: Json = False) -> None:
     """Start the stack (idempotent) and print its URLs and keys, like `supabase status`."""
     info = _stack(state_dir).start()
     if not json:
-        what = "Started (new database: migrated and seeded)" if info.fresh_database else "Stack is running"
+        what = "Started (new database: migrated and seeded)" if info.fresh_database else "Stack is up"
         console.print(f"[green]{what}[/] in {info.started_in:.2f} s.\n")
     _print_info(info, json)
 

