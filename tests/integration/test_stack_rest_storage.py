@@ -205,3 +205,76 @@ def test_bad_credentials_are_refused_with_401_and_change_nothing(stack: LocalSta
         status = conn.execute("select booking_status from public.cars where id = %s", (car,)).fetchone()
     assert status == ("available",)
     assert _storage_state(stack) == before
+
+
+def test_upsert_move_copy_info_and_signed_urls(stack: LocalStack) -> None:
+    admin = _admin(stack)
+    bucket = admin.storage.from_(BUCKET)
+    name = f"cars/{uuid.uuid4().hex}.png"
+    bucket.upload(name, PNG, {"content-type": "image/png"})
+    with pytest.raises(StorageApiError) as dup:
+        bucket.upload(name, PNG, {"content-type": "image/png"})
+    assert (dup.value.status, dup.value.code) == ("409", "Duplicate")
+    newer = PNG + b"v2"
+    bucket.upload(name, newer, {"content-type": "image/png", "upsert": "true"})
+    assert bucket.download(name) == newer
+    assert bucket.info(name)["size"] == len(newer)
+
+    moved = name.replace(".png", "-moved.png")
+    bucket.move(name, moved)
+    assert bucket.download(moved) == newer and not bucket.exists(name)
+    copied = name.replace(".png", "-copy.png")
+    bucket.copy(moved, copied)
+    assert bucket.download(copied) == newer
+
+    signed = bucket.create_signed_url(copied, 60)["signedURL"]
+    assert httpx.get(signed).content == newer  # no apikey needed, like a hosted signed URL
+    tampered = signed.replace("-copy.png", "-moved.png")
+    assert httpx.get(tampered).status_code == 400
+    many = bucket.create_signed_urls([copied, "cars/missing.png"], 60)
+    assert [m["error"] is None for m in many] == [True, False]
+
+    # Every version replaced or removed left no file behind.
+    bucket.remove([moved, copied])
+    with _db(stack) as conn:
+        versions = {r[0] for r in conn.execute("select version from storage.objects")}
+    files = {p.name for p in (stack.settings.storage_dir / "objects").iterdir() if not p.name.startswith(".")}
+    assert files == versions
+
+
+def test_buckets_with_the_service_role_only(stack: LocalStack) -> None:
+    info = stack.info()
+    service = supabase_client(info.api_url, info.service_role_key)
+    name = f"b-{uuid.uuid4().hex[:8]}"
+    service.storage.create_bucket(name, options={"public": False, "file_size_limit": "1MB"})
+    got = service.storage.get_bucket(name)
+    assert (got.id, got.public, got.file_size_limit) == (name, False, 1_000_000)
+    assert name in {b.name for b in service.storage.list_buckets()}
+    service.storage.update_bucket(name, {"public": True, "allowed_mime_types": ["image/png"]})
+    assert service.storage.get_bucket(name).allowed_mime_types == ["image/png"]
+    service.storage.from_(name).upload("a.png", PNG, {"content-type": "image/png"})
+    with pytest.raises(StorageApiError) as not_empty:
+        service.storage.delete_bucket(name)
+    assert not_empty.value.status == "409"
+    service.storage.empty_bucket(name)
+    service.storage.delete_bucket(name)
+    with pytest.raises(StorageApiError) as gone:
+        service.storage.get_bucket(name)
+    assert gone.value.status == "404"
+
+    user = _signed_in(stack)
+    with pytest.raises(StorageApiError) as refused:
+        user.storage.create_bucket(f"b-{uuid.uuid4().hex[:8]}")
+    assert refused.value.status == "403"
+    assert user.storage.list_buckets() == []  # no bucket policies: users see none
+
+
+def test_oversize_json_body_is_413(stack: LocalStack) -> None:
+    info = stack.info()
+    body = b'{"car_id": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+    reply = httpx.post(
+        f"{info.rest_url}/rpc/book_car_atomic",
+        content=body,
+        headers={"apikey": info.anon_key, "content-type": "application/json"},
+    )
+    assert reply.status_code == 413
