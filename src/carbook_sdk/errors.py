@@ -17,17 +17,34 @@ if TYPE_CHECKING:  # psycopg is imported when an error is translated, not on `im
 
 __all__ = [
     "AccessDeniedError",
+    "AuthError",
+    "BookingError",
+    "CarAlreadyBookedError",
+    "CarNotFoundError",
+    "CarNotPublishedError",
     "CarbookConnectionError",
     "CarbookError",
     "ConfigurationError",
+    "ConflictError",
     "DatabaseError",
+    "ImageTooLargeError",
+    "InvalidCredentialsError",
     "MigrationError",
+    "NotAuthenticatedError",
+    "NotFoundError",
     "NotMigratedError",
     "PostgresNotFoundError",
     "PostgresStartError",
     "RollbackRefusedError",
+    "SessionExpiredError",
+    "StorageError",
+    "UnsupportedImageTypeError",
+    "UserAlreadyExistsError",
     "ValidationError",
+    "WeakPasswordError",
+    "booking_error",
     "wrap_db_errors",
+    "wrap_exceptions",
 ]
 
 
@@ -135,6 +152,125 @@ class RollbackRefusedError(CarbookError):
         return {**super().to_dict(), "booked_cars": self.booked_cars}
 
 
+class NotFoundError(CarbookError):
+    """Not found."""
+
+    code = "not_found"
+
+
+class ConflictError(CarbookError):
+    """It already exists."""
+
+    code = "conflict"
+
+
+# Auth ------------------------------------------------------------------------------------
+class AuthError(CarbookError):
+    """Authentication failed."""
+
+    code = "auth_error"
+
+
+class NotAuthenticatedError(AuthError):
+    """Sign in first."""
+
+    code = "not_authenticated"
+
+
+class InvalidCredentialsError(AuthError):
+    """Invalid email or password."""
+
+    code = "invalid_credentials"
+
+
+class SessionExpiredError(AuthError):
+    """The session has expired or was ended; sign in again."""
+
+    code = "session_expired"
+
+
+class UserAlreadyExistsError(AuthError, ConflictError):
+    """A user with this email address already exists."""
+
+    code = "user_already_exists"
+
+
+class WeakPasswordError(AuthError, ValidationError):
+    """The password is too weak."""
+
+    code = "weak_password"
+
+
+# Booking ---------------------------------------------------------------------------------
+class BookingError(CarbookError):
+    """The car could not be booked."""
+
+    code = "booking_failed"
+
+    def __init__(self, message: str | None = None, *, car_id: str | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.car_id = car_id
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "car_id": self.car_id}
+
+
+class CarAlreadyBookedError(BookingError):
+    """Already booked. Be fast next time."""
+
+    code = "already_booked"
+
+
+class CarNotFoundError(BookingError, NotFoundError):
+    """Car not found."""
+
+    code = "not_found"
+
+
+class CarNotPublishedError(BookingError):
+    """This car is not available for booking."""
+
+    code = "not_published"
+
+
+_BOOKING_ERRORS: dict[str, type[CarbookError]] = {
+    "already_booked": CarAlreadyBookedError,
+    "not_found": CarNotFoundError,
+    "not_published": CarNotPublishedError,
+    "not_authenticated": NotAuthenticatedError,
+}
+
+
+def booking_error(code: str, car_id: str | None) -> CarbookError:
+    """The exception for an unsuccessful ``book_car_atomic`` outcome, chosen by its code."""
+    kind = _BOOKING_ERRORS.get(code)
+    if kind is None:
+        return BookingError(f"unexpected booking outcome {code!r}", car_id=car_id)
+    if issubclass(kind, BookingError):
+        # The message is the class's own (CarAlreadyBookedError: "Already booked. Be fast next time.").
+        return kind(car_id=car_id)
+    return kind()
+
+
+# Storage ---------------------------------------------------------------------------------
+class StorageError(CarbookError):
+    """The file could not be stored."""
+
+    code = "storage_error"
+
+
+class ImageTooLargeError(StorageError, ValidationError):
+    """The image is larger than the bucket allows."""
+
+    code = "image_too_large"
+
+
+class UnsupportedImageTypeError(StorageError, ValidationError):
+    """The file is not a JPEG, PNG or WebP image."""
+
+    code = "unsupported_image_type"
+
+
 class PostgresNotFoundError(ConfigurationError):
     """PostgreSQL server binaries (initdb, pg_ctl, postgres) were not found."""
 
@@ -211,3 +347,139 @@ def wrap_db_errors(url: str | None = None) -> Iterator[None]:
         yield
     except psycopg.Error as exc:
         raise translate_db_error(exc, url=url) from exc
+
+
+# supabase-py and httpx ------------------------------------------------------------------
+_AUTH_CODES: dict[str, type[CarbookError]] = {
+    "invalid_credentials": InvalidCredentialsError,
+    "user_already_exists": UserAlreadyExistsError,
+    "email_exists": UserAlreadyExistsError,
+    "weak_password": WeakPasswordError,
+    "refresh_token_not_found": SessionExpiredError,
+    "refresh_token_already_used": SessionExpiredError,
+    "session_not_found": SessionExpiredError,
+    "session_expired": SessionExpiredError,
+    "bad_jwt": SessionExpiredError,
+    "no_authorization": NotAuthenticatedError,
+    "not_admin": AccessDeniedError,
+    "user_not_found": NotFoundError,
+    "validation_failed": ValidationError,
+    "signup_disabled": AccessDeniedError,
+}
+
+_STORAGE_STATUS: dict[str, type[CarbookError]] = {
+    "400": ValidationError,
+    "401": NotAuthenticatedError,
+    "403": AccessDeniedError,
+    "404": NotFoundError,
+    "409": ConflictError,
+    "413": ImageTooLargeError,
+    "415": UnsupportedImageTypeError,
+}
+
+_CHECK_CONSTRAINT = re.compile(r'violates check constraint "([^"]+)"')
+
+
+def _translate_postgrest(exc: Any) -> CarbookError:
+    code = str(getattr(exc, "code", "") or "")
+    message = str(getattr(exc, "message", "") or exc)
+    hint = getattr(exc, "hint", None)
+    detail = getattr(exc, "details", None)
+    if code == "42501":
+        return AccessDeniedError(f"permission denied: {message}", status=403)
+    if code == "23514":
+        m = _CHECK_CONSTRAINT.search(message)
+        return ValidationError(constraint_message(m.group(1) if m else None) or message)
+    if code == "22P02":
+        m = _INVALID_TEXT.search(message)
+        return ValidationError(f"not a valid {m.group(1)}: {m.group(2)!r}" if m else message)
+    if code in {"23502", "22001", "22003", "22007", "22008", "PGRST204", "PGRST100", "PGRST102"}:
+        return ValidationError(message, hint=hint, detail=detail)
+    if code == "23505":
+        return ConflictError(message, status=409, detail=detail)
+    if code == "23503":
+        return ValidationError(message, detail=detail)
+    if code in {"PGRST301", "PGRST302", "PGRST303"}:
+        return SessionExpiredError(f"the access token was refused: {message}", status=401)
+    if code == "PGRST116":
+        return NotFoundError(message, status=406)
+    return DatabaseError(message, sqlstate=code or None, hint=hint, detail=detail)
+
+
+def _translate_auth(exc: Any) -> CarbookError:
+    from supabase_auth.errors import AuthRetryableError, AuthSessionMissingError, AuthWeakPasswordError
+
+    message = str(getattr(exc, "message", "") or exc)
+    status = getattr(exc, "status", None)
+    if isinstance(exc, AuthSessionMissingError):
+        return NotAuthenticatedError()
+    if isinstance(exc, AuthWeakPasswordError):
+        reasons = ", ".join(getattr(exc, "reasons", []) or [])
+        return WeakPasswordError(message, status=status, hint=f"reasons: {reasons}" if reasons else None)
+    if isinstance(exc, AuthRetryableError):
+        return CarbookConnectionError(f"the auth service is unreachable: {message}", status=status or None)
+    kind = _AUTH_CODES.get(str(getattr(exc, "code", "") or ""))
+    if kind is None:
+        kind = NotAuthenticatedError if status == 401 else AccessDeniedError if status == 403 else AuthError
+    if kind is InvalidCredentialsError:
+        return InvalidCredentialsError(status=status)
+    return kind(message, status=status)
+
+
+def _translate_storage(exc: Any) -> CarbookError:
+    status = str(getattr(exc, "status", "") or "")
+    message = str(getattr(exc, "message", "") or exc)
+    kind = _STORAGE_STATUS.get(status, StorageError)
+    http = int(status) if status.isdigit() else None
+    return kind(message, status=http)
+
+
+def translate(exc: BaseException, *, url: str | None = None) -> CarbookError | None:
+    """The carbook error for a third-party exception, or None when it is not one we know."""
+    import httpx
+    import psycopg
+    import pydantic
+    from postgrest.exceptions import APIError
+    from storage3.exceptions import StorageApiError
+    from supabase_auth.errors import AuthError as SupabaseAuthError
+
+    if isinstance(exc, CarbookError):
+        return exc
+    if isinstance(exc, APIError):
+        return _translate_postgrest(exc)
+    if isinstance(exc, SupabaseAuthError):
+        return _translate_auth(exc)
+    if isinstance(exc, StorageApiError):
+        return _translate_storage(exc)
+    if isinstance(exc, psycopg.Error):
+        return translate_db_error(exc, url=url)
+    if isinstance(exc, httpx.TimeoutException):
+        where = f" {url}" if url else ""
+        return CarbookConnectionError(f"timed out waiting for{where}: {type(exc).__name__}")
+    if isinstance(exc, httpx.TransportError):
+        where = f" {url}" if url else " the server"
+        return CarbookConnectionError(
+            f"could not connect to{where}: {exc or type(exc).__name__}",
+            hint="Is the stack running? `carbook stack start` starts the local one.",
+        )
+    if isinstance(exc, httpx.HTTPStatusError):
+        return CarbookError(
+            f"HTTP {exc.response.status_code} from {exc.request.url}", status=exc.response.status_code
+        )
+    if isinstance(exc, pydantic.ValidationError):
+        return ValidationError(f"unexpected reply: {exc.errors()[0]['msg']}")
+    return None
+
+
+@contextlib.contextmanager
+def wrap_exceptions(url: str | None = None) -> Iterator[None]:
+    """Re-raise supabase-py, httpx, psycopg and pydantic errors as carbook errors."""
+    try:
+        yield
+    except CarbookError:
+        raise
+    except Exception as exc:
+        mapped = translate(exc, url=url)
+        if mapped is None:
+            raise
+        raise mapped from exc

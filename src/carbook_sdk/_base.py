@@ -1,0 +1,177 @@
+"""What the sync and async clients share: validation, queries, parsing. No I/O here."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .errors import (
+    BookingError,
+    ImageTooLargeError,
+    UnsupportedImageTypeError,
+    ValidationError,
+    booking_error,
+)
+from .models import Booking, Car, Page, validated
+
+__all__ = ["ImageFile", "booking_from_result", "decode_cursor", "encode_cursor", "load_image"]
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_MAGIC: tuple[tuple[str, str, Any], ...] = (
+    ("image/jpeg", "jpg", lambda b: b[:3] == b"\xff\xd8\xff"),
+    ("image/png", "png", lambda b: b[:8] == b"\x89PNG\r\n\x1a\n"),
+    ("image/webp", "webp", lambda b: len(b) >= 12 and b[:4] == b"RIFF" and b[8:12] == b"WEBP"),
+)
+MAX_PAGE = 1000
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    """An image that passed validation: its bytes, type (by magic bytes) and extension."""
+
+    data: bytes
+    mime: str
+    extension: str
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+
+def detect_image_type(data: bytes) -> tuple[str, str] | None:
+    """(mime, extension) from the file's first bytes, whatever its name says."""
+    for mime, ext, test in _MAGIC:
+        if test(data):
+            return mime, ext
+    return None
+
+
+def load_image(image: Path | str | bytes, *, max_bytes: int, allowed: tuple[str, ...]) -> ImageFile:
+    """Read and validate an image before anything is sent.
+
+    Raises:
+        ValidationError: the file is missing or empty.
+        ImageTooLargeError: larger than ``max_bytes``.
+        UnsupportedImageTypeError: its bytes are not a JPEG, PNG or WebP (or not allowed).
+    """
+    label = "image"
+    if isinstance(image, bytes | bytearray | memoryview):
+        data = bytes(image)
+    elif isinstance(image, str | Path):
+        path = Path(image)
+        label = str(path)
+        try:
+            size = path.stat().st_size
+        except OSError as exc:
+            raise ValidationError(f"cannot read image {path}: {exc.strerror or exc}") from None
+        if not path.is_file():
+            raise ValidationError(f"cannot read image {path}: not a file")
+        if size > max_bytes:
+            raise ImageTooLargeError(f"{path} is {size:,} bytes; the limit is {max_bytes:,}")
+        data = path.read_bytes()
+    else:
+        raise ValidationError(f"image must be a path or bytes, not {type(image).__name__}")
+    if not data:
+        raise ValidationError(f"{label} is empty")
+    if len(data) > max_bytes:
+        raise ImageTooLargeError(f"{label} is {len(data):,} bytes; the limit is {max_bytes:,}")
+    found = detect_image_type(data)
+    if found is None or found[0] not in allowed:
+        kinds = ", ".join(m.split("/")[1].upper() for m in allowed)
+        raise UnsupportedImageTypeError(f"{label} is not a {kinds} image (checked by its content)")
+    return ImageFile(data=data, mime=found[0], extension=found[1])
+
+
+def image_name(image: ImageFile, name: str | None) -> str:
+    """Where in the bucket an image goes: ``cars/<uuid>.<ext>`` unless a safe name is given."""
+    if name is None:
+        return f"cars/{uuid.uuid4()}.{image.extension}"
+    if (
+        not name
+        or len(name) > 512
+        or name.startswith("/")
+        or any(seg in ("", ".", "..") for seg in name.split("/"))
+        or any(ord(c) < 32 for c in name)
+    ):
+        raise ValidationError(f"not a valid image name: {name!r}")
+    return name
+
+
+def check_email(email: Any) -> str:
+    if not isinstance(email, str) or not _EMAIL.match(email.strip()):
+        raise ValidationError(f"not a valid email address: {email!r}")
+    return email.strip()
+
+
+def check_password(password: Any) -> str:
+    if not isinstance(password, str) or not password:
+        raise ValidationError("a password is required")
+    return password
+
+
+def check_limit(limit: Any) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+        raise ValidationError(f"limit must be an integer from 1 to {MAX_PAGE}, not {limit!r}")
+    return limit
+
+
+def check_offset(offset: Any) -> int:
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise ValidationError(f"offset must be a non-negative integer, not {offset!r}")
+    return offset
+
+
+def encode_cursor(car: Car) -> str:
+    raw = json.dumps([car.created_at.isoformat(), str(car.id)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[str, str]:
+    """(created_at, id) of the last car of the previous page.
+
+    Raises:
+        ValidationError: not a cursor this SDK made.
+    """
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, car_id = json.loads(raw)
+        datetime.fromisoformat(created_at)
+        uuid.UUID(car_id)
+    except (ValueError, TypeError, binascii.Error):
+        raise ValidationError(f"not a valid page cursor: {cursor!r}") from None
+    return str(created_at), str(car_id)
+
+
+def keyset_filter(cursor: str) -> str:
+    """PostgREST ``or`` filter for the page after ``cursor`` (created_at desc, id asc)."""
+    created_at, car_id = decode_cursor(cursor)
+    return f'created_at.lt."{created_at}",and(created_at.eq."{created_at}",id.gt.{car_id})'
+
+
+def cars_page(rows: list[dict[str, Any]], limit: int, public_url: Any, *, keyset: bool) -> Page[Car]:
+    cars = [parse_car(r, public_url) for r in rows[:limit]]
+    more = len(rows) > limit
+    return Page(items=cars, next_cursor=encode_cursor(cars[-1]) if more and keyset and cars else None)
+
+
+def parse_car(row: dict[str, Any], public_url: Any) -> Car:
+    car = validated(Car, row)
+    if car.image_path:
+        car = car.model_copy(update={"image_url": public_url(car.image_path)})
+    return car
+
+
+def booking_from_result(result: Any, car_id: str) -> Booking:
+    """A Booking for a successful ``book_car_atomic`` reply, else the outcome's exception."""
+    if not isinstance(result, dict) or "code" not in result:
+        raise BookingError(f"unexpected reply from book_car_atomic: {result!r}", car_id=car_id)
+    if result.get("success"):
+        return validated(Booking, result)
+    raise booking_error(str(result["code"]), car_id)

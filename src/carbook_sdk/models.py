@@ -1,0 +1,213 @@
+"""Typed models for every row and result (pydantic, ``extra="ignore"`` for replies)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .errors import ValidationError
+from .money import Money
+
+__all__ = [
+    "AuditEntry",
+    "Booking",
+    "Car",
+    "CarUpdate",
+    "NewCar",
+    "Page",
+    "User",
+    "parse_car_id",
+    "validated",
+]
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+BookingStatus = Literal["available", "booked"]
+
+
+def parse_car_id(value: Any) -> uuid.UUID:
+    """A car id as a UUID, or a clear error before any network call.
+
+    Raises:
+        ValidationError: not a UUID.
+    """
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except (ValueError, TypeError, AttributeError):
+        raise ValidationError(f"not a valid car id (expected a UUID): {value!r}") from None
+
+
+def validated(model: type[M], data: Any = None, /, **values: Any) -> M:
+    """Build ``model``, turning pydantic's errors into one carbook ValidationError, field by field."""
+    if data is not None and not isinstance(data, Mapping):
+        raise ValidationError(f"invalid {model.__name__}: expected an object, got {type(data).__name__}")
+    try:
+        return model.model_validate({**(data or {}), **values})
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ValidationError(f"invalid {model.__name__}: {problems}") from None
+
+
+class _Reply(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class User(_Reply):
+    """A signed-in or managed user."""
+
+    id: uuid.UUID
+    email: str | None = None
+    created_at: datetime | None = None
+    last_sign_in_at: datetime | None = None
+    app_metadata: dict[str, Any] = Field(default_factory=dict)
+    user_metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class Car(_Reply):
+    """A row of ``public.cars``."""
+
+    id: uuid.UUID
+    make: str
+    model: str
+    year: int
+    image_path: str | None = None
+    is_published: bool
+    booking_status: BookingStatus = "available"
+    booked_by: uuid.UUID | None = None
+    booked_at: datetime | None = None
+    price_in_paise: int = 0
+    currency: str = "INR"
+    created_at: datetime
+    updated_at: datetime
+    #: Public URL of the image, filled in by the SDK.
+    image_url: str | None = None
+
+    @property
+    def price(self) -> Money:
+        return Money.from_minor(self.price_in_paise, self.currency)
+
+    @property
+    def is_available(self) -> bool:
+        return self.is_published and self.booking_status == "available"
+
+
+def _text(value: Any, name: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be text")
+    text = value.strip()
+    if not 1 <= len(text) <= 100:
+        raise ValueError(f"{name} must be 1 to 100 characters")
+    if any(ord(c) < 32 for c in text):
+        raise ValueError(f"{name} must not contain control characters")
+    return text
+
+
+class NewCar(BaseModel):
+    """A car to create: ``NewCar(make="Tata", model="Nexon", year=2024, price=Money.of("1499", "INR"))``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    make: str
+    model: str
+    year: int = Field(ge=1886, le=2100)
+    price: Money
+    is_published: bool = False
+
+    @field_validator("make", "model", mode="before")
+    @classmethod
+    def _names(cls, value: Any, info: pydantic.ValidationInfo) -> str:
+        return _text(value, info.field_name or "value")
+
+    @field_validator("price")
+    @classmethod
+    def _price(cls, value: Money) -> Money:
+        if value.amount < 0:
+            raise ValueError("price must not be negative")
+        return value
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "make": self.make,
+            "model": self.model,
+            "year": self.year,
+            "price_in_paise": self.price.minor_units,
+            "currency": self.price.currency,
+            "is_published": self.is_published,
+        }
+
+
+class CarUpdate(BaseModel):
+    """Changes to a car; only the fields given are changed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    make: str | None = None
+    model: str | None = None
+    year: int | None = Field(default=None, ge=1886, le=2100)
+    price: Money | None = None
+    is_published: bool | None = None
+
+    @field_validator("make", "model", mode="before")
+    @classmethod
+    def _names(cls, value: Any, info: pydantic.ValidationInfo) -> str | None:
+        return None if value is None else _text(value, info.field_name or "value")
+
+    @field_validator("price")
+    @classmethod
+    def _price(cls, value: Money | None) -> Money | None:
+        if value is not None and value.amount < 0:
+            raise ValueError("price must not be negative")
+        return value
+
+    def row(self) -> dict[str, Any]:
+        changes = self.model_dump(exclude_unset=True, exclude={"price"})
+        if self.price is not None:
+            changes["price_in_paise"] = self.price.minor_units
+            changes["currency"] = self.price.currency
+        if not changes:
+            raise ValidationError("nothing to update: give at least one field")
+        return changes
+
+
+class Booking(_Reply):
+    """A car booked by the caller (``code`` is ``booked`` or ``already_yours``)."""
+
+    car_id: uuid.UUID
+    booked_by: uuid.UUID
+    booked_at: datetime
+    code: Literal["booked", "already_yours"]
+    message: str
+
+    @property
+    def already_yours(self) -> bool:
+        return self.code == "already_yours"
+
+
+class AuditEntry(_Reply):
+    """A row of ``public.audit_logs``."""
+
+    id: int
+    actor_id: uuid.UUID | None = None
+    action: str
+    table_name: str
+    record_id: uuid.UUID | None = None
+    old_data: dict[str, Any] | None = None
+    new_data: dict[str, Any] | None = None
+    created_at: datetime
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of results; ``next_cursor`` fetches the next one (None at the end)."""
+
+    items: list[T]
+    next_cursor: str | None = None
