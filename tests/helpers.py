@@ -118,3 +118,20 @@ def unique_email(tag: str = "user") -> str:
 
 ADMIN_EMAIL, ADMIN_PASSWORD = "admin@carbook.local", "carbook-admin"
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+
+
+def carbook_for(stack: Any, *, service: bool = False) -> Any:
+    """A carbook client for the test stack."""
+    from carbook_sdk import Carbook
+
+    s = stack.settings
+    return Carbook(
+        s.api_url, s.anon_key, service_role_key=s.service_role_key if service else None, db_url=s.db_url
+    )
+
+
+def async_carbook_for(stack: Any) -> Any:
+    from carbook_sdk import AsyncCarbook
+
+    s = stack.settings
+    return AsyncCarbook(s.api_url, s.anon_key, db_url=s.db_url)

@@ -91,6 +91,7 @@ class Carbook:
                 auto_refresh_token=False,  # refreshed on demand: no background timers
                 persist_session=True,
                 httpx_client=self._http,
+                flow_type="implicit",  # password sign-in needs no PKCE verifier on disk
             ),
         )
         self._service: Client | None = None

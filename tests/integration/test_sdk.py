@@ -1,0 +1,295 @@
+"""The SDK against the real local stack: admin and user flows, races, compensation, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from carbook_sdk import (
+    AccessDeniedError,
+    AsyncCarbook,
+    Booking,
+    CarAlreadyBookedError,
+    Carbook,
+    CarbookConnectionError,
+    CarNotFoundError,
+    CarNotPublishedError,
+    InvalidCredentialsError,
+    Money,
+    NewCar,
+    NotAuthenticatedError,
+    SessionExpiredError,
+    UserAlreadyExistsError,
+    ValidationError,
+)
+from carbook_sdk.local_postgres import free_port
+from carbook_sdk.stack.manager import LocalStack
+from tests.helpers import ADMIN_EMAIL, ADMIN_PASSWORD, PNG, async_carbook_for, carbook_for, unique_email
+
+PASSWORD = "correct-horse-9"
+
+
+@pytest.fixture
+def admin(stack: LocalStack) -> Iterator[Carbook]:
+    with carbook_for(stack, service=True) as cb:
+        cb.auth.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
+        yield cb
+
+
+@pytest.fixture
+def user(stack: LocalStack) -> Iterator[Carbook]:
+    with carbook_for(stack) as cb:
+        cb.auth.sign_up(unique_email(), PASSWORD)
+        yield cb
+
+
+def _db(stack: LocalStack) -> psycopg.Connection[Any]:
+    return psycopg.connect(stack.settings.db_url, autocommit=True)
+
+
+def _counts(stack: LocalStack) -> tuple[int, ...]:
+    with _db(stack) as conn:
+        row = conn.execute(
+            """select (select count(*) from public.cars), (select count(*) from public.audit_logs),
+                      (select count(*) from storage.objects)"""
+        ).fetchone()
+    assert row is not None
+    files = len([p for p in (stack.settings.storage_dir / "objects").glob("*") if not p.name.startswith(".")])
+    return (*row, files)
+
+
+def _new_car(**kw: Any) -> NewCar:
+    values: dict[str, Any] = {
+        "make": "Tata",
+        "model": "Altroz",
+        "year": 2024,
+        "price": Money.of("749999.50", "INR"),
+    }
+    values.update(kw)
+    return NewCar(**values)
+
+
+def test_admin_flow_end_to_end(admin: Carbook) -> None:
+    assert admin.auth.is_admin()
+    car = admin.cars.create(_new_car(), PNG)
+    assert car.price == Money.of("749999.50", "INR") and not car.is_published
+    assert car.image_url is not None
+    assert httpx.get(car.image_url).content == PNG
+
+    car = admin.cars.update(car.id, price=Money.of("700000", "INR"))
+    assert car.price_in_paise == 70000000
+    car = admin.cars.publish(car.id)
+    assert car.is_published
+
+    me = admin.auth.current_user()
+    assert me is not None
+    actions = [(e.action, e.actor_id) for e in reversed(admin.audit.list(car_id=car.id))]
+    assert actions == [("car.insert", me.id), ("car.update", me.id), ("car.update", me.id)]
+
+
+def test_user_flow_and_the_loser_message(admin: Carbook, user: Carbook, stack: LocalStack) -> None:
+    hidden = admin.cars.create(_new_car(model="Hidden"), PNG)
+    car = admin.cars.publish(admin.cars.create(_new_car(model="Listed"), PNG).id)
+    listed = _all_available(user)
+    assert car.id in listed and hidden.id not in listed
+
+    booking = user.bookings.book(car.id)
+    assert isinstance(booking, Booking) and booking.code == "booked"
+    assert [c.id for c in user.cars.mine()] == [car.id]
+    assert [b.car_id for b in user.bookings.mine()] == [car.id]
+    assert car.id not in _all_available(user)
+
+    again = user.bookings.book(car.id)
+    assert again.already_yours and again.booked_at == booking.booked_at
+
+    with carbook_for(stack) as other:
+        other.auth.sign_up(unique_email(), PASSWORD)
+        with pytest.raises(CarAlreadyBookedError) as err:
+            other.bookings.book(car.id)
+    assert str(err.value) == "Already booked. Be fast next time."
+    assert err.value.car_id == str(car.id)
+    with pytest.raises(CarNotPublishedError):
+        user.bookings.book(hidden.id)
+    with pytest.raises(CarNotFoundError):
+        user.bookings.book(uuid.uuid4())
+
+
+def _all_available(cb: Carbook) -> set[uuid.UUID]:
+    seen: set[uuid.UUID] = set()
+    cursor = None
+    while True:
+        page = cb.cars.list_available(limit=7, cursor=cursor)
+        assert not seen & {c.id for c in page.items}  # pages never overlap
+        seen |= {c.id for c in page.items}
+        assert all(c.is_available for c in page.items)
+        if page.next_cursor is None:
+            return seen
+        cursor = page.next_cursor
+
+
+def test_race_of_50_async_clients(admin: Carbook, stack: LocalStack) -> None:
+    car = admin.cars.publish(admin.cars.create(_new_car(model="Raced"), PNG).id)
+
+    async def race() -> list[Any]:
+        clients = [async_carbook_for(stack) for _ in range(50)]
+        try:
+            await asyncio.gather(*(c.auth.sign_up(unique_email("racer"), PASSWORD) for c in clients))
+
+            async def attempt(c: AsyncCarbook) -> Any:
+                try:
+                    return await c.bookings.book(car.id)
+                except CarAlreadyBookedError as exc:
+                    return exc
+
+            return await asyncio.gather(*(attempt(c) for c in clients))
+        finally:
+            await asyncio.gather(*(c.aclose() for c in clients))
+
+    results = asyncio.run(race())
+    winners = [r for r in results if isinstance(r, Booking)]
+    losers = [r for r in results if isinstance(r, CarAlreadyBookedError)]
+    assert (len(winners), len(losers)) == (1, 49)
+    with _db(stack) as conn:
+        row = conn.execute("select booked_by from public.cars where id = %s", (car.id,)).fetchone()
+    assert row == (winners[0].booked_by,)
+
+
+def test_failed_insert_removes_the_uploaded_image(admin: Carbook, stack: LocalStack) -> None:
+    """The row insert fails for real (a constraint) after the upload: the image goes again."""
+    with _db(stack) as conn:
+        conn.execute("alter table public.cars add constraint test_no_rejects check (model <> 'RejectMe')")
+    try:
+        before = _counts(stack)
+        with pytest.raises(ValidationError, match="test_no_rejects"):
+            admin.cars.create(_new_car(model="RejectMe"), PNG)
+        assert _counts(stack) == before
+    finally:
+        with _db(stack) as conn:
+            conn.execute("alter table public.cars drop constraint test_no_rejects")
+
+
+def test_non_admin_create_uploads_nothing(user: Carbook, stack: LocalStack) -> None:
+    before = _counts(stack)
+    with pytest.raises(AccessDeniedError):
+        user.cars.create(_new_car(), PNG)
+    assert _counts(stack) == before
+
+
+def test_non_admin_paths_are_refused_and_change_nothing(
+    user: Carbook, admin: Carbook, stack: LocalStack
+) -> None:
+    car = admin.cars.create(_new_car(), PNG)
+    before = _counts(stack)
+    for call in (
+        lambda: user.cars.update(car.id, model="Mine"),
+        lambda: user.cars.publish(car.id),
+        lambda: user.cars.list_all(),
+        lambda: user.audit.list(),
+        lambda: user.images.upload(PNG),
+    ):
+        with pytest.raises(AccessDeniedError):
+            call()
+    assert _counts(stack) == before
+
+
+def test_bad_input_with_a_live_admin_changes_nothing(
+    admin: Carbook, stack: LocalStack, tmp_path: Path
+) -> None:
+    fake = tmp_path / "photo.jpg"
+    fake.write_text("not an image")
+    before = _counts(stack)
+    for call in (
+        lambda: admin.cars.create(_new_car(), fake),
+        lambda: admin.cars.create({"make": "Tata", "model": "X", "year": 2024, "price": "1499"}, PNG),
+        lambda: admin.cars.update("nope", model="x"),
+        lambda: admin.cars.update(uuid.uuid4(), price=Money.of("-5", "INR")),
+        lambda: admin.bookings.book("nope"),
+    ):
+        with pytest.raises(ValidationError):
+            call()
+    assert _counts(stack) == before
+
+
+def test_error_translation(stack: LocalStack, user: Carbook) -> None:
+    s = stack.settings
+    with carbook_for(stack) as cb:
+        email = unique_email()
+        cb.auth.sign_up(email, PASSWORD)
+        with pytest.raises(UserAlreadyExistsError):
+            cb.auth.sign_up(email, PASSWORD)
+        cb.auth.sign_out()
+        with pytest.raises(InvalidCredentialsError) as wrong:
+            cb.auth.sign_in(email, "wrong-password")
+        assert str(wrong.value) == "Invalid email or password."
+        with pytest.raises(NotAuthenticatedError):
+            cb.bookings.book(uuid.uuid4())
+
+        cb.auth.sign_in(email, PASSWORD)
+        with carbook_for(stack) as elsewhere:
+            elsewhere.auth.sign_in(email, PASSWORD)
+            elsewhere.auth.sign_out()  # global: ends every session of this user
+        with pytest.raises(SessionExpiredError):
+            cb.auth.refresh()
+
+    dead = f"http://127.0.0.1:{free_port()}"
+    with Carbook(dead, s.anon_key, timeout=2) as offline:
+        with pytest.raises(CarbookConnectionError) as down:
+            offline.cars.list_available()
+        assert dead in str(down.value)
+        with pytest.raises(CarbookConnectionError):
+            offline.auth.sign_in("someone@example.test", PASSWORD)
+
+
+def test_sync_and_async_clients_agree(stack: LocalStack, admin: Carbook) -> None:
+    sync_page = admin.cars.list_available(limit=5)
+    sync_car = admin.cars.get(sync_page.items[0].id)
+
+    async def run() -> tuple[Any, Any, bool]:
+        async with async_carbook_for(stack) as cb:
+            await cb.auth.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
+            page = await cb.cars.list_available(limit=5)
+            car = await cb.cars.get(page.items[0].id)
+            return page, car, await cb.auth.is_admin()
+
+    page, car, is_admin = asyncio.run(run())
+    assert [c.id for c in page.items] == [c.id for c in sync_page.items]
+    assert page.next_cursor == sync_page.next_cursor
+    assert car == sync_car and is_admin is True
+
+
+def test_session_persists_in_a_0600_file(stack: LocalStack, tmp_path: Path) -> None:
+    from carbook_sdk import FileSessionStore
+
+    path = tmp_path / "session.json"
+    s = stack.settings
+    email = unique_email()
+    with Carbook(s.api_url, s.anon_key, session_store=FileSessionStore(path)) as first:
+        user = first.auth.sign_up(email, PASSWORD)
+    assert path.stat().st_mode & 0o777 == 0o600
+    with Carbook(s.api_url, s.anon_key, session_store=FileSessionStore(path)) as second:
+        me = second.auth.current_user()
+        assert me is not None and me.id == user.id
+        second.auth.sign_out()
+    assert not path.exists()
+
+
+def test_admin_service_grants_and_revokes(stack: LocalStack) -> None:
+    with carbook_for(stack, service=True) as ops:
+        email = unique_email("promoted")
+        made = ops.admin.create_user(email, PASSWORD)
+        with carbook_for(stack) as cb:
+            cb.auth.sign_in(email, PASSWORD)
+            assert not cb.auth.is_admin()
+            ops.admin.grant(email)
+            cb.auth.refresh()  # a new token: the role is looked up again
+            assert cb.auth.is_admin()
+            ops.admin.revoke(made.id)
+            cb.auth.refresh()
+            assert not cb.auth.is_admin()

@@ -1,0 +1,134 @@
+"""Bad input to the SDK fails with a clear carbook error before any network call.
+
+The client points at a port where nothing listens: a request would fail with a
+connection error, so getting a ValidationError proves nothing was sent.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from carbook_sdk import (
+    Carbook,
+    ConfigurationError,
+    ImageTooLargeError,
+    Money,
+    NewCar,
+    Settings,
+    UnsupportedImageTypeError,
+    ValidationError,
+)
+from carbook_sdk.config import LOCAL_ANON_KEY
+from carbook_sdk.local_postgres import free_port
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(64)
+
+
+@pytest.fixture
+def offline() -> Any:
+    with Carbook(f"http://127.0.0.1:{free_port()}", LOCAL_ANON_KEY) as cb:
+        yield cb
+
+
+def _car(**changes: Any) -> dict[str, Any]:
+    return {"make": "Tata", "model": "Nexon", "year": 2024, "price": Money.of("1499", "INR"), **changes}
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"price": Money.of("-1", "INR")}, "price must not be negative"),
+        ({"make": "  "}, "make must be 1 to 100 characters"),
+        ({"year": 1700}, "year: Input should be greater than or equal to 1886"),
+        ({"colour": "red"}, "colour: Extra inputs are not permitted"),
+        ({"model": "a\x00b"}, "model must not contain control characters"),
+    ],
+)
+def test_bad_car_fields(offline: Carbook, changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError) as err:
+        offline.cars.create(_car(**changes), PNG)
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "message"),
+    [("1499.001", "INR", "more decimals than INR"), ("10", "ABC", "unknown currency 'ABC'")],
+)
+def test_bad_price(amount: str, currency: str, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        NewCar(make="Tata", model="Nexon", year=2024, price=Money.of(amount, currency))
+
+
+def test_text_with_an_image_extension_is_refused_by_content(offline: Carbook, tmp_path: Path) -> None:
+    fake = tmp_path / "car.png"
+    fake.write_text("definitely not a picture")
+    with pytest.raises(UnsupportedImageTypeError, match="is not a JPEG, PNG, WEBP image"):
+        offline.cars.create(_car(), fake)
+
+
+def test_too_large_image_is_refused_before_reading_it(offline: Carbook, tmp_path: Path) -> None:
+    big = tmp_path / "big.png"
+    with big.open("wb") as f:
+        f.write(PNG)
+        f.truncate(5 * 1024 * 1024 + 1)
+    with pytest.raises(ImageTooLargeError, match="the limit is 5,242,880"):
+        offline.cars.create(_car(), big)
+
+
+def test_empty_and_missing_images(offline: Carbook, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    with pytest.raises(ValidationError, match="is empty"):
+        offline.cars.create(_car(), empty)
+    with pytest.raises(ValidationError, match="cannot read image"):
+        offline.cars.create(_car(), tmp_path / "nope.jpg")
+
+
+@pytest.mark.parametrize("bad", ["not-a-uuid", "", "123", "'; drop table cars; --"])
+def test_malformed_car_ids(offline: Carbook, bad: str) -> None:
+    for call in (offline.bookings.book, offline.cars.get, offline.cars.publish):
+        with pytest.raises(ValidationError, match="not a valid car id"):
+            call(bad)
+
+
+@pytest.mark.parametrize(("limit", "offset"), [(0, None), (1001, None), (10, -1)])
+def test_bad_paging(offline: Carbook, limit: int, offset: int | None) -> None:
+    with pytest.raises(ValidationError):
+        offline.cars.list_available(limit=limit, offset=offset)
+
+
+def test_bad_cursor(offline: Carbook) -> None:
+    with pytest.raises(ValidationError, match="not a valid page cursor"):
+        offline.cars.list_available(cursor="garbage!")
+
+
+def test_bad_credentials_shape(offline: Carbook) -> None:
+    with pytest.raises(ValidationError, match="not a valid email address"):
+        offline.auth.sign_in("not-an-email", "pw")
+    with pytest.raises(ValidationError, match="a password is required"):
+        offline.auth.sign_up("a@example.test", "")
+
+
+def test_nothing_to_update(offline: Carbook) -> None:
+    with pytest.raises(ValidationError, match="nothing to update"):
+        offline.cars.update("10000000-0000-4000-8000-000000000001")
+
+
+def test_settings_are_validated_field_by_field() -> None:
+    with pytest.raises(ConfigurationError) as err:
+        Settings.resolve(env={}, use_local_defaults=False, url="ftp://x")
+    assert "url: Value error, must start with http:// or https://" in str(err.value)
+    assert "anon_key: Field required" in str(err.value)
+
+
+def test_settings_precedence() -> None:
+    env = {"SUPABASE_URL": "http://env:1", "SUPABASE_ANON_KEY": "env-key", "CARBOOK_URL": "http://carbook:2"}
+    s = Settings.resolve(env=env)
+    assert (s.url, s.anon_key) == ("http://carbook:2", "env-key")
+    explicit = Settings.resolve(env=env, url="http://explicit:3")
+    assert explicit.url == "http://explicit:3"
+    local = Settings.resolve(env={})
+    assert local.anon_key == LOCAL_ANON_KEY and local.image_max_bytes == 5 * 1024 * 1024
