@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from carbook_sdk.db import Database
-
 from .output import EXIT_CHECKS_FAILED, console, print_json
+
+if TYPE_CHECKING:
+    from carbook_sdk.db import Database
 
 app = typer.Typer(
     help="Apply, inspect, verify and roll back the database schema.",
@@ -30,10 +31,17 @@ DbUrl = Annotated[
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of tables.")]
 
 
+def _database(url: str | None) -> Database:
+    # Imported here: psycopg loads only when a db command runs, not for `carbook --help`.
+    from carbook_sdk.db import Database
+
+    return Database(url)
+
+
 @app.command()
 def migrate(db_url: DbUrl = None, json: Json = False) -> None:
     """Apply the platform bootstrap (if needed) and every pending migration, each in one transaction."""
-    result = Database(db_url).migrate()
+    result = _database(db_url).migrate()
     if json:
         print_json(
             {
@@ -52,7 +60,7 @@ def migrate(db_url: DbUrl = None, json: Json = False) -> None:
 @app.command()
 def status(db_url: DbUrl = None, json: Json = False) -> None:
     """Show which migrations are applied and which are pending."""
-    st = Database(db_url).status()
+    st = _database(db_url).status()
     rows = [(m.version, m.name, "applied") for m in st.applied]
     rows += [(m.version, m.name, "pending") for m in st.pending]
     rows += [(v, "", "applied, no local file") for v in st.unknown]
@@ -80,16 +88,16 @@ def verify(
     failed_only: Annotated[bool, typer.Option("--failed", help="List only failing checks.")] = False,
 ) -> None:
     """Check every element of the atomic-booking schema by name; exit 1 if any check fails."""
-    report = Database(db_url).verify()
+    report = _database(db_url).verify()
     if json:
         print_json({"ok": report.ok, "checks": [c.model_dump() for c in report.checks]})
     else:
-        table = Table("check", "result", "detail", title="Schema verification")
-        for c in report.checks:
-            if failed_only and c.ok:
-                continue
-            table.add_row(c.name, "[green]ok[/]" if c.ok else "[bold red]FAILED[/]", c.detail)
-        console.print(table)
+        shown = [c for c in report.checks if not (failed_only and c.ok)]
+        if shown:
+            table = Table("check", "result", "detail", title="Schema verification")
+            for c in shown:
+                table.add_row(c.name, "[green]ok[/]" if c.ok else "[bold red]FAILED[/]", c.detail)
+            console.print(table)
         n_failed = len(report.failed)
         console.print(
             f"[green]All {len(report.checks)} checks passed.[/]"
@@ -113,7 +121,7 @@ def rollback(
     json: Json = False,
 ) -> None:
     """Undo the atomic-booking migration, after backing up the booking data it drops."""
-    database = Database(db_url)
+    database = _database(db_url)
     plan = database.plan_rollback()
     if not json:
         console.print(
@@ -147,7 +155,7 @@ def restore(
     json: Json = False,
 ) -> None:
     """Put booking and price data from a rollback backup back (after `carbook db migrate`)."""
-    n = Database(db_url).restore_backup(backup)
+    n = _database(db_url).restore_backup(backup)
     if json:
         print_json({"restored_cars": n})
     else:
@@ -157,5 +165,5 @@ def restore(
 @app.command()
 def seed(db_url: DbUrl = None) -> None:
     """Load the demo data of supabase/seed.sql."""
-    Database(db_url).seed()
+    _database(db_url).seed()
     console.print("Seed data loaded.")

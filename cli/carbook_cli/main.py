@@ -10,15 +10,9 @@ from typer.core import TyperGroup
 from carbook_sdk import __version__
 from carbook_sdk.errors import CarbookError
 
-from . import db, stack
+from . import admin, audit, auth, bookings, cars, db, race, stack
+from .context import state
 from .output import err_console, exit_code_for, print_error
-
-
-class _State:
-    verbose = False
-
-
-state = _State()
 
 
 class CarbookGroup(TyperGroup):
@@ -41,8 +35,16 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
 )
 app.add_typer(stack.app, name="stack")
+app.add_typer(auth.app, name="auth")
+app.add_typer(cars.app, name="cars")
+app.command("book")(bookings.book)
+app.add_typer(bookings.app, name="bookings")
+app.command("race")(race.race)
+app.add_typer(audit.app, name="audit")
+app.add_typer(admin.app, name="admin")
 app.add_typer(db.app, name="db")
 
 
@@ -54,16 +56,43 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def callback(
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url", envvar="SUPABASE_URL", help="Project URL. Default: the local stack.", show_envvar=True
+        ),
+    ] = None,
+    anon_key: Annotated[
+        str | None,
+        typer.Option(
+            "--anon-key",
+            envvar="SUPABASE_ANON_KEY",
+            help="The project's anon key. Default: the local stack's.",
+            show_envvar=True,
+        ),
+    ] = None,
+    service_role_key: Annotated[
+        str | None,
+        typer.Option(
+            "--service-role-key",
+            envvar="SUPABASE_SERVICE_ROLE_KEY",
+            help="The service_role key, for `admin` and `race`. Default: the local stack's.",
+            show_envvar=True,
+        ),
+    ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show tracebacks and more detail on errors.")
+    ] = False,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit."),
     ] = False,
-    verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Show tracebacks and more detail on errors.")
-    ] = False,
 ) -> None:
     """Book cars atomically on Supabase: one car, exactly one winner."""
     state.verbose = verbose
+    state.url = url
+    state.anon_key = anon_key
+    state.service_role_key = service_role_key
 
 
 def main() -> None:

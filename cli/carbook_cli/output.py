@@ -1,37 +1,58 @@
-"""Rendering shared by every command: consoles, JSON, errors and their exit codes."""
+"""Rendering shared by every command: consoles, JSON, errors and their exit codes.
+
+Only the light ``carbook_sdk.errors`` module is imported here, so ``carbook --help``
+starts without loading supabase-py, httpx or psycopg.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.table import Table
 
 from carbook_sdk.errors import (
     AccessDeniedError,
+    AuthError,
+    CarAlreadyBookedError,
     CarbookConnectionError,
     CarbookError,
+    CarNotPublishedError,
     ConfigurationError,
+    ConflictError,
     DatabaseError,
+    NotFoundError,
     RollbackRefusedError,
     ValidationError,
 )
 
+if TYPE_CHECKING:
+    from carbook_sdk.models import Car
+
 console = Console(highlight=False, soft_wrap=False)
 err_console = Console(stderr=True, highlight=False)
 
-#: Exit codes by error family (documented in the README). The first match wins.
+#: Exit codes by error family (the README's table). The first match wins.
 EXIT_CODES: tuple[tuple[type[CarbookError], int], ...] = (
+    (CarAlreadyBookedError, 7),
+    (CarNotPublishedError, 6),
     (ValidationError, 3),
     (CarbookConnectionError, 4),
     (AccessDeniedError, 5),
+    (NotFoundError, 6),
+    (ConflictError, 13),
+    (AuthError, 12),
     (RollbackRefusedError, 9),
     (DatabaseError, 8),
     (ConfigurationError, 10),
 )
-#: `db verify` found a failing check.
-EXIT_CHECKS_FAILED = 1
+#: `db verify` found a failing check; `cars import` had failed rows; the user said no.
+EXIT_FAILED = 1
+EXIT_CHECKS_FAILED = EXIT_FAILED
+#: `stack status`: a part is down.
+EXIT_STACK_DOWN = 11
 
 
 def exit_code_for(exc: CarbookError) -> int:
@@ -43,8 +64,58 @@ def exit_code_for(exc: CarbookError) -> int:
 
 def print_json(data: Any) -> None:
     """One JSON document on stdout, nothing else."""
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
 
 
 def print_error(exc: CarbookError) -> None:
-    err_console.print(f"[bold red]Error:[/] {exc}", markup=True, soft_wrap=True)
+    if isinstance(exc, CarAlreadyBookedError):
+        # The seed's promise, word for word.
+        err_console.print(exc.message, markup=False, soft_wrap=True)
+        return
+    err_console.print(f"[bold red]Error:[/] {exc}", soft_wrap=True)
+
+
+def car_json(car: Car) -> dict[str, Any]:
+    """Machine values: minor units and currency, ISO timestamps."""
+    return car.model_dump(mode="json")
+
+
+def car_table(cars: list[Car], title: str) -> Table:
+    table = Table(title=title)
+    for col in ("id", "make", "model", "year", "price", "status", "published"):
+        table.add_column(col, no_wrap=col in {"id", "price"}, justify="right" if col == "price" else "left")
+    for c in cars:
+        status = "[green]available[/]" if c.booking_status == "available" else "[yellow]booked[/]"
+        table.add_row(
+            str(c.id),
+            c.make,
+            c.model,
+            str(c.year),
+            c.price.format(),
+            status,
+            "yes" if c.is_published else "no",
+        )
+    return table
+
+
+def car_panel_rows(car: Car) -> list[tuple[str, str]]:
+    return [
+        ("id", str(car.id)),
+        ("car", f"{car.make} {car.model} ({car.year})"),
+        ("price", car.price.format()),
+        ("published", "yes" if car.is_published else "no"),
+        ("status", car.booking_status),
+        ("booked by", str(car.booked_by or "")),
+        ("booked at", car.booked_at.isoformat() if car.booked_at else ""),
+        ("image", car.image_url or ""),
+        ("ref", car.ref or ""),
+    ]
+
+
+def print_car(car: Car, heading: str) -> None:
+    table = Table(title=heading, show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    for k, v in car_panel_rows(car):
+        table.add_row(k, v)
+    console.print(table)

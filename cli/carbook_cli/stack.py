@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from carbook_sdk.stack.manager import LocalStack, StackInfo
+from .output import EXIT_STACK_DOWN, console, print_json
 
-from .output import console, print_json
+if TYPE_CHECKING:
+    from carbook_sdk.stack.manager import LocalStack, StackInfo
 
 app = typer.Typer(
     help="Run the local Supabase stack (PostgreSQL, PostgREST, Auth, Storage) without Docker.",
@@ -29,11 +30,10 @@ StateDir = Annotated[
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of text.")]
 
-#: `stack status` when a part is down.
-EXIT_STACK_DOWN = 11
-
 
 def _stack(state_dir: Path | None) -> LocalStack:
+    from carbook_sdk.stack.manager import LocalStack
+
     return LocalStack.default(state_dir)
 
 
@@ -64,6 +64,10 @@ def start(state_dir: StateDir = None, json: Json = False) -> None:
         what = "Started (new database: migrated and seeded)" if info.fresh_database else "Stack is up"
         console.print(f"[green]{what}[/] in {info.started_in:.2f} s.\n")
     _print_info(info, json)
+    if info.pending_migrations and not json:
+        console.print(
+            f"\n[yellow]{info.pending_migrations} migration(s) pending:[/] run `carbook db migrate` to apply them."
+        )
 
 
 @app.command()

@@ -1,56 +1,122 @@
 """carbook: a typed SDK for a Supabase-backed car-booking system.
 
 A car is booked by exactly one user, however many try at once.
+
+Names are imported on first use, so ``import carbook_sdk`` (and ``carbook --help``)
+does not load supabase-py, httpx or psycopg until they are needed.
 """
 
-from ._async.client import AsyncCarbook
-from ._base import ImageFile
-from ._sync.client import Carbook
-from .config import LocalConfig, default_db_url, load_local_config, supabase_dir
-from .db import (
-    Check,
-    Database,
-    MigrateResult,
-    Migration,
-    MigrationStatus,
-    PlatformState,
-    RollbackPlan,
-    RollbackResult,
-    VerifyReport,
-)
-from .errors import (
-    AccessDeniedError,
-    AuthError,
-    BookingError,
-    CarAlreadyBookedError,
-    CarbookConnectionError,
-    CarbookError,
-    CarNotFoundError,
-    CarNotPublishedError,
-    ConfigurationError,
-    ConflictError,
-    DatabaseError,
-    ImageTooLargeError,
-    InvalidCredentialsError,
-    MigrationError,
-    NotAuthenticatedError,
-    NotFoundError,
-    NotMigratedError,
-    PostgresNotFoundError,
-    PostgresStartError,
-    RollbackRefusedError,
-    SessionExpiredError,
-    StorageError,
-    UnsupportedImageTypeError,
-    UserAlreadyExistsError,
-    ValidationError,
-    WeakPasswordError,
-)
-from .local_postgres import LocalPostgres
-from .models import AuditEntry, Booking, Car, CarUpdate, NewCar, Page, User
-from .money import Money
-from .session import AsyncFileSessionStore, FileSessionStore
-from .settings import Settings
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._async.client import AsyncCarbook
+    from ._base import ImageFile
+    from ._sync.client import Carbook
+    from .config import LocalConfig, default_db_url, load_local_config, supabase_dir
+    from .db import (
+        Check,
+        Database,
+        MigrateResult,
+        Migration,
+        MigrationStatus,
+        PlatformState,
+        RollbackPlan,
+        RollbackResult,
+        VerifyReport,
+    )
+    from .errors import (
+        AccessDeniedError,
+        AuthError,
+        BookingError,
+        CarAlreadyBookedError,
+        CarbookConnectionError,
+        CarbookError,
+        CarNotFoundError,
+        CarNotPublishedError,
+        ConfigurationError,
+        ConflictError,
+        DatabaseError,
+        ImageTooLargeError,
+        InvalidCredentialsError,
+        MigrationError,
+        NotAuthenticatedError,
+        NotFoundError,
+        NotMigratedError,
+        PostgresNotFoundError,
+        PostgresStartError,
+        RollbackRefusedError,
+        SessionExpiredError,
+        StorageError,
+        UnsupportedImageTypeError,
+        UserAlreadyExistsError,
+        ValidationError,
+        WeakPasswordError,
+    )
+    from .local_postgres import LocalPostgres
+    from .models import AuditEntry, Booking, Car, CarUpdate, NewCar, Page, User
+    from .money import Money
+    from .session import AsyncFileSessionStore, FileSessionStore
+    from .settings import Settings
+
+_LAZY: dict[str, str] = {
+    "AccessDeniedError": ".errors",
+    "AsyncCarbook": "._async.client",
+    "AsyncFileSessionStore": ".session",
+    "AuditEntry": ".models",
+    "AuthError": ".errors",
+    "Booking": ".models",
+    "BookingError": ".errors",
+    "Car": ".models",
+    "CarAlreadyBookedError": ".errors",
+    "CarNotFoundError": ".errors",
+    "CarNotPublishedError": ".errors",
+    "CarUpdate": ".models",
+    "Carbook": "._sync.client",
+    "CarbookConnectionError": ".errors",
+    "CarbookError": ".errors",
+    "Check": ".db",
+    "ConfigurationError": ".errors",
+    "ConflictError": ".errors",
+    "Database": ".db",
+    "DatabaseError": ".errors",
+    "FileSessionStore": ".session",
+    "ImageFile": "._base",
+    "ImageTooLargeError": ".errors",
+    "InvalidCredentialsError": ".errors",
+    "LocalConfig": ".config",
+    "LocalPostgres": ".local_postgres",
+    "MigrateResult": ".db",
+    "Migration": ".db",
+    "MigrationError": ".errors",
+    "MigrationStatus": ".db",
+    "Money": ".money",
+    "NewCar": ".models",
+    "NotAuthenticatedError": ".errors",
+    "NotFoundError": ".errors",
+    "NotMigratedError": ".errors",
+    "Page": ".models",
+    "PlatformState": ".db",
+    "PostgresNotFoundError": ".errors",
+    "PostgresStartError": ".errors",
+    "RollbackPlan": ".db",
+    "RollbackRefusedError": ".errors",
+    "RollbackResult": ".db",
+    "SessionExpiredError": ".errors",
+    "Settings": ".settings",
+    "StorageError": ".errors",
+    "UnsupportedImageTypeError": ".errors",
+    "User": ".models",
+    "UserAlreadyExistsError": ".errors",
+    "ValidationError": ".errors",
+    "VerifyReport": ".db",
+    "WeakPasswordError": ".errors",
+    "default_db_url": ".config",
+    "load_local_config": ".config",
+    "supabase_dir": ".config",
+}
 
 __version__ = "0.1.0"
 
@@ -111,3 +177,16 @@ __all__ = [
     "load_local_config",
     "supabase_dir",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'carbook_sdk' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

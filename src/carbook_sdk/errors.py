@@ -293,6 +293,7 @@ _CONSTRAINT_MESSAGES: dict[str, str] = {
     "cars_make_not_blank": "make must be 1 to 100 characters",
     "cars_model_not_blank": "model must be 1 to 100 characters",
     "user_roles_role_known": "role must be 'admin'",
+    "cars_ref_format": "ref must be 1 to 100 letters, digits, '.', '_', ':' or '-', starting with a letter or digit",
 }
 
 _INVALID_TEXT = re.compile(r'invalid input syntax for type (\w+): "(.*)"')

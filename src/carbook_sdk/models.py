@@ -87,6 +87,8 @@ class Car(_Reply):
     booked_at: datetime | None = None
     price_in_paise: int = 0
     currency: str = "INR"
+    #: The stable key of an imported car (`carbook cars import`), if any.
+    ref: str | None = None
     created_at: datetime
     updated_at: datetime
     #: Public URL of the image, filled in by the SDK.
@@ -122,6 +124,8 @@ class NewCar(BaseModel):
     year: int = Field(ge=1886, le=2100)
     price: Money
     is_published: bool = False
+    #: A stable key from an import file: 1-100 of letters, digits, ``. _ : -``.
+    ref: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
 
     @field_validator("make", "model", mode="before")
     @classmethod
@@ -143,6 +147,7 @@ class NewCar(BaseModel):
             "price_in_paise": self.price.minor_units,
             "currency": self.price.currency,
             "is_published": self.is_published,
+            **({"ref": self.ref} if self.ref is not None else {}),
         }
 
 

@@ -26,7 +26,8 @@ as $checks$
       ('booked_by', 'uuid', false, null),
       ('booked_at', 'timestamp with time zone', false, null),
       ('price_in_paise', 'bigint', true, '0'),
-      ('currency', 'text', true, '''INR''::text')
+      ('currency', 'text', true, '''INR''::text'),
+      ('ref', 'text', false, null)
   ),
   actual_columns as (
     select a.attname::text as col,
@@ -45,7 +46,8 @@ as $checks$
       ('cars_price_non_negative', 'c', 'price_in_paise >= 0'),
       ('cars_currency_iso4217', 'c', 'currency'),
       ('cars_booking_consistent', 'c', 'booked_at IS NOT NULL'),
-      ('cars_booked_by_fkey', 'f', 'REFERENCES auth.users(id)')
+      ('cars_booked_by_fkey', 'f', 'REFERENCES auth.users(id)'),
+      ('cars_ref_format', 'c', 'ref IS NULL')
   ),
   expected_tables (tbl) as (
     values ('cars'), ('user_roles'), ('audit_logs')
@@ -67,6 +69,7 @@ as $checks$
     values
       ('cars_available_listing_idx', 'WHERE (is_published AND (booking_status = ''available''::text))'),
       ('cars_booked_by_idx', '(booked_by)'),
+      ('cars_ref_key', 'UNIQUE INDEX cars_ref_key ON public.cars USING btree (ref) WHERE (ref IS NOT NULL)'),
       ('audit_logs_record_id_idx', '(record_id, created_at DESC)'),
       ('audit_logs_actor_id_idx', '(actor_id, created_at DESC)')
   ),

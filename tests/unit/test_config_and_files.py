@@ -19,6 +19,7 @@ def test_every_migration_file_is_named_like_the_supabase_cli_wants() -> None:
     assert names == [
         "20250916000000_base_schema.sql",
         "20250916010000_atomic_booking_implementation.sql",
+        "20250917000000_car_import_ref.sql",
     ]
     assert all(re.fullmatch(r"\d{14}_[a-z0-9_]+\.sql", n) for n in names)
 

@@ -415,6 +415,24 @@ class AsyncCarsService(_Service):
             )
         return [parse_car(r, self._c._public_url) for r in reply.data]
 
+    async def by_refs(self, refs: list[str]) -> dict[str, Car]:
+        """The cars already carrying these import keys, by key (admins).
+
+        Raises:
+            AccessDeniedError: not an admin.
+        """
+        await self._c._check_admin("looking cars up by import key")
+        found: dict[str, Car] = {}
+        for start in range(0, len(refs), 200):
+            chunk = refs[start : start + 200]
+            with wrap_exceptions(self._url):
+                reply = await self._table().select(CAR_COLUMNS).in_("ref", chunk).execute()
+            for row in reply.data:
+                car = parse_car(row, self._c._public_url)
+                if car.ref is not None:
+                    found[car.ref] = car
+        return found
+
     async def list_all(
         self,
         *,

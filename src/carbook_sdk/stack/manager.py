@@ -186,6 +186,8 @@ class StackInfo(BaseModel):
     #: Seconds `start` took, by its own measurement (0 when it was already running).
     started_in: float = 0.0
     fresh_database: bool = False
+    #: Migrations not yet applied to an existing database (`carbook db migrate` applies them).
+    pending_migrations: int = 0
 
 
 def _pid_alive(pid: int | None) -> bool:
@@ -323,7 +325,9 @@ class LocalStack:
             database.migrate()
             database.seed()
         else:
+            # Like `supabase start`: an existing database keeps its schema; say what is pending.
             database.ensure_platform()
+            pending = len(database.status().pending)
         if not self.settings.postgrest_port or not self._postgrest_alive():
             self._start_postgrest()
         if not self._gateway_alive():
@@ -332,6 +336,7 @@ class LocalStack:
         info = self.info()
         info.started_in = round(time.monotonic() - began, 3)
         info.fresh_database = fresh
+        info.pending_migrations = 0 if fresh else pending
         return info
 
     def _save(self) -> None:

@@ -1,0 +1,42 @@
+"""`carbook admin`: grant and revoke the admin role (needs the service_role key)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .context import client
+from .output import console, print_json
+
+app = typer.Typer(
+    help="Grant and revoke the admin role (with the service_role key).",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+Email = Annotated[str, typer.Argument(help="The user's email address.")]
+Json = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of text.")]
+
+
+@app.command()
+def grant(email: Email, json: Json = False) -> None:
+    """Make a user an admin (harmless when they already are)."""
+    with client() as cb:
+        user = cb.admin.find_user(email)
+        cb.admin.grant(user.id)
+    if json:
+        print_json({"id": str(user.id), "email": user.email, "admin": True})
+    else:
+        console.print(f"{user.email} is now an admin.")
+
+
+@app.command()
+def revoke(email: Email, json: Json = False) -> None:
+    """Take the admin role away from a user (harmless when they are not one)."""
+    with client() as cb:
+        user = cb.admin.find_user(email)
+        cb.admin.revoke(user.id)
+    if json:
+        print_json({"id": str(user.id), "email": user.email, "admin": False})
+    else:
+        console.print(f"{user.email} is no longer an admin.")
