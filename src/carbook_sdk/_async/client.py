@@ -152,6 +152,20 @@ class AsyncCarbook:
         self._restored = True
         return session.access_token if session else None
 
+    # Every request builder comes from these, after the session is in place: a builder
+    # made before a stored session is restored would still carry the anon key.
+    async def _from(self, table: str) -> Any:
+        await self._session_token()
+        return self._sb.table(table)
+
+    async def _rpc(self, fn: str, params: dict[str, Any]) -> Any:
+        await self._session_token()
+        return self._sb.rpc(fn, params)
+
+    async def _bucket(self) -> Any:
+        await self._session_token()
+        return self._sb.storage.from_(self.settings.bucket)
+
     async def _require_user(self) -> str:
         token = await self._session_token()
         if token is None:
@@ -280,7 +294,7 @@ class AsyncAuthService(_Service):
             user_id = await self._c._user_id()
             with wrap_exceptions(self._url):
                 reply = (
-                    await self._c._sb.table("user_roles")
+                    await (await self._c._from("user_roles"))
                     .select("role")
                     .eq("user_id", user_id)
                     .eq("role", "admin")
@@ -317,7 +331,7 @@ class AsyncImagesService(_Service):
         path = image_name(img, name)
         await self._c._require_user()
         with wrap_exceptions(self._url):
-            await self._c._sb.storage.from_(self._c.settings.bucket).upload(
+            await (await self._c._bucket()).upload(
                 path, img.data, {"content-type": img.mime, "cache-control": "3600"}
             )
         return path
@@ -334,7 +348,7 @@ class AsyncImagesService(_Service):
         """
         await self._c._require_user()
         with wrap_exceptions(self._url):
-            removed = await self._c._sb.storage.from_(self._c.settings.bucket).remove([path])
+            removed = await (await self._c._bucket()).remove([path])
         if not removed:
             raise NotFoundError(f"image {path!r} not found (or not yours to delete)")
 
@@ -350,8 +364,8 @@ class AsyncImagesService(_Service):
 class AsyncCarsService(_Service):
     """Cars: the public listing, one car, my bookings; admins create and change them."""
 
-    def _table(self) -> Any:
-        return self._c._sb.table("cars")
+    async def _table(self) -> Any:
+        return await self._c._from("cars")
 
     async def list_available(
         self, limit: int = 50, *, cursor: str | None = None, offset: int | None = None
@@ -365,9 +379,11 @@ class AsyncCarsService(_Service):
             ValidationError: bad limit, offset or cursor (nothing is sent).
         """
         limit = check_limit(limit)
+        after = keyset_filter(cursor) if cursor is not None else None
+        skip = check_offset(offset) if offset is not None else None
         await self._c._session_token()
         query = (
-            self._table()
+            (await self._table())
             .select(CAR_COLUMNS)
             .eq("is_published", True)
             .eq("booking_status", "available")
@@ -375,10 +391,10 @@ class AsyncCarsService(_Service):
             .order("id")
             .limit(limit + 1)
         )
-        if cursor is not None:
-            query = query.or_(keyset_filter(cursor))
-        if offset is not None:
-            query = query.offset(check_offset(offset))
+        if after is not None:
+            query = query.or_(after)
+        if skip is not None:
+            query = query.offset(skip)
         with wrap_exceptions(self._url):
             reply = await query.execute()
         return cars_page(reply.data, limit, self._c._public_url, keyset=offset is None)
@@ -393,7 +409,7 @@ class AsyncCarsService(_Service):
         cid = str(parse_car_id(car_id))
         await self._c._session_token()
         with wrap_exceptions(self._url):
-            reply = await self._table().select(CAR_COLUMNS).eq("id", cid).limit(1).execute()
+            reply = await (await self._table()).select(CAR_COLUMNS).eq("id", cid).limit(1).execute()
         if not reply.data:
             raise CarNotFoundError(car_id=cid)
         return parse_car(reply.data[0], self._c._public_url)
@@ -407,7 +423,7 @@ class AsyncCarsService(_Service):
         user_id = await self._c._user_id()
         with wrap_exceptions(self._url):
             reply = (
-                await self._table()
+                await (await self._table())
                 .select(CAR_COLUMNS)
                 .eq("booked_by", user_id)
                 .order("booked_at", desc=True)
@@ -426,7 +442,7 @@ class AsyncCarsService(_Service):
         for start in range(0, len(refs), 200):
             chunk = refs[start : start + 200]
             with wrap_exceptions(self._url):
-                reply = await self._table().select(CAR_COLUMNS).in_("ref", chunk).execute()
+                reply = await (await self._table()).select(CAR_COLUMNS).in_("ref", chunk).execute()
             for row in reply.data:
                 car = parse_car(row, self._c._public_url)
                 if car.ref is not None:
@@ -451,7 +467,7 @@ class AsyncCarsService(_Service):
         if status not in (None, "available", "booked"):
             raise ValidationError(f"status must be 'available' or 'booked', not {status!r}")
         await self._c._check_admin("listing every car")
-        query = self._table().select(CAR_COLUMNS).order("created_at", desc=True).order("id")
+        query = (await self._table()).select(CAR_COLUMNS).order("created_at", desc=True).order("id")
         if status is not None:
             query = query.eq("booking_status", status)
         if published is not None:
@@ -481,7 +497,7 @@ class AsyncCarsService(_Service):
         path = await self._c.images.upload(img, name=image_name)
         try:
             with wrap_exceptions(self._url):
-                reply = await self._table().insert({**new.row(), "image_path": path}).execute()
+                reply = await (await self._table()).insert({**new.row(), "image_path": path}).execute()
         except BaseException as exc:
             problem = await self._c.images._delete_quietly(path)
             if problem is not None and isinstance(exc, CarbookError):
@@ -501,7 +517,7 @@ class AsyncCarsService(_Service):
         row = validated(CarUpdate, changes).row()
         await self._c._require_user()
         with wrap_exceptions(self._url):
-            reply = await self._table().update(row).eq("id", cid).execute()
+            reply = await (await self._table()).update(row).eq("id", cid).execute()
         if not reply.data:
             await self._c._check_admin("changing a car")
             raise CarNotFoundError(car_id=cid)
@@ -529,7 +545,7 @@ class AsyncCarsService(_Service):
         path = await self._c.images.upload(img)
         try:
             with wrap_exceptions(self._url):
-                reply = await self._table().update({"image_path": path}).eq("id", cid).execute()
+                reply = await (await self._table()).update({"image_path": path}).eq("id", cid).execute()
             if not reply.data:
                 await self._c._check_admin("changing a car")
                 raise CarNotFoundError(car_id=cid)
@@ -559,7 +575,7 @@ class AsyncBookingsService(_Service):
         cid = str(parse_car_id(car_id))
         await self._c._require_user()
         with wrap_exceptions(self._url):
-            reply = await self._c._sb.rpc("book_car_atomic", {"car_id": cid}).execute()
+            reply = await (await self._c._rpc("book_car_atomic", {"car_id": cid})).execute()
         return booking_from_result(reply.data, cid)
 
     async def mine(self) -> list[Booking]:
@@ -600,20 +616,26 @@ class AsyncAuditService(_Service):
             AccessDeniedError: not an admin.
         """
         limit = check_limit(limit)
+        record = str(parse_car_id(car_id)) if car_id is not None else None
+        actor = str(parse_car_id(actor_id)) if actor_id is not None else None
+        if since is not None and not isinstance(since, datetime):
+            raise ValidationError(f"since must be a datetime, not {since!r}")
+        # Before building the query: a session restored from the store must be in place.
+        await self._c._check_admin("the audit log")
         query = (
-            self._c._sb.table("audit_logs").select("*").order("created_at", desc=True).order("id", desc=True)
+            (await self._c._from("audit_logs"))
+            .select("*")
+            .order("created_at", desc=True)
+            .order("id", desc=True)
         )
-        if car_id is not None:
-            query = query.eq("record_id", str(parse_car_id(car_id)))
-        if actor_id is not None:
-            query = query.eq("actor_id", str(parse_car_id(actor_id)))
+        if record is not None:
+            query = query.eq("record_id", record)
+        if actor is not None:
+            query = query.eq("actor_id", actor)
         if action is not None:
             query = query.eq("action", action)
         if since is not None:
-            if not isinstance(since, datetime):
-                raise ValidationError(f"since must be a datetime, not {since!r}")
             query = query.gte("created_at", since.isoformat())
-        await self._c._check_admin("the audit log")
         with wrap_exceptions(self._url):
             reply = await query.limit(limit).execute()
         return [validated(AuditEntry, r) for r in reply.data]

@@ -1,0 +1,468 @@
+"""Every CLI command against the real stack: happy path, bad input, and nothing changed."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from typer.testing import CliRunner
+
+from carbook_cli import app
+from carbook_sdk.stack.manager import LocalStack
+from tests.helpers import ADMIN_EMAIL, ADMIN_PASSWORD, PNG, carbook_for, unique_email
+
+runner = CliRunner()
+ALREADY = "Already booked. Be fast next time."
+
+
+class Cli:
+    """Runs `carbook …` in-process with the stack's URL and keys and a config dir of its own."""
+
+    def __init__(self, stack: LocalStack, config: Path) -> None:
+        s = stack.settings
+        self.stack = stack
+        self.env = {
+            "SUPABASE_URL": s.api_url,
+            "SUPABASE_ANON_KEY": s.anon_key,
+            "SUPABASE_SERVICE_ROLE_KEY": s.service_role_key,
+            "SUPABASE_DB_URL": s.db_url,
+            "CARBOOK_CONFIG_DIR": str(config),
+            "COLUMNS": "200",
+        }
+
+    def __call__(self, *args: str, input: str | None = None) -> Any:
+        return runner.invoke(app, list(args), env=self.env, input=input)
+
+    def json(self, *args: str) -> Any:
+        result = self(*args, "--json")
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    def subprocess(self, *args: str) -> subprocess.CompletedProcess[str]:
+        import os
+
+        return subprocess.run(
+            [sys.executable, "-m", "carbook_cli", *args],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            env={**os.environ, **self.env},
+        )
+
+    def login_admin(self) -> None:
+        result = self("auth", "login", "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD)
+        assert result.exit_code == 0, result.output
+
+    def login_new_user(self) -> str:
+        email = unique_email("cli")
+        with carbook_for(self.stack) as cb:
+            cb.auth.sign_up(email, "correct-horse-9")
+        result = self("auth", "login", "--email", email, "--password", "correct-horse-9")
+        assert result.exit_code == 0, result.output
+        return email
+
+    def state(self) -> tuple[Any, ...]:
+        with _db(self.stack) as conn:
+            rows = tuple(
+                conn.execute(q).fetchall()
+                for q in (
+                    "select id, make, model, year, price_in_paise, currency, is_published, booking_status,"
+                    " booked_by, image_path, ref from public.cars order by id",
+                    "select count(*) from public.audit_logs",
+                    "select bucket_id, name from storage.objects order by 1, 2",
+                    "select count(*) from auth.users",
+                    "select user_id from public.user_roles order by 1",
+                )
+            )
+        files = sorted(p.name for p in (self.stack.settings.storage_dir / "objects").glob("*"))
+        return (*rows, files)
+
+
+def _db(stack: LocalStack) -> psycopg.Connection[Any]:
+    return psycopg.connect(stack.settings.db_url, autocommit=True)
+
+
+@pytest.fixture
+def cli(stack: LocalStack, tmp_path: Path) -> Iterator[Cli]:
+    yield Cli(stack, tmp_path / "config")
+
+
+@pytest.fixture
+def image(tmp_path: Path) -> Path:
+    path = tmp_path / "car.png"
+    path.write_bytes(PNG)
+    return path
+
+
+def _add(cli: Cli, image: Path, *extra: str) -> dict[str, Any]:
+    data: dict[str, Any] = cli.json(
+        "cars", "add", "--make", "Kia", "--model", "Sonet", "--year", "2023", "--price", "999.50",
+        "--currency", "INR", "--image", str(image), *extra,
+    )  # fmt: skip
+    return data
+
+
+# auth -----------------------------------------------------------------------------------
+def test_auth_login_whoami_logout(cli: Cli) -> None:
+    data = cli.json("auth", "login", "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD)
+    assert data["email"] == ADMIN_EMAIL and data["admin"] is True
+    me = cli.json("auth", "whoami")
+    assert me["id"] == data["id"] and me["admin"] is True
+    session = Path(me["session_file"])
+    assert session.stat().st_mode & 0o777 == 0o600
+    assert cli("auth", "logout").exit_code == 0
+    after = cli("auth", "whoami")
+    assert after.exit_code == 12
+    assert "not signed in" in after.stderr
+
+
+def test_auth_login_with_prompts(cli: Cli) -> None:
+    result = cli("auth", "login", input=f"{ADMIN_EMAIL}\n{ADMIN_PASSWORD}\n")
+    assert result.exit_code == 0, result.output
+    assert ADMIN_PASSWORD not in result.stdout  # the password prompt does not echo
+    assert f"Signed in as {ADMIN_EMAIL} (admin)." in result.stdout
+
+
+def test_auth_login_bad_input(cli: Cli) -> None:
+    wrong = cli("auth", "login", "--email", ADMIN_EMAIL, "--password", "wrong-password")
+    assert (wrong.exit_code, wrong.stderr.strip()) == (12, "Error: Invalid email or password.")
+    malformed = cli("auth", "login", "--email", "not-an-email", "--password", "x")
+    assert malformed.exit_code == 3 and "not a valid email address" in malformed.stderr
+    assert not list(Path(cli.env["CARBOOK_CONFIG_DIR"]).glob("sessions/*.json"))
+
+
+# cars -----------------------------------------------------------------------------------
+def test_cars_list_table_matches_json(cli: Cli) -> None:
+    data = cli.json("cars", "list", "--limit", "5")
+    table = cli("cars", "list", "--limit", "5")
+    assert table.exit_code == 0
+    ids = re.findall(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", table.stdout)
+    assert ids == [c["id"] for c in data["cars"]]
+    for car in data["cars"]:
+        assert car["is_published"] and car["booking_status"] == "available"
+        assert isinstance(car["price_in_paise"], int) and len(car["currency"]) == 3
+    nxt = cli.json("cars", "list", "--limit", "5", "--cursor", data["next_cursor"])
+    assert not {c["id"] for c in nxt["cars"]} & set(ids)
+
+
+def test_cars_list_bad_input(cli: Cli) -> None:
+    cli.login_new_user()
+    before = cli.state()
+    no_all = cli("cars", "list", "--status", "booked")
+    assert no_all.exit_code == 3 and "need --all" in no_all.stderr
+    not_admin = cli("cars", "list", "--all")
+    assert not_admin.exit_code == 5 and "admins only" in not_admin.stderr
+    bad_cursor = cli("cars", "list", "--cursor", "???")
+    assert bad_cursor.exit_code == 3 and "not a valid page cursor" in bad_cursor.stderr
+    assert cli.state() == before
+
+
+def test_cars_list_all_filters(cli: Cli, image: Path) -> None:
+    cli.login_admin()
+    hidden = _add(cli, image)
+    data = cli.json("cars", "list", "--all", "--unpublished", "--limit", "1000")
+    assert hidden["id"] in {c["id"] for c in data["cars"]}
+    assert all(not c["is_published"] for c in data["cars"])
+    booked = cli.json("cars", "list", "--all", "--status", "booked", "--limit", "1000")
+    assert booked["cars"] and all(c["booking_status"] == "booked" for c in booked["cars"])
+
+
+def test_cars_show(cli: Cli) -> None:
+    listed = cli.json("cars", "list", "--limit", "1")["cars"][0]
+    shown = cli.json("cars", "show", listed["id"])
+    assert shown == listed
+    table = cli("cars", "show", listed["id"])
+    assert listed["make"] in table.stdout and "price" in table.stdout
+    assert cli("cars", "show", "nope").exit_code == 3
+    missing = cli("cars", "show", "00000000-0000-4000-8000-00000000dead")
+    assert missing.exit_code == 6 and "Car not found" in missing.stderr
+
+
+def test_cars_add_and_its_bad_input(cli: Cli, image: Path, tmp_path: Path) -> None:
+    cli.login_admin()
+    car = _add(cli, image, "--publish", "--ref", "cli-add-1")
+    assert (car["price_in_paise"], car["currency"], car["is_published"], car["ref"]) == (
+        99950,
+        "INR",
+        True,
+        "cli-add-1",
+    )
+    table = cli("cars", "show", car["id"])
+    assert "₹999.50" in table.stdout
+
+    fake = tmp_path / "fake.png"
+    fake.write_text("not a picture")
+    before = cli.state()
+    cases = [
+        (["--price", "-5"], 3, "price must not be negative"),
+        (["--price", "1.234"], 3, "has more decimals than INR allows"),
+        (["--currency", "inr"], 3, "unknown currency 'inr'"),
+        (["--image", str(fake)], 3, "is not a JPEG, PNG, WEBP image"),
+        (["--year", "1700"], 3, "greater than or equal to 1886"),
+        (["--ref", "bad ref!"], 3, "ref"),
+    ]
+    for extra, code, message in cases:
+        args = {"--price": "10", "--currency": "INR", "--image": str(image), "--year": "2023"}
+        for k, v in zip(extra[::2], extra[1::2], strict=True):
+            args[k] = v
+        flat = [x for kv in args.items() for x in kv]
+        result = cli("cars", "add", "--make", "Kia", "--model", "Sonet", *flat)
+        assert result.exit_code == code, (extra, result.output)
+        assert message in result.stderr, (extra, result.stderr)
+    assert cli.state() == before
+
+
+def test_cars_add_as_non_admin_changes_nothing(cli: Cli, image: Path) -> None:
+    cli.login_new_user()
+    before = cli.state()
+    result = cli(
+        "cars",
+        "add",
+        "--make",
+        "Kia",
+        "--model",
+        "Sonet",
+        "--year",
+        "2023",
+        "--price",
+        "10",
+        "--image",
+        str(image),
+    )
+    assert result.exit_code == 5
+    assert "row-level security" in result.stderr
+    assert cli.state() == before
+
+
+def test_cars_update_publish_unpublish(cli: Cli, image: Path, tmp_path: Path) -> None:
+    cli.login_admin()
+    car = _add(cli, image)
+    updated = cli.json("cars", "update", car["id"], "--price", "1200", "--model", "Sonet X")
+    assert (updated["price_in_paise"], updated["currency"], updated["model"]) == (120000, "INR", "Sonet X")
+    jpy = cli.json("cars", "update", car["id"], "--price", "15000", "--currency", "JPY")
+    assert (jpy["price_in_paise"], jpy["currency"]) == (15000, "JPY")
+
+    new_image = tmp_path / "new.png"
+    new_image.write_bytes(PNG + b"new")
+    replaced = cli.json("cars", "update", car["id"], "--image", str(new_image))
+    assert replaced["image_path"] != car["image_path"]
+    with _db(cli.stack) as conn:
+        names = {r[0] for r in conn.execute("select name from storage.objects")}
+    assert replaced["image_path"] in names and car["image_path"] not in names
+
+    assert cli.json("cars", "publish", car["id"])["is_published"] is True
+    assert cli.json("cars", "unpublish", car["id"])["is_published"] is False
+    assert "Published Kia Sonet X" in cli("cars", "publish", car["id"]).stdout
+
+    before = cli.state()
+    for args, code, message in [
+        (["--currency", "USD"], 3, "--currency needs --price"),
+        (["--year", "1700"], 3, "greater than or equal to 1886"),
+        ([], 3, "nothing to update"),
+        (["--image", str(tmp_path / "missing.png")], 3, "cannot read image"),
+    ]:
+        result = cli("cars", "update", car["id"], *args)
+        assert (result.exit_code, message in result.stderr) == (code, True), (args, result.output)
+    for command in ("publish", "unpublish", "update"):
+        bad = cli("cars", command, "not-a-uuid", *(["--model", "x"] if command == "update" else []))
+        assert bad.exit_code == 3 and "not a valid car id" in bad.stderr
+    assert cli.state() == before
+
+
+def _write_import(folder: Path, n: int, bad: dict[int, dict[str, str]]) -> Path:
+    images = folder / "images"
+    images.mkdir(exist_ok=True)
+    (images / "car.png").write_bytes(PNG)
+    (images / "text.png").write_text("not an image")
+    rows = ["ref,make,model,year,price,currency,image,published"]
+    for i in range(n):
+        values = {
+            "ref": f"fleet-{folder.name}-{i:03d}",
+            "make": "Maruti",
+            "model": f"Model {i}",
+            "year": "2022",
+            "price": f"{1000 + i}.50",
+            "currency": "INR",
+            "image": "car.png",
+            "published": "true" if i % 2 else "false",
+        }
+        values.update(bad.get(i, {}))
+        rows.append(",".join(values.values()))
+    path = folder / "cars.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_cars_import_validates_everything_first_then_is_idempotent(cli: Cli, tmp_path: Path) -> None:
+    cli.login_admin()
+    folder = tmp_path / "imp"
+    folder.mkdir()
+    bad = {4: {"price": "-1"}, 17: {"image": "text.png"}, 33: {"currency": "XXX1"}}
+    csv_path = _write_import(folder, 50, bad)
+    before = cli.state()
+    result = cli("cars", "import", str(csv_path), "--images-dir", str(folder / "images"))
+    assert result.exit_code == 3
+    for line in (6, 19, 35):  # data row i is on line i + 2
+        assert re.search(rf"│\s+{line} │", result.stderr), result.stderr
+    assert "3 bad row(s)" in result.stderr and "nothing was imported" in result.stderr
+    assert cli.state() == before
+
+    fixed = _write_import(folder, 50, {})
+    first = cli.json(
+        "cars", "import", str(fixed), "--images-dir", str(folder / "images"), "--concurrency", "8"
+    )
+    assert (len(first["imported"]), len(first["skipped"]), first["failed"]) == (50, 0, [])
+    second = cli("cars", "import", str(fixed), "--images-dir", str(folder / "images"))
+    assert second.exit_code == 0
+    assert re.search(r"imported\s+│\s+0", second.stdout) and re.search(
+        r"already imported\)\s+│\s+50", second.stdout
+    )
+    with _db(cli.stack) as conn:
+        count = conn.execute(
+            "select count(*) from public.cars where ref like %s", (f"fleet-{folder.name}-%",)
+        )
+        assert count.fetchone() == (50,)
+
+
+def test_cars_import_bad_files(cli: Cli, tmp_path: Path) -> None:
+    cli.login_admin()
+    before = cli.state()
+    missing = cli("cars", "import", str(tmp_path / "nope.csv"), "--images-dir", str(tmp_path))
+    assert missing.exit_code == 3 and "cannot read" in missing.stderr
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("name,price\nx,1\n")
+    columns = cli("cars", "import", str(wrong), "--images-dir", str(tmp_path))
+    assert (
+        columns.exit_code == 3 and "lacks column(s) ref, make, model, year, currency, image" in columns.stderr
+    )
+    assert cli.state() == before
+
+
+# booking ----------------------------------------------------------------------------------
+def test_book_mine_and_the_lost_race(cli: Cli, image: Path, stack: LocalStack, tmp_path: Path) -> None:
+    cli.login_admin()
+    car = _add(cli, image, "--publish")
+    cli.login_new_user()
+    booked = cli("book", car["id"])
+    assert booked.exit_code == 0 and "Booked" in booked.stdout
+    again = cli("book", car["id"])
+    assert again.exit_code == 0 and "You had already booked car" in again.stdout
+    mine = cli.json("bookings", "mine")
+    assert [c["id"] for c in mine] == [car["id"]]
+    assert car["id"] in cli("bookings", "mine").stdout
+
+    other = Cli(stack, tmp_path / "other-config")
+    other.login_new_user()
+    before = other.state()
+    lost = other("book", car["id"])
+    assert (lost.exit_code, lost.stderr.strip(), lost.stdout) == (7, ALREADY, "")
+    assert other.state()[:3] == before[:3]
+
+
+def test_book_bad_input(cli: Cli) -> None:
+    before = cli.state()
+    signed_out = cli("book", "10000000-0000-4000-8000-000000000001")
+    assert signed_out.exit_code == 12 and "sign in first" in signed_out.stderr
+    cli.login_new_user()
+    before = cli.state()
+    assert cli("book", "not-a-car").exit_code == 3
+    unknown = cli("book", "00000000-0000-4000-8000-00000000dead")
+    assert unknown.exit_code == 6 and "Car not found" in unknown.stderr
+    unpublished = cli("book", "10000000-0000-4000-8000-000000000007")
+    assert unpublished.exit_code == 6 and "not available for booking" in unpublished.stderr
+    assert cli.state() == before
+
+
+def test_race(cli: Cli, image: Path) -> None:
+    cli.login_admin()
+    car = _add(cli, image, "--publish")
+    data = cli.json("race", car["id"], "--clients", "8")
+    assert (data["winners"], data["losers"], data["errors"]) == (1, 7, 0)
+    assert {r["message"] for r in data["results"] if r["code"] == "already_booked"} == {ALREADY}
+    table = cli("race", car["id"], "--clients", "3")  # already taken: everybody loses
+    assert table.exit_code == 0
+    assert table.stdout.count(ALREADY) == 3 and "Winners: 0" in table.stdout
+
+
+def test_race_bad_input_creates_no_users(cli: Cli) -> None:
+    before = cli.state()
+    assert cli("race", "nope").exit_code == 3
+    unknown = cli("race", "00000000-0000-4000-8000-00000000dead", "--clients", "3")
+    assert unknown.exit_code == 6
+    too_few = cli("race", "00000000-0000-4000-8000-00000000dead", "--clients", "1")
+    assert too_few.exit_code == 2
+    assert cli.state() == before
+
+
+# audit and admin ----------------------------------------------------------------------------
+def test_audit_list(cli: Cli, image: Path) -> None:
+    cli.login_admin()
+    car = _add(cli, image)
+    cli("cars", "publish", car["id"])
+    rows = cli.json("audit", "list", "--car", car["id"], "--actor", ADMIN_EMAIL)
+    assert [r["action"] for r in rows] == ["car.update", "car.insert"]
+    since = cli.json("audit", "list", "--since", "2000-01-01", "--limit", "2")
+    assert len(since) == 2
+    table = cli("audit", "list", "--car", car["id"])
+    assert "car.insert" in table.stdout and "is_published: False → True" in table.stdout
+    cli.login_new_user()
+    before = cli.state()
+    bad = cli("audit", "list", "--since", "yesterday")
+    assert bad.exit_code == 3 and "--since must be a date" in bad.stderr
+    assert cli("audit", "list", "--car", "nope").exit_code == 3
+    denied = cli("audit", "list")
+    assert denied.exit_code == 5 and "admins only" in denied.stderr
+    assert cli.state() == before
+
+
+def test_admin_grant_and_revoke(cli: Cli) -> None:
+    email = cli.login_new_user()
+    assert cli.json("auth", "whoami")["admin"] is False
+    assert cli.json("admin", "grant", email)["admin"] is True
+    cli("auth", "login", "--email", email, "--password", "correct-horse-9")
+    assert cli.json("auth", "whoami")["admin"] is True
+    assert f"{email} is no longer an admin." in cli("admin", "revoke", email).stdout
+    cli("auth", "login", "--email", email, "--password", "correct-horse-9")
+    assert cli.json("auth", "whoami")["admin"] is False
+    before = cli.state()
+    unknown = cli("admin", "grant", "nobody-at-all@example.test")
+    assert unknown.exit_code == 6 and "no user with email" in unknown.stderr
+    assert cli("admin", "revoke", "not-an-email").exit_code == 3
+    assert cli.state() == before
+
+
+# one real process per command group -------------------------------------------------------
+def test_every_group_as_a_real_subprocess(cli: Cli, image: Path) -> None:
+    login = cli.subprocess("auth", "login", "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD, "--json")
+    assert login.returncode == 0, login.stderr
+    added = cli.subprocess(
+        "cars", "add", "--make", "Hyundai", "--model", "i20", "--year", "2024", "--price", "700000",
+        "--image", str(image), "--publish", "--json",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    car_id = json.loads(added.stdout)["id"]
+    race = cli.subprocess("race", car_id, "--clients", "4", "--json")
+    assert race.returncode == 0, race.stderr
+    assert json.loads(race.stdout)["winners"] == 1
+    lost = cli.subprocess("book", car_id)
+    assert (lost.returncode, lost.stderr.strip()) == (7, ALREADY)
+    mine = cli.subprocess("bookings", "mine", "--json")
+    assert mine.returncode == 0 and json.loads(mine.stdout) == []
+    audit = cli.subprocess("audit", "list", "--car", car_id, "--json")
+    assert audit.returncode == 0 and {r["action"] for r in json.loads(audit.stdout)} >= {
+        "car.insert",
+        "car.booked",
+    }
+    grant = cli.subprocess("admin", "grant", ADMIN_EMAIL, "--json")
+    assert grant.returncode == 0 and json.loads(grant.stdout)["admin"] is True
+    logout = cli.subprocess("auth", "logout")
+    assert logout.returncode == 0
+    whoami = cli.subprocess("auth", "whoami")
+    assert whoami.returncode == 12 and whoami.stderr.startswith("Error: not signed in")
