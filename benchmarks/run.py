@@ -175,7 +175,7 @@ async def bench_race(stack: LocalStack, sizes: Sizes) -> dict[str, Any]:
         "runs": runs,
         "double_bookings": double_bookings,
         "errors": sum(r["errors"] for r in runs),
-        "p50_ms": statistics.median(r["p50_ms"] for r in runs),
+        "p50_ms": round(statistics.median(r["p50_ms"] for r in runs), 1),
         "p99_ms": max(r["p99_ms"] for r in runs),
     }
 
@@ -519,8 +519,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--tiny", action="store_true", help="every benchmark at smoke size")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results", help="where results go")
+    parser.add_argument(
+        "--only", action="append", choices=["race", "throughput", "import", "startup", "listing"],
+        help="run just these (repeatable); the report is printed, not written",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     sizes = TINY if args.tiny else Sizes()
+    if args.only and os.environ.get("CARBOOK_BENCH_TP_CARS"):
+        sizes = Sizes(
+            **{**asdict(sizes), "tp_cars": int(os.environ["CARBOOK_BENCH_TP_CARS"]), "tp_levels": (8, 32)}
+        )
     base = Path(tempfile.mkdtemp(prefix="carbook-bench-"))
     os.chmod(base, 0o755)
     stack = LocalStack.ephemeral(base / "state")
@@ -528,7 +536,7 @@ def main(argv: list[str] | None = None) -> int:
     began = time.perf_counter()
     try:
         stack.start()
-        results = asyncio.run(run_all(stack, sizes))
+        results = asyncio.run(run_all(stack, sizes, set(args.only) if args.only else None))
     finally:
         stack.stop()
         shutil.rmtree(base, ignore_errors=True)
@@ -540,6 +548,9 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": round(time.perf_counter() - began, 1),
         **results,
     }
+    if args.only:
+        print(json.dumps(results, indent=2))
+        return 0
     args.out.mkdir(parents=True, exist_ok=True)
     name = "tiny" if args.tiny else "latest"
     (args.out / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from .context import async_client, client
 from .output import EXIT_FAILED, car_json, car_table, console, err_console, print_car, print_json
 
 if TYPE_CHECKING:
+    from rich.progress import Progress
+
     from carbook_sdk import NewCar
 
 app = typer.Typer(
@@ -258,6 +258,8 @@ def read_rows(path: Path, images_dir: Path, validate_image: Any) -> tuple[list[R
 
 
 async def _import(rows: list[Row], concurrency: int, progress: Progress | None, report: ImportReport) -> None:
+    import asyncio
+
     from carbook_sdk import CarbookError, ConflictError
 
     async with async_client(signed_in=True) as cb:
@@ -298,6 +300,8 @@ def import_(
 ) -> None:
     """Import cars from a CSV (admins). Every row is checked before anything is uploaded;
     rows already imported (same ref) are skipped, so a re-run is safe."""
+    import asyncio
+
     from carbook_sdk import ValidationError
 
     with client() as cb:
@@ -320,6 +324,8 @@ def import_(
             from carbook_sdk import AccessDeniedError
 
             raise AccessDeniedError("importing cars is for admins only")
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     report = ImportReport()
     if json:
         asyncio.run(_import(rows, concurrency, None, report))

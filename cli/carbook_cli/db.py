@@ -86,11 +86,25 @@ def verify(
     db_url: DbUrl = None,
     json: Json = False,
     failed_only: Annotated[bool, typer.Option("--failed", help="List only failing checks.")] = False,
+    lint: Annotated[
+        bool,
+        typer.Option("--lint", help="Also run the Supabase-style security and performance lints (splinter)."),
+    ] = False,
 ) -> None:
-    """Check every element of the atomic-booking schema by name; exit 1 if any check fails."""
-    report = _database(db_url).verify()
+    """Check every element of the atomic-booking schema by name; exit 1 if any check
+    (or, with --lint, any lint other than the documented intended one) fails."""
+    database = _database(db_url)
+    report = database.verify()
+    lints = database.lint() if lint else None
     if json:
-        print_json({"ok": report.ok, "checks": [c.model_dump() for c in report.checks]})
+        data: dict[str, object] = {"ok": report.ok, "checks": [c.model_dump() for c in report.checks]}
+        if lints is not None:
+            data["lint"] = {
+                "ok": lints.ok,
+                "exposed_schemas": list(lints.exposed_schemas),
+                "findings": [f.model_dump() for f in lints.findings],
+            }
+        print_json(data)
     else:
         shown = [c for c in report.checks if not (failed_only and c.ok)]
         if shown:
@@ -104,7 +118,19 @@ def verify(
             if report.ok
             else f"[bold red]{n_failed} of {len(report.checks)} checks failed.[/]"
         )
-    if not report.ok:
+        if lints is not None:
+            if lints.findings:
+                table = Table("lint", "level", "object", "detail", title="Lints")
+                for f in lints.findings:
+                    level = f"[dim]{f.level} (intended)[/]" if f.intended else f"[bold red]{f.level}[/]"
+                    table.add_row(f.lint, level, f.object, f.intended or f.detail)
+                console.print(table)
+            console.print(
+                "[green]Lints: no problems[/] (exposed schemas: " + ", ".join(lints.exposed_schemas) + ")."
+                if lints.ok
+                else f"[bold red]Lints: {len(lints.problems)} problem(s).[/]"
+            )
+    if not report.ok or (lints is not None and not lints.ok):
         raise typer.Exit(EXIT_CHECKS_FAILED)
 
 

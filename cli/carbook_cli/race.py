@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import time
 import uuid
@@ -18,6 +17,8 @@ RACE_PASSWORD_BYTES = 18
 
 
 async def _race(car_id: str, clients: int) -> list[dict[str, Any]]:
+    import asyncio
+
     from carbook_sdk import CarbookError
 
     run = uuid.uuid4().hex[:8]
@@ -58,6 +59,8 @@ def race(
 ) -> None:
     """N new users (made with the service_role key) book one car at once: one winner, N-1 told
     "Already booked. Be fast next time." — the seed's concurrent-booking check."""
+    import asyncio
+
     from carbook_sdk.models import parse_car_id
 
     car = str(parse_car_id(car_id))

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg.rows import dict_row
@@ -33,6 +33,9 @@ from .errors import (
     translate_db_error,
     wrap_db_errors,
 )
+
+if TYPE_CHECKING:
+    from .lint import LintReport
 
 __all__ = [
     "ATOMIC_BOOKING_VERSION",
@@ -381,6 +384,34 @@ class Database:
         return VerifyReport(
             checks=(*history, *(Check(name=n, ok=bool(ok), detail=d or "") for n, ok, d in rows))
         )
+
+    def lint(self, exposed_schemas: tuple[str, ...] = ("public",)) -> LintReport:
+        """Run the Supabase-style security and performance lints on the live schema.
+
+        ``exposed_schemas`` are the schemas the API serves (``[api].schemas``); they are
+        set as ``pgrst.db_schemas`` for the session, as splinter expects.
+
+        Raises:
+            CarbookConnectionError: the database cannot be reached.
+        """
+        from .lint import INTENDED, LINTS, Finding, LintReport
+
+        findings: list[Finding] = []
+        with self.connect() as conn, wrap_db_errors():
+            conn.execute("select set_config('pgrst.db_schemas', %s, false)", (",".join(exposed_schemas),))
+            for lint in LINTS:
+                for obj, detail in conn.execute(lint.sql).fetchall():
+                    findings.append(
+                        Finding(
+                            lint=lint.name,
+                            level=lint.level,
+                            title=lint.title,
+                            object=obj,
+                            detail=detail,
+                            intended=INTENDED.get((lint.name, obj)),
+                        )
+                    )
+        return LintReport(exposed_schemas=exposed_schemas, findings=tuple(findings))
 
     # Rollback ----------------------------------------------------------------------
     def _rollback_path(self) -> Path:

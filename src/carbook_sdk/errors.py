@@ -386,6 +386,9 @@ def _translate_postgrest(exc: Any) -> CarbookError:
     message = str(getattr(exc, "message", "") or exc)
     hint = getattr(exc, "hint", None)
     detail = getattr(exc, "details", None)
+    if code in {"PGRST000", "PGRST001", "PGRST002", "PGRST003"}:
+        # PostgREST (or the gateway in front of it) cannot reach the database or the REST service.
+        return CarbookConnectionError(f"the REST service is unavailable: {message}", status=503)
     if code == "42501":
         return AccessDeniedError(f"permission denied: {message}", status=403)
     if code == "23514":

@@ -20,12 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpcore
 from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
-from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from .manager import StackSettings, load_settings
@@ -47,6 +46,8 @@ _HOP_BY_HOP = frozenset(
         "content-length",
     }
 )
+#: Seconds the gateway waits on PostgREST: a dead upstream ends in an error, never a hang.
+REST_TIMEOUTS = {"connect": 5.0, "read": 60.0, "write": 60.0, "pool": 30.0}
 #: Largest JSON body the gateway accepts on REST and Auth routes (uploads excepted).
 MAX_JSON_BODY = 1024 * 1024
 
@@ -56,7 +57,7 @@ class Gateway:
     """Shared state of the running app."""
 
     settings: StackSettings
-    http: httpx.AsyncClient
+    rest: httpcore.AsyncConnectionPool
     pool: AsyncConnectionPool
 
     def api_keys(self) -> frozenset[str]:
@@ -110,33 +111,50 @@ async def rest_proxy(request: Request) -> Response:
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > MAX_JSON_BODY:
         return JSONResponse({"message": "Payload too large"}, status_code=413)
-    headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP and k != "apikey"]
-    if not request.headers.get("authorization"):
-        headers.append(("authorization", f"Bearer {apikey_of(request)}"))
     body = await _read_limited(request, MAX_JSON_BODY)
     if body is None:
         return JSONResponse({"message": "Payload too large"}, status_code=413)
-    path = request.path_params.get("path", "")
-    upstream = gw.http.build_request(
-        request.method,
-        f"/{path}",
-        params=[(k, v) for k, v in request.query_params.multi_items() if k != "apikey"],
-        headers=headers,
-        content=body,
+    headers = [
+        (k, v)
+        for k, v in request.headers.raw
+        if k.lower().decode("latin-1") not in _HOP_BY_HOP and k != b"apikey"
+    ]
+    if b"authorization" not in {k.lower() for k, _ in headers}:
+        headers.append((b"authorization", f"Bearer {apikey_of(request)}".encode()))
+    query = "&".join(p for p in request.url.query.split("&") if p and not p.startswith("apikey="))
+    target = f"{gw.settings.postgrest_url}/{request.path_params.get('path', '')}" + (
+        f"?{query}" if query else ""
     )
     try:
-        reply = await gw.http.send(upstream, stream=True)
-    except httpx.HTTPError:
-        return JSONResponse(
-            {"message": "An invalid response was received from the upstream server"}, status_code=502
+        # httpcore, not httpx: this is the hot path, and the thinner client is markedly faster.
+        reply = await gw.rest.request(
+            request.method, target, headers=headers, content=body, extensions={"timeout": REST_TIMEOUTS}
         )
-    out_headers = {k: v for k, v in reply.headers.items() if k.lower() not in _HOP_BY_HOP}
-    return StreamingResponse(
-        reply.aiter_raw(),
-        status_code=reply.status_code,
-        headers=out_headers,
-        background=BackgroundTask(reply.aclose),
-    )
+    except httpcore.TimeoutException:
+        return JSONResponse(
+            {"code": "PGRST003", "message": "The REST service timed out", "details": None, "hint": None},
+            status_code=504,
+        )
+    except httpcore.ConnectError:
+        # What PostgREST itself answers when it cannot reach its database.
+        return JSONResponse(
+            {"code": "PGRST000", "message": "The REST service is unavailable", "details": None, "hint": None},
+            status_code=503,
+        )
+    except httpcore.NetworkError:
+        return JSONResponse(
+            {
+                "code": "PGRST000",
+                "message": "The REST service dropped the connection",
+                "details": None,
+                "hint": None,
+            },
+            status_code=503,
+        )
+    out = [(k, v) for k, v in reply.headers if k.lower().decode("latin-1") not in _HOP_BY_HOP]
+    response = Response(reply.content, status_code=reply.status)
+    response.raw_headers = [*out, (b"content-length", str(len(reply.content)).encode())]
+    return response
 
 
 async def _read_limited(request: Request, limit: int) -> bytes | None:
@@ -161,15 +179,14 @@ def create_app(settings: StackSettings) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
         async with (
-            httpx.AsyncClient(base_url=settings.postgrest_url, limits=limits, timeout=60.0) as http,
+            httpcore.AsyncConnectionPool(max_connections=200, max_keepalive_connections=100) as rest,
             AsyncConnectionPool(
                 settings.db_url, min_size=1, max_size=20, open=False, kwargs={"autocommit": True}
             ) as pool,
         ):
             await pool.wait()
-            app.state.gateway = Gateway(settings=settings, http=http, pool=pool)
+            app.state.gateway = Gateway(settings=settings, rest=rest, pool=pool)
             yield
 
     return Starlette(
