@@ -94,3 +94,16 @@ def stack() -> Iterator[LocalStack]:
     finally:
         st.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def own_stack() -> Iterator[LocalStack]:
+    """A stack of the test's own, for tests that stop, kill or reset parts of it."""
+    base = Path(tempfile.mkdtemp(prefix="carbook-own-"))
+    os.chmod(base, 0o755)
+    st = LocalStack.ephemeral(base / "state")
+    try:
+        yield st
+    finally:
+        st.stop()
+        shutil.rmtree(base, ignore_errors=True)

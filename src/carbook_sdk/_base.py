@@ -99,6 +99,9 @@ def image_name(image: ImageFile, name: str | None) -> str:
         or name.startswith("/")
         or any(seg in ("", ".", "..") for seg in name.split("/"))
         or any(ord(c) < 32 for c in name)
+        # supabase-py percent-decodes object paths: '%' would not mean itself.
+        or "%" in name
+        or "\\" in name
     ):
         raise ValidationError(f"not a valid image name: {name!r}")
     return name

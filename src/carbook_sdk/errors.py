@@ -382,10 +382,15 @@ _CHECK_CONSTRAINT = re.compile(r'violates check constraint "([^"]+)"')
 
 
 def _translate_postgrest(exc: Any) -> CarbookError:
-    code = str(getattr(exc, "code", "") or "")
-    message = str(getattr(exc, "message", "") or exc)
+    code = str(getattr(exc, "code", "") or "").strip()
+    message = str(getattr(exc, "message", "") or "").strip()
     hint = getattr(exc, "hint", None)
     detail = getattr(exc, "details", None)
+    if (not code and not message) or code in {"500", "502", "503", "504", "520"}:
+        # No answer worth the name (a crash mid-request, a proxy page): whether the call
+        # took effect is unknown, which is exactly a connection error; retry to find out.
+        return CarbookConnectionError("the REST service failed without an answer", status=503)
+    message = message or str(exc)
     if code in {"PGRST000", "PGRST001", "PGRST002", "PGRST003"}:
         # PostgREST (or the gateway in front of it) cannot reach the database or the REST service.
         return CarbookConnectionError(f"the REST service is unavailable: {message}", status=503)
@@ -463,7 +468,7 @@ def translate(exc: BaseException, *, url: str | None = None) -> CarbookError | N
     if isinstance(exc, httpx.TransportError):
         where = f" {url}" if url else " the server"
         return CarbookConnectionError(
-            f"could not connect to{where}: {exc or type(exc).__name__}",
+            f"could not connect to{where}: {str(exc) or type(exc).__name__}",
             hint="Is the stack running? `carbook stack start` starts the local one.",
         )
     if isinstance(exc, httpx.HTTPStatusError):

@@ -279,6 +279,11 @@ class LocalPostgres:
             if result.returncode == 0 or not self.is_running():
                 return
 
+    def kill(self) -> None:
+        """Stop at once, as a crash would (immediate shutdown: recovery runs on next start)."""
+        if self.is_running():
+            self._run(self._cmd("pg_ctl", "-D", str(self.pgdata), "-m", "immediate", "-w", "stop"))
+
     def destroy(self) -> None:
         """Stop the server and delete its folder."""
         self.stop()

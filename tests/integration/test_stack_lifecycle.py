@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,19 +15,6 @@ import pytest
 from carbook_sdk.local_postgres import port_in_use
 from carbook_sdk.stack.manager import LocalStack, _pid_alive
 from tests.helpers import supabase_client
-
-
-@pytest.fixture
-def own_stack() -> Iterator[LocalStack]:
-    """A second stack of the test's own, beside the session one."""
-    base = Path(tempfile.mkdtemp(prefix="carbook-own-"))
-    os.chmod(base, 0o755)
-    st = LocalStack.ephemeral(base / "state")
-    try:
-        yield st
-    finally:
-        st.stop()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def _pids(st: LocalStack) -> dict[str, int | None]:

@@ -135,18 +135,13 @@ async def rest_proxy(request: Request) -> Response:
             {"code": "PGRST003", "message": "The REST service timed out", "details": None, "hint": None},
             status_code=504,
         )
-    except httpcore.ConnectError:
+    except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.ConnectionNotAvailable) as exc:
         # What PostgREST itself answers when it cannot reach its database.
-        return JSONResponse(
-            {"code": "PGRST000", "message": "The REST service is unavailable", "details": None, "hint": None},
-            status_code=503,
-        )
-    except httpcore.NetworkError:
         return JSONResponse(
             {
                 "code": "PGRST000",
-                "message": "The REST service dropped the connection",
-                "details": None,
+                "message": "The REST service is unavailable",
+                "details": type(exc).__name__,
                 "hint": None,
             },
             status_code=503,
@@ -180,7 +175,9 @@ def create_app(settings: StackSettings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with (
-            httpcore.AsyncConnectionPool(max_connections=200, max_keepalive_connections=100) as rest,
+            httpcore.AsyncConnectionPool(
+                max_connections=200, max_keepalive_connections=100, keepalive_expiry=10.0
+            ) as rest,
             AsyncConnectionPool(
                 settings.db_url, min_size=1, max_size=20, open=False, kwargs={"autocommit": True}
             ) as pool,
@@ -218,6 +215,9 @@ def main(argv: list[str] | None = None) -> None:
         log_level="warning",
         access_log=False,
         lifespan="on",
+        # Longer than any client's idle expiry (httpx: 5 s), so the client always closes an
+        # idle connection first and never sends a request into one the server just closed.
+        timeout_keep_alive=65,
     )
 
 

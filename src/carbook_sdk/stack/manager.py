@@ -253,12 +253,17 @@ class LocalStack:
         return cls(StackSettings.from_config(state))
 
     @classmethod
-    def ephemeral(cls, state_dir: Path) -> LocalStack:
-        """A stack on free ports in ``state_dir``, tuned for tests (no durability)."""
+    def ephemeral(cls, state_dir: Path, *, durable: bool = False) -> LocalStack:
+        """A stack on free ports in ``state_dir``, for tests and benchmarks.
+
+        Not ``durable`` (the default), its database skips fsync and synchronous commit:
+        fast, but a crash loses the last commits. Crash tests ask for ``durable=True``,
+        which is what ``carbook stack start`` always runs.
+        """
         settings = StackSettings.from_config(
             state_dir, api_port=free_port(), db_port=free_port(), postgrest_pool=20
         )
-        return cls(settings, fast=True)
+        return cls(settings, fast=not durable)
 
     # Paths and parts -----------------------------------------------------------------
     @property
@@ -391,8 +396,13 @@ class LocalStack:
         binary = find_postgrest(self.settings.state_dir)
         s = self.settings
         _terminate(self._read_pid("postgrest"))
-        s.postgrest_port = free_port()
-        s.postgrest_admin_port = free_port()
+        # Keep the ports a running gateway already proxies to; move only if taken.
+        if not s.postgrest_port or port_in_use(s.postgrest_port, s.host):
+            if s.postgrest_port:
+                _terminate(self._read_pid("gateway"))  # it would proxy to the old port
+            s.postgrest_port = free_port()
+        if not s.postgrest_admin_port or port_in_use(s.postgrest_admin_port, s.host):
+            s.postgrest_admin_port = free_port()
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "PGRST_DB_URI": f"postgresql://authenticator:postgres@{s.host}:{s.db_port}/postgres",

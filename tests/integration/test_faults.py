@@ -1,0 +1,264 @@
+"""Faults for real: PostgREST killed, PostgreSQL crashed, uploads cut off mid-stream.
+
+Whatever breaks, a car is booked at most once, every booking has exactly one audit row,
+every call ends (in a result or a CarbookConnectionError, within its timeout), and the
+winner's retry gets its booking back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from carbook_sdk import (
+    AsyncCarbook,
+    Booking,
+    CarAlreadyBookedError,
+    CarbookConnectionError,
+)
+from carbook_sdk.stack.manager import LocalStack
+from tests.helpers import ADMIN_EMAIL, ADMIN_PASSWORD, PNG, supabase_client
+
+PASSWORD = "fault-password-1"
+TIMEOUT = 5.0
+
+
+def _db(stack: LocalStack) -> psycopg.Connection[Any]:
+    return psycopg.connect(stack.settings.db_url, autocommit=True)
+
+
+def _users_and_cars(stack: LocalStack, n_users: int, n_cars: int) -> tuple[list[str], list[str]]:
+    emails = [f"fault-{uuid.uuid4().hex[:8]}@example.test" for _ in range(n_users)]
+    with _db(stack) as conn:
+        # A cheap bcrypt cost: signing in is not what this test is about.
+        row = conn.execute(
+            "select extensions.crypt(%s, extensions.gen_salt('bf', 4))", (PASSWORD,)
+        ).fetchone()
+        assert row is not None
+        with conn.cursor() as cur:
+            cur.executemany(
+                "insert into auth.users (email, encrypted_password, email_confirmed_at) values (%s, %s, now())",
+                [(e, row[0]) for e in emails],
+            )
+        cars = conn.execute(
+            """insert into public.cars (make, model, year, image_path, is_published)
+               select 'Fault', 'Car ' || g, 2024, 'x.png', true from generate_series(1, %s) g returning id::text""",
+            (n_cars,),
+        ).fetchall()
+    return emails, [c[0] for c in cars]
+
+
+def _race_through_a_fault(stack: LocalStack, break_it: Callable[[], None]) -> None:
+    emails, cars = _users_and_cars(stack, 25, 50)
+    s = stack.settings
+    attempts = [(car, (i * 7 + k) % len(emails)) for i, car in enumerate(cars) for k in range(10)]
+
+    async def run() -> tuple[list[tuple[str, int, Any, float]], list[AsyncCarbook]]:
+        clients = [AsyncCarbook(s.api_url, s.anon_key, timeout=TIMEOUT) for _ in emails]
+        await asyncio.gather(*(c.auth.sign_in(e, PASSWORD) for c, e in zip(clients, emails, strict=True)))
+        gate = asyncio.Semaphore(16)
+        done = 0
+
+        async def one(car: str, user: int) -> tuple[str, int, Any, float]:
+            nonlocal done
+            async with gate:
+                began = time.monotonic()
+                try:
+                    outcome: Any = await clients[user].bookings.book(car)
+                except (CarAlreadyBookedError, CarbookConnectionError) as exc:
+                    outcome = exc
+                done += 1
+                return car, user, outcome, time.monotonic() - began
+
+        async def saboteur() -> None:
+            while done < 100:
+                await asyncio.sleep(0.01)
+            await asyncio.to_thread(break_it)
+            await asyncio.sleep(0.5)
+            await asyncio.to_thread(stack.start)  # brings back whatever is down, data kept
+
+        results, _ = await asyncio.gather(asyncio.gather(*(one(c, u) for c, u in attempts)), saboteur())
+        return list(results), clients
+
+    async def check_and_retry() -> None:
+        results, clients = await run()
+        try:
+            assert len(results) == 500
+            assert all(elapsed < TIMEOUT * 3 for *_, elapsed in results)  # every call ended, none hung
+            failed = [
+                (car, user)
+                for car, user, outcome, _ in results
+                if isinstance(outcome, CarbookConnectionError)
+            ]
+            assert failed, "the fault hit no call: it came too late to test anything"
+            with _db(stack) as conn:
+                holders = dict(
+                    conn.execute("select id::text, booked_by from public.cars where id = any(%s)", (cars,))
+                )
+                audit = dict(
+                    conn.execute(
+                        """select record_id::text, count(*) from public.audit_logs
+                            where action = 'car.booked' and record_id = any(%s::uuid[]) group by 1""",
+                        (cars,),
+                    )
+                )
+                ids = {
+                    e: str(i)
+                    for e, i in conn.execute(
+                        "select email, id from auth.users where email = any(%s)", (emails,)
+                    )
+                }
+            for car in cars:
+                assert audit.get(car, 0) == (1 if holders[car] else 0), car
+            winners = {car: emails[user] for car, user, outcome, _ in results if isinstance(outcome, Booking)}
+            for car, email in winners.items():
+                assert str(holders[car]) == ids[email]
+            # Every failed call, retried: the holder gets its booking back, everyone else is told.
+            for car, user in failed:
+                try:
+                    again = await clients[user].bookings.book(car)
+                except CarAlreadyBookedError:
+                    assert str(holders[car]) != ids[emails[user]] or holders[car] is None
+                    continue
+                if holders[car] is not None and str(holders[car]) == ids[emails[user]]:
+                    assert again.already_yours
+                else:
+                    assert holders[car] is None and again.code == "booked"
+                    holders[car] = again.booked_by
+        finally:
+            await asyncio.gather(*(c.aclose() for c in clients))
+
+    asyncio.run(check_and_retry())
+    assert stack.status().healthy
+
+
+def test_postgrest_killed_mid_race(own_stack: LocalStack) -> None:
+    own_stack.start()
+
+    def kill_postgrest() -> None:
+        pid = own_stack._read_pid("postgrest")
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+
+    _race_through_a_fault(own_stack, kill_postgrest)
+
+
+def test_postgresql_crashed_mid_race(own_stack: LocalStack) -> None:
+    # A crash keeps every commit only with durable settings (fsync, synchronous commit),
+    # which is what `carbook stack start` runs; the test stacks trade them for speed.
+    own_stack.fast = False
+    own_stack.start()
+    assert own_stack.postgres.fast is False
+    _race_through_a_fault(own_stack, own_stack.postgres.kill)
+
+
+# Uploads cut off -----------------------------------------------------------------------------
+def _storage(stack: LocalStack) -> tuple[Any, ...]:
+    with _db(stack) as conn:
+        rows = conn.execute("select bucket_id, name from storage.objects order by 1, 2").fetchall()
+    return rows, sorted(p.name for p in (stack.settings.storage_dir / "objects").glob("*"))
+
+
+def _admin_token(stack: LocalStack) -> str:
+    info = stack.info()
+    client = supabase_client(info.api_url, info.anon_key)
+    session = client.auth.sign_in_with_password({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}).session
+    assert session is not None
+    return str(session.access_token)
+
+
+def test_an_upload_cut_off_mid_stream_leaves_nothing(stack: LocalStack) -> None:
+    s = stack.settings
+    token = _admin_token(stack)
+    before = _storage(stack)
+    head = (
+        b'--B\r\nContent-Disposition: form-data; name="file"; filename="x.png"\r\n'
+        b"Content-Type: image/png\r\n\r\n" + PNG
+    )
+    request = (
+        f"POST /storage/v1/object/car-images/cars/{uuid.uuid4().hex}.png HTTP/1.1\r\n"
+        f"Host: {s.host}:{s.api_port}\r\napikey: {s.anon_key}\r\nAuthorization: Bearer {token}\r\n"
+        "Content-Type: multipart/form-data; boundary=B\r\nContent-Length: 2000000\r\n\r\n"
+    ).encode() + head
+    with socket.create_connection((s.host, s.api_port)) as sock:
+        sock.sendall(request)
+        sock.sendall(b"\0" * 200_000)  # a fifth of what was announced, then the line drops
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and _storage(stack) != before:
+        time.sleep(0.05)
+    assert _storage(stack) == before  # no row, no file, no temporary file
+
+
+def test_an_oversize_upload_streamed_without_length_is_refused(stack: LocalStack) -> None:
+    s = stack.settings
+    token = _admin_token(stack)
+    before = _storage(stack)
+    sent = 0
+
+    def body() -> Any:
+        nonlocal sent
+        yield b'--B\r\nContent-Disposition: form-data; name="file"; filename="big.png"\r\nContent-Type: image/png\r\n\r\n'
+        yield PNG
+        chunk = b"\0" * 65536
+        for _ in range(200):  # 12.5 MiB announced nowhere: chunked transfer
+            sent += len(chunk)
+            yield chunk
+        yield b"\r\n--B--\r\n"
+
+    try:
+        reply = httpx.post(
+            f"{s.api_url}/storage/v1/object/car-images/cars/{uuid.uuid4().hex}.png",
+            headers={
+                "apikey": s.anon_key,
+                "Authorization": f"Bearer {token}",
+                "Content-Type": "multipart/form-data; boundary=B",
+            },
+            content=body(),
+            timeout=30,
+        )
+    except httpx.TransportError:
+        reply = None  # the server may close the line as soon as it has refused
+    if reply is not None:
+        assert reply.status_code == 400
+        assert reply.json()["statusCode"] == "413"
+    assert _storage(stack) == before
+
+
+@pytest.mark.parametrize("reason", ["no content", "wrong type"])
+def test_bad_uploads_leave_nothing(stack: LocalStack, reason: str) -> None:
+    s = stack.settings
+    token = _admin_token(stack)
+    before = _storage(stack)
+    files = (
+        {"file": ("x.png", b"", "image/png")}
+        if reason == "no content"
+        else {"file": ("x.gif", b"GIF89a", "image/gif")}
+    )
+    reply = httpx.post(
+        f"{s.api_url}/storage/v1/object/car-images/cars/{uuid.uuid4().hex}.png",
+        headers={"apikey": s.anon_key, "Authorization": f"Bearer {token}"},
+        files=files,
+    )
+    if reason == "wrong type":
+        assert reply.status_code == 400 and reply.json()["statusCode"] == "415"
+    else:
+        # An empty object is allowed by Storage (the SDK refuses it before sending).
+        assert reply.status_code == 200
+        name = reply.json()["Key"].split("/", 1)[1]
+        httpx.request(
+            "DELETE",
+            f"{s.api_url}/storage/v1/object/car-images",
+            json={"prefixes": [name]},
+            headers={"apikey": s.anon_key, "Authorization": f"Bearer {token}"},
+        )
+    assert _storage(stack) == before

@@ -1,0 +1,157 @@
+"""Hostile input: forged tokens, injection strings, odd unicode, a non-admin on every admin path."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import httpx
+import jwt
+import psycopg
+import pytest
+
+from carbook_sdk import AccessDeniedError, Carbook, CarbookError, Money, NewCar
+from carbook_sdk.stack.manager import LocalStack
+from tests.helpers import ADMIN_EMAIL, ADMIN_PASSWORD, PNG, carbook_for, unique_email
+
+PASSWORD = "correct-horse-9"
+INJECTIONS = [
+    "Robert'); DROP TABLE public.cars;--",
+    "' OR '1'='1",
+    "x\\'; select pg_sleep(10); --",
+    "🚗 Ñandú 名前 \u202eevil",
+    "%00%27 union select * from auth.users --",
+]
+
+
+def _db(stack: LocalStack) -> psycopg.Connection[Any]:
+    return psycopg.connect(stack.settings.db_url, autocommit=True)
+
+
+def _state(stack: LocalStack) -> tuple[Any, ...]:
+    with _db(stack) as conn:
+        return tuple(
+            conn.execute(q).fetchall()
+            for q in (
+                "select * from public.cars order by id",
+                "select count(*) from public.audit_logs",
+                "select * from public.user_roles order by 1",
+                "select bucket_id, name from storage.objects order by 1, 2",
+                "select count(*) from auth.users",
+            )
+        )
+
+
+def test_forged_service_role_and_deleted_users_are_refused(stack: LocalStack) -> None:
+    s = stack.settings
+    forged = jwt.encode(
+        {"role": "service_role", "exp": int(time.time()) + 600}, "not-the-secret-" * 3, algorithm="HS256"
+    )
+    before = _state(stack)
+    for path in ("/rest/v1/user_roles", "/storage/v1/bucket"):
+        r = httpx.get(s.api_url + path, headers={"apikey": s.anon_key, "Authorization": f"Bearer {forged}"})
+        assert r.status_code == 401
+    admin_api = httpx.post(
+        f"{s.api_url}/auth/v1/admin/users",
+        json={"email": unique_email(), "password": PASSWORD},
+        headers={"apikey": s.anon_key, "Authorization": f"Bearer {forged}"},
+    )
+    assert admin_api.status_code == 403 and admin_api.json()["error_code"] == "bad_jwt"
+
+    # A valid token whose user was deleted since.
+    email = unique_email("gone")
+    with carbook_for(stack) as cb:
+        cb.auth.sign_up(email, PASSWORD)
+        token = cb.auth.access_token()
+        with carbook_for(stack, service=True) as ops:
+            ops.admin.delete_user(email)
+        before = _state(stack)
+        with pytest.raises(CarbookError):
+            cb.bookings.book("10000000-0000-4000-8000-000000000002")
+        me = httpx.get(
+            f"{s.api_url}/auth/v1/user", headers={"apikey": s.anon_key, "Authorization": f"Bearer {token}"}
+        )
+        assert me.status_code == 403
+    assert _state(stack) == before
+
+
+@pytest.mark.parametrize("text", INJECTIONS)
+def test_injection_and_unicode_are_stored_literally(stack: LocalStack, text: str) -> None:
+    with carbook_for(stack) as admin:
+        admin.auth.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
+        car = admin.cars.create(
+            NewCar(make=text[:100] or "x", model=text[-100:] or "x", year=2024, price=Money.of(1, "INR")),
+            PNG,
+        )
+        again = admin.cars.get(car.id)
+        assert (again.make, again.model) == (text[:100].strip(), text[-100:].strip())
+        assert admin.audit.list(action=text) == []  # a filter value, never SQL
+    with _db(stack) as conn:
+        assert conn.execute("select to_regclass('public.cars')").fetchone() == ("cars",)
+
+
+def test_a_non_admin_is_refused_on_every_admin_path(stack: LocalStack) -> None:
+    s = stack.settings
+    car = "10000000-0000-4000-8000-000000000003"
+    with carbook_for(stack) as user:
+        user.auth.sign_up(unique_email("nosy"), PASSWORD)
+        token = user.auth.access_token()
+        before = _state(stack)
+        sdk_calls = [
+            lambda: user.cars.create(NewCar(make="A", model="B", year=2024, price=Money.of(1, "INR")), PNG),
+            lambda: user.cars.update(car, model="Mine"),
+            lambda: user.cars.publish(car),
+            lambda: user.cars.unpublish(car),
+            lambda: user.cars.replace_image(car, PNG),
+            lambda: user.cars.list_all(),
+            lambda: user.cars.by_refs(["x"]),
+            lambda: user.images.upload(PNG),
+            lambda: user.audit.list(),
+        ]
+        for call in sdk_calls:
+            with pytest.raises(AccessDeniedError):
+                call()
+    headers = {"apikey": s.anon_key, "Authorization": f"Bearer {token}", "Prefer": "return=representation"}
+    raw = [
+        ("POST", "/rest/v1/cars", {"make": "A", "model": "B", "year": 2024}, {403}),
+        ("PATCH", f"/rest/v1/cars?id=eq.{car}", {"booking_status": "booked"}, {200}),  # RLS: zero rows
+        ("DELETE", "/rest/v1/cars", None, {403}),
+        ("POST", "/rest/v1/user_roles", {"user_id": str(uuid.uuid4()), "role": "admin"}, {403}),
+        ("PATCH", "/rest/v1/audit_logs?id=gt.0", {"action": "forged"}, {403}),
+        ("POST", "/rest/v1/audit_logs", {"action": "forged", "table_name": "cars"}, {403}),
+        ("POST", "/auth/v1/admin/users", {"email": unique_email(), "password": PASSWORD}, {403}),
+        ("POST", "/storage/v1/bucket", {"id": "mine", "name": "mine"}, {400}),
+    ]
+    for method, path, body, codes in raw:
+        r = httpx.request(method, s.api_url + path, json=body, headers=headers)
+        assert r.status_code in codes, (method, path, r.status_code, r.text)
+        if r.status_code == 200:
+            assert r.json() == []
+    assert _state(stack) == before
+
+
+def test_cli_arguments_are_never_sql(stack: LocalStack, tmp_path: Any) -> None:
+    from typer.testing import CliRunner
+
+    from carbook_cli import app
+
+    env = {
+        "SUPABASE_URL": stack.settings.api_url,
+        "SUPABASE_ANON_KEY": stack.settings.anon_key,
+        "CARBOOK_CONFIG_DIR": str(tmp_path),
+    }
+    before = _state(stack)
+    runner = CliRunner()
+    for text in INJECTIONS:
+        for args in (["cars", "show", text], ["book", text], ["cars", "list", "--cursor", text]):
+            result = runner.invoke(app, args, env=env)
+            assert result.exit_code in (3, 12), (args, result.output)
+    assert _state(stack) == before
+
+
+def test_sdk_is_not_fooled_by_a_car_id_in_a_query_string(stack: LocalStack) -> None:
+    with Carbook(stack.settings.api_url, stack.settings.anon_key) as anon:
+        for bad in ("10000000-0000-4000-8000-000000000001&select=*", "eq.1", "id=eq.x"):
+            with pytest.raises(CarbookError, match="not a valid car id"):
+                anon.cars.get(bad)

@@ -1,0 +1,109 @@
+"""Property tests: every input validator either accepts a value it can round-trip or
+raises a carbook ValidationError, whatever it is given."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from carbook_sdk import Money, NewCar, ValidationError
+from carbook_sdk._base import (
+    check_email,
+    check_limit,
+    decode_cursor,
+    encode_cursor,
+    image_name,
+    load_image,
+)
+from carbook_sdk.models import Car, parse_car_id, validated
+
+anything = st.one_of(st.text(), st.binary(), st.integers(), st.floats(), st.none(), st.booleans())
+
+
+@given(st.one_of(st.text(), st.uuids().map(str), st.uuids()))
+def test_parse_car_id(value: Any) -> None:
+    try:
+        parsed = parse_car_id(value)
+    except ValidationError as exc:
+        assert "not a valid car id" in str(exc)
+    else:
+        assert parsed == uuid.UUID(str(value))
+
+
+@given(st.one_of(st.emails(), st.text(), anything))
+def test_check_email(value: Any) -> None:
+    try:
+        email = check_email(value)
+    except ValidationError:
+        return
+    assert "@" in email and email == email.strip()
+
+
+@given(st.text(max_size=600))
+def test_image_name(name: str) -> None:
+    from carbook_sdk._base import ImageFile
+
+    img = ImageFile(data=b"x", mime="image/png", extension="png")
+    try:
+        result = image_name(img, name)
+    except ValidationError:
+        return
+    assert result == name and ".." not in name.split("/") and not name.startswith("/")
+
+
+@given(st.text())
+def test_decode_cursor(text: str) -> None:
+    try:
+        created, car_id = decode_cursor(text)
+    except ValidationError as exc:
+        assert "not a valid page cursor" in str(exc)
+    else:
+        assert uuid.UUID(car_id) and created
+
+
+@settings(max_examples=50)
+@given(st.datetimes(timezones=st.just(__import__("datetime").UTC)), st.uuids())
+def test_cursor_round_trip(created: Any, car_id: uuid.UUID) -> None:
+    car = Car(
+        id=car_id, make="a", model="b", year=2020, is_published=True, created_at=created, updated_at=created
+    )
+    assert decode_cursor(encode_cursor(car)) == (created.isoformat(), str(car_id))
+
+
+@given(st.binary(max_size=64))
+def test_load_image(data: bytes) -> None:
+    try:
+        img = load_image(data, max_bytes=32, allowed=("image/png", "image/jpeg", "image/webp"))
+    except ValidationError:
+        return
+    assert img.data == data and 0 < len(data) <= 32
+
+
+@given(anything)
+def test_check_limit(value: Any) -> None:
+    try:
+        limit = check_limit(value)
+    except ValidationError as exc:
+        assert "limit must be an integer from 1 to 1000" in str(exc)
+    else:
+        assert limit == value and 1 <= limit <= 1000
+
+
+@given(
+    make=anything,
+    model=anything,
+    year=st.one_of(st.integers(), anything),
+    amount=st.one_of(st.decimals(allow_nan=True), st.integers(), st.text()),
+    currency=st.one_of(st.sampled_from(["INR", "JPY", "KWD", "inr", "XYZ"]), st.text(max_size=4)),
+)
+def test_new_car(make: Any, model: Any, year: Any, amount: Any, currency: Any) -> None:
+    try:
+        car = validated(NewCar, make=make, model=model, year=year, price=Money.of(amount, currency))
+    except ValidationError:
+        return
+    row = car.row()
+    assert row["price_in_paise"] >= 0 and isinstance(row["price_in_paise"], int)
+    assert 1886 <= row["year"] <= 2100 and 1 <= len(row["make"]) <= 100
