@@ -34,6 +34,19 @@ class Lint:
     sql: str
 
 
+def _security_definer_executable_by(role: str, detail: str) -> Lint:
+    return Lint(
+        f"{role}_security_definer_function_executable",
+        "WARN",
+        f"SECURITY DEFINER function executable by {role}",
+        f"""select n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
+                   '{detail}'
+              from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+             where p.prosecdef and n.nspname = any({_EXPOSED})
+               and has_function_privilege('{role}', p.oid, 'execute')""",
+    )
+
+
 LINTS: tuple[Lint, ...] = (
     Lint(
         "function_search_path_mutable",
@@ -56,25 +69,9 @@ LINTS: tuple[Lint, ...] = (
              where c.relkind in ('r', 'p') and not c.relrowsecurity
                and n.nspname = any({_EXPOSED})""",
     ),
-    Lint(
-        "anon_security_definer_function_executable",
-        "WARN",
-        "SECURITY DEFINER function executable by anon",
-        f"""select n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
-                   'anon can execute a SECURITY DEFINER function through the API'
-              from pg_proc p join pg_namespace n on n.oid = p.pronamespace
-             where p.prosecdef and n.nspname = any({_EXPOSED})
-               and has_function_privilege('anon', p.oid, 'execute')""",
-    ),
-    Lint(
-        "authenticated_security_definer_function_executable",
-        "WARN",
-        "SECURITY DEFINER function executable by authenticated",
-        f"""select n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
-                   'signed-in users can execute a SECURITY DEFINER function through the API'
-              from pg_proc p join pg_namespace n on n.oid = p.pronamespace
-             where p.prosecdef and n.nspname = any({_EXPOSED})
-               and has_function_privilege('authenticated', p.oid, 'execute')""",
+    _security_definer_executable_by("anon", "anon can execute a SECURITY DEFINER function through the API"),
+    _security_definer_executable_by(
+        "authenticated", "signed-in users can execute a SECURITY DEFINER function through the API"
     ),
     Lint(
         "rls_references_user_metadata",

@@ -417,11 +417,11 @@ def _file_response(gw: Gateway, row: dict[str, Any], request: Request) -> Respon
     return FileResponse(path, media_type=meta.get("mimetype", "application/octet-stream"), headers=headers)
 
 
-async def download_object(request: Request, gw: Gateway) -> Response:
-    bucket_id = request.path_params["bucket"]
-    name = check_name(request.path_params["name"])
-    caller = caller_of(request, gw)
-    async with as_caller(gw, caller) as conn, conn.cursor(row_factory=dict_row) as cur:
+async def _serve_object(
+    request: Request, gw: Gateway, conn: psycopg.AsyncConnection[Any], bucket_id: str, name: str
+) -> Response:
+    """The object's bytes, if ``conn`` (as the caller, or as the platform) can see its row."""
+    async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             "select name, version, metadata from storage.objects where bucket_id = %s and name = %s",
             (bucket_id, name),
@@ -430,6 +430,14 @@ async def download_object(request: Request, gw: Gateway) -> Response:
     if row is None:
         raise not_found()
     return _file_response(gw, row, request)
+
+
+async def download_object(request: Request, gw: Gateway) -> Response:
+    bucket_id = request.path_params["bucket"]
+    name = check_name(request.path_params["name"])
+    caller = caller_of(request, gw)
+    async with as_caller(gw, caller) as conn:
+        return await _serve_object(request, gw, conn, bucket_id, name)
 
 
 async def public_object(request: Request, gw: Gateway) -> Response:
@@ -438,15 +446,8 @@ async def public_object(request: Request, gw: Gateway) -> Response:
     bucket = await _bucket(gw, bucket_id)
     if not bucket["public"]:
         raise bucket_not_found()
-    async with gw.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            "select name, version, metadata from storage.objects where bucket_id = %s and name = %s",
-            (bucket_id, name),
-        )
-        row = await cur.fetchone()
-    if row is None:
-        raise not_found()
-    return _file_response(gw, row, request)
+    async with gw.pool.connection() as conn:
+        return await _serve_object(request, gw, conn, bucket_id, name)
 
 
 async def object_info(request: Request, gw: Gateway) -> Response:
@@ -720,15 +721,8 @@ async def signed_object(request: Request, gw: Gateway) -> Response:
         raise StorageError(
             "400", "InvalidSignature", "InvalidSignature", "The signature does not match the object"
         )
-    async with gw.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            "select name, version, metadata from storage.objects where bucket_id = %s and name = %s",
-            (bucket_id, name),
-        )
-        row = await cur.fetchone()
-    if row is None:
-        raise not_found()
-    return _file_response(gw, row, request)
+    async with gw.pool.connection() as conn:
+        return await _serve_object(request, gw, conn, bucket_id, name)
 
 
 # Buckets --------------------------------------------------------------------------------
