@@ -84,6 +84,8 @@ def _race_through_a_fault(stack: LocalStack, break_it: Callable[[], None]) -> No
             while done < 100:
                 await asyncio.sleep(0.01)
             await asyncio.to_thread(break_it)
+            status = await asyncio.to_thread(stack.status)
+            assert not status.healthy  # `carbook stack status` reports the dead part
             await asyncio.sleep(0.5)
             await asyncio.to_thread(stack.start)  # brings back whatever is down, data kept
 
