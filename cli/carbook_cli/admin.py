@@ -18,25 +18,23 @@ Email = Annotated[str, typer.Argument(help="The user's email address.")]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of text.")]
 
 
+def _set_admin(email: str, admin: bool, json: bool) -> None:
+    with client() as cb:
+        user = cb.admin.find_user(email)
+        (cb.admin.grant if admin else cb.admin.revoke)(user.id)
+    if json:
+        print_json({"id": str(user.id), "email": user.email, "admin": admin})
+    else:
+        console.print(f"{user.email} is now an admin." if admin else f"{user.email} is no longer an admin.")
+
+
 @app.command()
 def grant(email: Email, json: Json = False) -> None:
     """Make a user an admin (harmless when they already are)."""
-    with client() as cb:
-        user = cb.admin.find_user(email)
-        cb.admin.grant(user.id)
-    if json:
-        print_json({"id": str(user.id), "email": user.email, "admin": True})
-    else:
-        console.print(f"{user.email} is now an admin.")
+    _set_admin(email, True, json)
 
 
 @app.command()
 def revoke(email: Email, json: Json = False) -> None:
     """Take the admin role away from a user (harmless when they are not one)."""
-    with client() as cb:
-        user = cb.admin.find_user(email)
-        cb.admin.revoke(user.id)
-    if json:
-        print_json({"id": str(user.id), "email": user.email, "admin": False})
-    else:
-        console.print(f"{user.email} is no longer an admin.")
+    _set_admin(email, False, json)

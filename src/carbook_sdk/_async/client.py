@@ -682,10 +682,12 @@ class AsyncAdminService(_Service):
                 raise NotFoundError(f"no user with email {email!r}")
             page += 1
 
-    async def _user_id(self, user: uuid.UUID | str) -> str:
+    async def _service_and_user(self, user: uuid.UUID | str) -> tuple[AsyncClient, str]:
+        """The service_role client and the user's id (given an id or an email)."""
+        service = self._c._service_client()
         if isinstance(user, str) and "@" in user:
-            return str((await self.find_user(user)).id)
-        return str(parse_car_id(user))
+            return service, str((await self.find_user(user)).id)
+        return service, str(parse_car_id(user))
 
     async def grant(self, user: uuid.UUID | str) -> None:
         """Make a user (id or email) an admin. Harmless when already one.
@@ -694,8 +696,7 @@ class AsyncAdminService(_Service):
             ConfigurationError: no service_role key.
             NotFoundError: no such user.
         """
-        user_id = await self._user_id(user)
-        service = self._c._service_client()
+        service, user_id = await self._service_and_user(user)
         with wrap_exceptions(self._url):
             await (
                 service.table("user_roles")
@@ -712,8 +713,7 @@ class AsyncAdminService(_Service):
             ConfigurationError: no service_role key.
             NotFoundError: no such user.
         """
-        user_id = await self._user_id(user)
-        service = self._c._service_client()
+        service, user_id = await self._service_and_user(user)
         with wrap_exceptions(self._url):
             await service.table("user_roles").delete().eq("user_id", user_id).eq("role", "admin").execute()
 
@@ -724,7 +724,6 @@ class AsyncAdminService(_Service):
             ConfigurationError: no service_role key.
             NotFoundError: no such user.
         """
-        user_id = await self._user_id(user)
-        service = self._c._service_client()
+        service, user_id = await self._service_and_user(user)
         with wrap_exceptions(self._url):
             await service.auth.admin.delete_user(user_id)

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .gateway import MAX_JSON_BODY, Gateway, _read_limited, bearer_of, check_apikey, gateway
+from .gateway import MAX_JSON_BODY, Gateway, ServiceError, _read_limited, bearer_of, endpoint
 from .tokens import Caller, TokenError, issue_access_token, verify_token
 
 API_VERSION = "2024-01-01"
@@ -36,10 +36,13 @@ _DUMMY_HASH = bcrypt.hashpw(b"carbook-timing-equaliser", bcrypt.gensalt(rounds=1
 BCRYPT_ROUNDS = 10
 
 
-class AuthError(Exception):
+class AuthError(ServiceError):
     def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.extra = status, code, message, extra
+
+    def response(self, request: Request) -> Response:
+        return error_response(request, self)
 
 
 def error_response(request: Request, err: AuthError) -> JSONResponse:
@@ -502,30 +505,16 @@ async def admin_user(request: Request, gw: Gateway) -> Response:
         return JSONResponse({})
 
 
-def _endpoint(handler: Any) -> Any:
-    async def endpoint(request: Request) -> Response:
-        denied = check_apikey(request)
-        if denied:
-            return denied
-        try:
-            response: Response = await handler(request, gateway(request))
-            return response
-        except AuthError as err:
-            return error_response(request, err)
-
-    return endpoint
-
-
 def routes() -> list[Route]:
     return [
-        Route("/health", _endpoint(health), methods=["GET"]),
-        Route("/settings", _endpoint(settings), methods=["GET"]),
-        Route("/signup", _endpoint(signup), methods=["POST"]),
-        Route("/token", _endpoint(token), methods=["POST"]),
-        Route("/user", _endpoint(get_user), methods=["GET"]),
-        Route("/user", _endpoint(update_user), methods=["PUT"]),
-        Route("/logout", _endpoint(logout), methods=["POST"]),
-        Route("/admin/users", _endpoint(admin_create_user), methods=["POST"]),
-        Route("/admin/users", _endpoint(admin_list_users), methods=["GET"]),
-        Route("/admin/users/{user_id}", _endpoint(admin_user), methods=["GET", "PUT", "DELETE"]),
+        Route("/health", endpoint(health), methods=["GET"]),
+        Route("/settings", endpoint(settings), methods=["GET"]),
+        Route("/signup", endpoint(signup), methods=["POST"]),
+        Route("/token", endpoint(token), methods=["POST"]),
+        Route("/user", endpoint(get_user), methods=["GET"]),
+        Route("/user", endpoint(update_user), methods=["PUT"]),
+        Route("/logout", endpoint(logout), methods=["POST"]),
+        Route("/admin/users", endpoint(admin_create_user), methods=["POST"]),
+        Route("/admin/users", endpoint(admin_list_users), methods=["GET"]),
+        Route("/admin/users/{user_id}", endpoint(admin_user), methods=["GET", "PUT", "DELETE"]),
     ]

@@ -164,6 +164,31 @@ async def _read_limited(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
+class ServiceError(Exception):
+    """An error a service (Auth, Storage) answers in its own shape."""
+
+    def response(self, request: Request) -> Response:
+        raise NotImplementedError
+
+
+def endpoint(handler: Any, *, needs_key: bool = True) -> Any:
+    """A route for ``handler(request, gateway)``: the apikey check, then the handler, with
+    the service's own errors turned into its own error replies."""
+
+    async def run(request: Request) -> Response:
+        if needs_key:
+            denied = check_apikey(request)
+            if denied:
+                return denied
+        try:
+            response: Response = await handler(request, gateway(request))
+            return response
+        except ServiceError as err:
+            return err.response(request)
+
+    return run
+
+
 async def not_found(request: Request) -> Response:
     return kong_error(404, "no Route matched with those values")
 

@@ -38,7 +38,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from ..config import parse_size
-from .gateway import MAX_JSON_BODY, Gateway, _read_limited, bearer_of, check_apikey, gateway
+from .gateway import MAX_JSON_BODY, Gateway, ServiceError, _read_limited, bearer_of, endpoint
 from .tokens import Caller, TokenError, verify_token
 
 #: Room for multipart boundaries and small fields around the file part.
@@ -46,7 +46,7 @@ MULTIPART_OVERHEAD = 64 * 1024
 MAX_NAME_BYTES = 1024
 
 
-class StorageError(Exception):
+class StorageError(ServiceError):
     def __init__(self, status: str, error: str, code: str, message: str, http_status: int = 400) -> None:
         super().__init__(message)
         self.status, self.error, self.code, self.message, self.http_status = (
@@ -57,7 +57,7 @@ class StorageError(Exception):
             http_status,
         )
 
-    def response(self) -> JSONResponse:
+    def response(self, request: Request | None = None) -> JSONResponse:
         return JSONResponse(
             {"statusCode": self.status, "error": self.error, "code": self.code, "message": self.message},
             status_code=self.http_status,
@@ -583,7 +583,8 @@ async def list_objects(request: Request, gw: Gateway) -> Response:
     return JSONResponse(items[offset : offset + limit])
 
 
-async def move_object(request: Request, gw: Gateway) -> Response:
+async def _transfer(request: Request, gw: Gateway) -> tuple[Caller, str, str, str, str]:
+    """(caller, bucket, source, destination bucket, destination) of a move or copy."""
     caller = caller_of(request, gw)
     body = await _json_body(request)
     bucket_id = str(body.get("bucketId") or "")
@@ -591,6 +592,11 @@ async def move_object(request: Request, gw: Gateway) -> Response:
     dest = check_name(str(body.get("destinationKey") or ""))
     dest_bucket = str(body.get("destinationBucket") or bucket_id)
     await _bucket(gw, dest_bucket)
+    return caller, bucket_id, source, dest_bucket, dest
+
+
+async def move_object(request: Request, gw: Gateway) -> Response:
+    caller, bucket_id, source, dest_bucket, dest = await _transfer(request, gw)
     try:
         async with as_caller(gw, caller) as conn:
             cur = await conn.execute(
@@ -606,13 +612,7 @@ async def move_object(request: Request, gw: Gateway) -> Response:
 
 
 async def copy_object(request: Request, gw: Gateway) -> Response:
-    caller = caller_of(request, gw)
-    body = await _json_body(request)
-    bucket_id = str(body.get("bucketId") or "")
-    source = check_name(str(body.get("sourceKey") or ""))
-    dest = check_name(str(body.get("destinationKey") or ""))
-    dest_bucket = str(body.get("destinationBucket") or bucket_id)
-    await _bucket(gw, dest_bucket)
+    caller, bucket_id, source, dest_bucket, dest = await _transfer(request, gw)
     objects = store(gw)
     version = str(uuid.uuid4())
     try:
@@ -855,49 +855,34 @@ async def empty_bucket(request: Request, gw: Gateway) -> Response:
     return JSONResponse({"message": "Successfully emptied"})
 
 
-def _endpoint(handler: Any, *, needs_key: bool = True) -> Any:
-    async def endpoint(request: Request) -> Response:
-        if needs_key:
-            denied = check_apikey(request)
-            if denied:
-                return denied
-        try:
-            response: Response = await handler(request, gateway(request))
-            return response
-        except StorageError as err:
-            return err.response()
-
-    return endpoint
-
-
 def routes() -> list[Route]:
     return [
-        Route("/bucket", _endpoint(list_buckets), methods=["GET"]),
-        Route("/bucket", _endpoint(create_bucket), methods=["POST"]),
-        Route("/bucket/{bucket}/empty", _endpoint(empty_bucket), methods=["POST"]),
-        Route("/bucket/{bucket}", _endpoint(bucket_detail), methods=["GET", "PUT", "DELETE"]),
-        Route("/object/list/{bucket}", _endpoint(list_objects), methods=["POST"]),
-        Route("/object/move", _endpoint(move_object), methods=["POST"]),
-        Route("/object/copy", _endpoint(copy_object), methods=["POST"]),
-        Route("/object/info/{bucket}/{name:path}", _endpoint(object_info), methods=["GET"]),
+        Route("/bucket", endpoint(list_buckets), methods=["GET"]),
+        Route("/bucket", endpoint(create_bucket), methods=["POST"]),
+        Route("/bucket/{bucket}/empty", endpoint(empty_bucket), methods=["POST"]),
+        Route("/bucket/{bucket}", endpoint(bucket_detail), methods=["GET", "PUT", "DELETE"]),
+        Route("/object/list/{bucket}", endpoint(list_objects), methods=["POST"]),
+        Route("/object/move", endpoint(move_object), methods=["POST"]),
+        Route("/object/copy", endpoint(copy_object), methods=["POST"]),
+        Route("/object/info/{bucket}/{name:path}", endpoint(object_info), methods=["GET"]),
         Route(
             "/object/public/{bucket}/{name:path}",
-            _endpoint(public_object, needs_key=False),
+            endpoint(public_object, needs_key=False),
             methods=["GET", "HEAD"],
         ),
         Route(
             "/object/sign/{bucket}/{name:path}",
-            _endpoint(signed_object, needs_key=False),
+            endpoint(signed_object, needs_key=False),
             methods=["GET", "HEAD"],
         ),
-        Route("/object/sign/{bucket}/{name:path}", _endpoint(sign_object), methods=["POST"]),
-        Route("/object/sign/{bucket}", _endpoint(sign_objects), methods=["POST"]),
+        Route("/object/sign/{bucket}/{name:path}", endpoint(sign_object), methods=["POST"]),
+        Route("/object/sign/{bucket}", endpoint(sign_objects), methods=["POST"]),
         Route(
-            "/object/authenticated/{bucket}/{name:path}", _endpoint(download_object), methods=["GET", "HEAD"]
+            "/object/authenticated/{bucket}/{name:path}", endpoint(download_object), methods=["GET", "HEAD"]
         ),
-        Route("/object/{bucket}/{name:path}", _endpoint(download_object), methods=["GET", "HEAD"]),
-        Route("/object/{bucket}/{name:path}", _endpoint(upload_object), methods=["POST", "PUT"]),
-        Route("/object/{bucket}", _endpoint(remove_objects), methods=["DELETE"]),
+        Route("/object/{bucket}/{name:path}", endpoint(download_object), methods=["GET", "HEAD"]),
+        Route("/object/{bucket}/{name:path}", endpoint(upload_object), methods=["POST", "PUT"]),
+        Route("/object/{bucket}", endpoint(remove_objects), methods=["DELETE"]),
     ]
 
 
