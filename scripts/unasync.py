@@ -25,6 +25,8 @@ file and re-run the script, never this one.
 
 # Order matters: specific names before the generic `Async` prefix rule.
 REPLACEMENTS: tuple[tuple[str, str], ...] = (
+    (r"^import asyncio$", "import threading"),
+    (r"\basyncio\.Lock\(\)", "threading.Lock()"),
     (r"\bAsyncMemoryStorage\b", "SyncMemoryStorage"),
     (r"\bAsyncSupportedStorage\b", "SyncSupportedStorage"),
     (r"\basync def aclose\b", "def close"),
@@ -44,7 +46,7 @@ REPLACEMENTS: tuple[tuple[str, str], ...] = (
 def transform(source: str) -> str:
     body = source.split('"""', 2)[2].lstrip("\n")  # drop the async module docstring
     for pattern, repl in REPLACEMENTS:
-        body = re.sub(pattern, repl, body)
+        body = re.sub(pattern, repl, body, flags=re.M)
     return HEADER + "\n" + body
 
 

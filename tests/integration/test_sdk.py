@@ -293,3 +293,36 @@ def test_admin_service_grants_and_revokes(stack: LocalStack) -> None:
             ops.admin.revoke(made.id)
             cb.auth.refresh()
             assert not cb.auth.is_admin()
+
+
+def test_many_tasks_on_a_nearly_expired_session_refresh_once(stack: LocalStack) -> None:
+    """Without one refresh at a time, tasks would reuse the single-use refresh token and the
+    server would end the session as stolen."""
+    import json as _json
+    import time as _time
+
+    from supabase_auth.constants import STORAGE_KEY
+
+    email = unique_email("refresh")
+
+    async def run() -> tuple[int, int]:
+        async with async_carbook_for(stack) as cb:
+            await cb.auth.sign_up(email, PASSWORD)
+            store = cb._sb.auth._storage
+            session = _json.loads(await store.get_item(STORAGE_KEY))
+            session["expires_at"] = int(_time.time()) + 5  # inside the client's 10 s refresh margin
+            await store.set_item(STORAGE_KEY, _json.dumps(session))
+            pages = await asyncio.gather(*(cb.cars.list_available(limit=1) for _ in range(20)))
+            me = await cb.auth.current_user()
+            assert me is not None and me.email == email
+            return len(pages), len([p for p in pages if p.items])
+
+    done, with_items = asyncio.run(run())
+    assert done == with_items == 20
+    with _db(stack) as conn:
+        rotated = conn.execute(
+            """select count(*) filter (where revoked), count(*) from auth.refresh_tokens t
+                 join auth.users u on u.id = t.user_id where u.email = %s""",
+            (email,),
+        ).fetchone()
+    assert rotated == (1, 2)  # the sign-up token, used once, and its one successor

@@ -6,6 +6,7 @@ This file is the source of both clients: ``scripts/unasync.py`` writes the sync 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
@@ -95,6 +96,9 @@ class AsyncCarbook:
             ),
         )
         self._service: AsyncClient | None = None
+        # One refresh at a time: two tasks refreshing with the same single-use refresh
+        # token would look like token theft to the server, which then ends the session.
+        self._session_lock = asyncio.Lock()
         self._restored = False
         self._admin_for: str | None = None
         self._is_admin = False
@@ -140,17 +144,23 @@ class AsyncCarbook:
         await self.aclose()
 
     # Internals --------------------------------------------------------------------------
-    async def _session_token(self) -> str | None:
-        """The signed-in user's access token (refreshed when about to expire), or None."""
-        with wrap_exceptions(self.settings.url):
-            session = await self._sb.auth.get_session()
+    async def _session(self) -> Any:
+        """The signed-in session (refreshed when about to expire), or None."""
+        async with self._session_lock:
+            with wrap_exceptions(self.settings.url):
+                session = await self._sb.auth.get_session()
         if session is not None and not self._restored:
             # A session restored from the store: make REST and Storage use it.
             self._sb.options.headers["Authorization"] = f"Bearer {session.access_token}"
             self._sb._postgrest = None
             self._sb._storage = None
         self._restored = True
-        return session.access_token if session else None
+        return session
+
+    async def _session_token(self) -> str | None:
+        """The signed-in user's access token (refreshed when about to expire), or None."""
+        session = await self._session()
+        return str(session.access_token) if session else None
 
     # Every request builder comes from these, after the session is in place: a builder
     # made before a stored session is restored would still carry the anon key.
@@ -173,10 +183,9 @@ class AsyncCarbook:
         return token
 
     async def _user_id(self) -> str:
-        await self._require_user()
-        with wrap_exceptions(self.settings.url):
-            session = await self._sb.auth.get_session()
-        assert session is not None
+        session = await self._session()
+        if session is None:
+            raise NotAuthenticatedError("sign in first")
         return str(session.user.id)
 
     async def _check_admin(self, what: str) -> None:
@@ -276,8 +285,9 @@ class AsyncAuthService(_Service):
             SessionExpiredError: the refresh token was revoked or already used.
         """
         await self._c._require_user()
-        with wrap_exceptions(self._url):
-            reply = await self._c._sb.auth.refresh_session()
+        async with self._c._session_lock:
+            with wrap_exceptions(self._url):
+                reply = await self._c._sb.auth.refresh_session()
         assert reply.user is not None
         return validated(User, reply.user.model_dump())
 
