@@ -406,6 +406,9 @@ def _translate_postgrest(exc: Any) -> CarbookError:
         return ValidationError(message, hint=hint, detail=detail)
     if code == "23505":
         return ConflictError(message, status=409, detail=detail)
+    if code == "23503" and "cars_booked_by_fkey" in message:
+        # A valid token whose user has been deleted since: the booking cannot name them.
+        return NotAuthenticatedError("the signed-in user no longer exists; sign in again", status=401)
     if code == "23503":
         return ValidationError(message, detail=detail)
     if code in {"PGRST301", "PGRST302", "PGRST303"}:

@@ -11,7 +11,7 @@ import jwt
 import psycopg
 import pytest
 
-from carbook_sdk import AccessDeniedError, Carbook, CarbookError, Money, NewCar
+from carbook_sdk import AccessDeniedError, Carbook, CarbookError, Money, NewCar, NotAuthenticatedError
 from carbook_sdk.stack.manager import LocalStack
 from tests.helpers import ADMIN_EMAIL, ADMIN_PASSWORD, PNG, carbook_for, unique_email
 
@@ -61,14 +61,21 @@ def test_forged_service_role_and_deleted_users_are_refused(stack: LocalStack) ->
 
     # A valid token whose user was deleted since.
     email = unique_email("gone")
+    with _db(stack) as conn:
+        row = conn.execute(
+            "insert into public.cars (make, model, year, is_published) values ('Gone', 'Car', 2024, true)"
+            " returning id::text"
+        ).fetchone()
+    assert row is not None
+    free_car = row[0]
     with carbook_for(stack) as cb:
         cb.auth.sign_up(email, PASSWORD)
         token = cb.auth.access_token()
         with carbook_for(stack, service=True) as ops:
             ops.admin.delete_user(email)
         before = _state(stack)
-        with pytest.raises(CarbookError):
-            cb.bookings.book("10000000-0000-4000-8000-000000000002")
+        with pytest.raises(NotAuthenticatedError, match="the signed-in user no longer exists"):
+            cb.bookings.book(free_car)
         me = httpx.get(
             f"{s.api_url}/auth/v1/user", headers={"apikey": s.anon_key, "Authorization": f"Bearer {token}"}
         )
