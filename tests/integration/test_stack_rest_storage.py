@@ -278,3 +278,20 @@ def test_oversize_json_body_is_413(stack: LocalStack) -> None:
         headers={"apikey": info.anon_key, "content-type": "application/json"},
     )
     assert reply.status_code == 413
+
+
+def test_seeded_cars_have_their_images(stack: LocalStack) -> None:
+    from carbook_sdk import supabase_dir
+
+    info = stack.info()
+    anon = supabase_client(info.api_url, info.anon_key)
+    car = (
+        anon.table("cars")
+        .select("image_path")
+        .eq("id", "10000000-0000-4000-8000-000000000001")
+        .execute()
+        .data[0]
+    )
+    got = httpx.get(anon.storage.from_(BUCKET).get_public_url(car["image_path"]))
+    assert got.status_code == 200
+    assert got.content == (supabase_dir() / "images" / "sample-car.png").read_bytes()

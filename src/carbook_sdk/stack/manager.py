@@ -329,6 +329,7 @@ class LocalStack:
         if fresh:
             database.migrate()
             database.seed()
+            self._seed_images()
         else:
             # Like `supabase start`: an existing database keeps its schema; say what is pending.
             database.ensure_platform()
@@ -343,6 +344,44 @@ class LocalStack:
         info.fresh_database = fresh
         info.pending_migrations = 0 if fresh else pending
         return info
+
+    def _seed_images(self) -> None:
+        """Give the seeded cars their images (seed.sql can insert rows, not files)."""
+        import hashlib
+        import uuid
+
+        import psycopg
+        from psycopg.types.json import Jsonb
+
+        sample = supabase_dir() / "images" / "sample-car.png"
+        if not sample.is_file():
+            return
+        data = sample.read_bytes()
+        objects = self.settings.storage_dir / "objects"
+        objects.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "eTag": f'"{hashlib.md5(data).hexdigest()}"',
+            "size": len(data),
+            "mimetype": "image/png",
+            "cacheControl": "max-age=3600",
+            "contentLength": len(data),
+            "httpStatusCode": 200,
+        }
+        with psycopg.connect(self.settings.db_url, autocommit=True) as conn:
+            paths = [
+                r[0]
+                for r in conn.execute(
+                    "select distinct image_path from public.cars where image_path like 'seed/%'"
+                )
+            ]
+            for path in paths:
+                version = str(uuid.uuid4())
+                (objects / version).write_bytes(data)
+                conn.execute(
+                    """insert into storage.objects (bucket_id, name, metadata, version)
+                       values ('car-images', %s, %s, %s) on conflict (bucket_id, name) do nothing""",
+                    (path, Jsonb(meta), version),
+                )
 
     def _save(self) -> None:
         self.state_file.write_text(self.settings.model_dump_json(indent=2))
