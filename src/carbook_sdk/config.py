@@ -18,6 +18,7 @@ __all__ = [
     "default_db_url",
     "load_local_config",
     "parse_size",
+    "project_root",
     "supabase_dir",
 ]
 
@@ -53,6 +54,16 @@ def supabase_dir() -> Path:
         "carbook's supabase/ folder (migrations, rollbacks, seed) was not found",
         hint="set CARBOOK_SUPABASE_DIR to it",
     )
+
+
+def project_root() -> Path:
+    """Where the project's ``.carbook/`` (stack state, tools) lives.
+
+    In a checkout, the folder holding ``supabase/``; for an installed wheel, whose SQL is
+    bundled inside the package, the current folder (never site-packages).
+    """
+    folder = supabase_dir()
+    return Path.cwd() if folder.name == "_supabase" else folder.parent
 
 
 _SIZE = re.compile(r"^\s*(\d+)\s*(B|KB|KIB|MB|MIB|GB|GIB)?\s*$", re.IGNORECASE)

@@ -11,7 +11,7 @@ from typing import Any
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .config import LOCAL_ANON_KEY, LOCAL_SERVICE_ROLE_KEY, load_local_config, supabase_dir
+from .config import LOCAL_ANON_KEY, LOCAL_SERVICE_ROLE_KEY, load_local_config, project_root
 from .errors import ConfigurationError
 
 __all__ = ["Settings"]
@@ -63,7 +63,7 @@ class Settings(BaseModel):
         if bucket is not None:
             values["image_max_bytes"] = bucket.file_size_limit or values.get("image_max_bytes")
             values["image_types"] = bucket.allowed_mime_types or cls.model_fields["image_types"].default
-        state = Path(state_dir) if state_dir else supabase_dir().parent / ".carbook"
+        state = Path(state_dir) if state_dir else project_root() / ".carbook"
         saved = state / "stack.json"
         if saved.is_file():
             try:

@@ -35,6 +35,7 @@ from ..config import (
     LOCAL_SERVICE_ROLE_KEY,
     LocalConfig,
     load_local_config,
+    project_root,
     supabase_dir,
 )
 from ..db import Database
@@ -59,11 +60,6 @@ class StackStartError(CarbookError):
     """A part of the local stack did not start."""
 
     code = "stack_start_failed"
-
-
-def project_root() -> Path:
-    """The folder holding carbook's ``supabase/`` (and so ``.carbook/``)."""
-    return supabase_dir().parent
 
 
 def find_postgrest(state_dir: Path | None = None) -> Path:
