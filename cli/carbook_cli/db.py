@@ -181,11 +181,14 @@ def restore(
     json: Json = False,
 ) -> None:
     """Put booking and price data from a rollback backup back (after `carbook db migrate`)."""
-    n = _database(db_url).restore_backup(backup)
+    result = _database(db_url).restore_backup(backup)
     if json:
-        print_json({"restored_cars": n})
+        print_json(result.model_dump())
     else:
-        console.print(f"Restored booking data of {n} car(s) from {backup}.")
+        console.print(
+            f"Restored {result.bookings} booking(s) and {result.prices} price(s) "
+            f"for the {result.cars} car(s) in {backup}."
+        )
 
 
 @app.command()

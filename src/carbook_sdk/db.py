@@ -45,6 +45,7 @@ __all__ = [
     "Migration",
     "MigrationStatus",
     "PlatformState",
+    "RestoreResult",
     "RollbackPlan",
     "RollbackResult",
     "VerifyReport",
@@ -138,6 +139,14 @@ class RollbackPlan(_Model):
     booked_cars: int
     rollback_file: Path
     actions: tuple[str, ...]
+
+
+class RestoreResult(_Model):
+    """What `restore_backup` put back."""
+
+    cars: int
+    bookings: int
+    prices: int
 
 
 class RollbackResult(_Model):
@@ -525,14 +534,16 @@ class Database:
             os.fsync(f.fileno())
         return path, len(rows)
 
-    def restore_backup(self, path: Path) -> int:
+    def restore_backup(self, path: Path) -> RestoreResult:
         """Put the booking and price fields from a rollback backup back on the cars.
 
-        Run it after `migrate` has re-applied the migration. Cars that no longer exist
-        are skipped; a booking whose user was deleted keeps the car booked, with no user.
+        Run it after `migrate` has re-applied the migration. Only what is still unset is
+        restored: a car booked since keeps its new booking, a price set since is kept.
+        Cars that no longer exist are skipped; a booking whose user was deleted keeps the
+        car booked, with no user.
 
         Returns:
-            The number of cars restored.
+            How many cars the backup matched, and how many bookings and prices came back.
 
         Raises:
             ValidationError: the file is not a carbook rollback backup.
@@ -564,15 +575,29 @@ class Database:
                 ) as copy:
                     for car in cars:
                         copy.write_row([car.get(c) for c in ("id", *BOOKING_COLUMNS)])
+                # Bookings can be made from the moment `migrate` re-applies the feature: nothing
+                # made since is overwritten. Under the lock no new one can slip in meanwhile.
+                cur.execute("lock table public.cars in exclusive mode")
                 cur.execute(
                     """update public.cars c
                           set booking_status = r.booking_status,
                               booked_by = u.id,
-                              booked_at = r.booked_at,
-                              price_in_paise = r.price_in_paise,
-                              currency = r.currency
+                              booked_at = r.booked_at
                          from carbook_restore r
                          left join auth.users u on u.id = r.booked_by
-                        where c.id = r.id"""
+                        where c.id = r.id and r.booking_status = 'booked'
+                          and c.booking_status = 'available' and c.booked_by is null"""
                 )
-                return cur.rowcount
+                bookings = cur.rowcount
+                # Prices only where nobody has set one since (still the column defaults).
+                cur.execute(
+                    """update public.cars c
+                          set price_in_paise = r.price_in_paise, currency = r.currency
+                         from carbook_restore r
+                        where c.id = r.id and c.price_in_paise = 0 and c.currency = 'INR'
+                          and (r.price_in_paise, r.currency) is distinct from (0, 'INR')"""
+                )
+                prices = cur.rowcount
+                cur.execute("select count(*) from carbook_restore r join public.cars c using (id)")
+                row = cur.fetchone()
+                return RestoreResult(cars=int(row[0]) if row else 0, bookings=bookings, prices=prices)

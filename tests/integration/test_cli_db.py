@@ -115,7 +115,7 @@ def test_forced_rollback_prints_the_backup_then_restore(db: Db, tmp_path: Path) 
     assert run("db", "migrate", "--db-url", db.url).exit_code == 0
     restored = run("db", "restore", str(backups[0]), "--db-url", db.url)
     assert restored.exit_code == 0
-    assert "Restored booking data of 1 car(s)" in restored.stdout
+    assert "Restored 1 booking(s) and 1 price(s) for the 1 car(s)" in restored.stdout
     assert db.scalar("select booked_by from public.cars where id = %s", (car,)) == user
 
 

@@ -108,7 +108,8 @@ def test_forward_back_forward_keeps_every_car_and_verifies(db: Db, tmp_path: Pat
     assert database.verify().ok
 
     # The booking data comes back with the documented restore.
-    assert database.restore_backup(result.backup_path) == 6
+    restored = database.restore_backup(result.backup_path)
+    assert (restored.cars, restored.bookings) == (6, 2)
     with db.connect() as conn:
         booked = dict(conn.execute("select id, booked_by from public.cars where booking_status = 'booked'"))
     assert booked == {cars[0]: users[0], cars[2]: users[1]}
@@ -133,3 +134,28 @@ def test_restore_refuses_a_file_that_is_not_a_backup(db: Db, tmp_path: Path) -> 
     with pytest.raises(ValidationError, match="is not a carbook rollback backup"):
         db.database.restore_backup(bogus)
     assert _cars(db) == before
+
+
+def test_restore_never_overwrites_what_happened_since(db: Db, tmp_path: Path) -> None:
+    """Between migrate and restore the feature is live: a booking or a price made in that
+    window is kept, and nobody's booking is handed to somebody else."""
+    old_owner, new_owner = create_user(db), create_user(db)
+    taken, free, priced = (create_car(db, price=5000, currency="JPY") for _ in range(3))
+    book(db, taken, old_owner)
+    database = db.database
+    result = database.rollback(force=True, backup_dir=tmp_path)
+    database.migrate()
+    assert book(db, taken, new_owner)["code"] == "booked"  # booked again before the restore
+    with db.connect() as conn:
+        conn.execute("update public.cars set price_in_paise = 700, currency = 'USD' where id = %s", (priced,))
+
+    restored = database.restore_backup(result.backup_path)
+    assert (restored.bookings, restored.prices) == (0, 2)
+    with db.connect() as conn:
+        rows = dict(
+            (r[0], r[1:])
+            for r in conn.execute("select id, booked_by, price_in_paise, currency from public.cars")
+        )
+    assert rows[taken] == (new_owner, 5000, "JPY")
+    assert rows[free] == (None, 5000, "JPY")
+    assert rows[priced] == (None, 700, "USD")
