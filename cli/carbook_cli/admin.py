@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from .context import client
-from .output import console, print_json
+from .output import console, escape, print_json
 
 app = typer.Typer(
     help="Grant and revoke the admin role (with the service_role key).",
@@ -25,7 +25,8 @@ def _set_admin(email: str, admin: bool, json: bool) -> None:
     if json:
         print_json({"id": str(user.id), "email": user.email, "admin": admin})
     else:
-        console.print(f"{user.email} is now an admin." if admin else f"{user.email} is no longer an admin.")
+        who = escape(user.email or str(user.id))
+        console.print(f"{who} is now an admin." if admin else f"{who} is no longer an admin.")
 
 
 @app.command()

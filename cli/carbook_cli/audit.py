@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from .context import client
-from .output import console, print_json
+from .output import console, escape, print_json
 
 app = typer.Typer(
     help="Read the audit trail (admins).",
@@ -63,9 +63,9 @@ def list_(
             changed = ", ".join(f"{k}: {r.old_data.get(k)} → {r.new_data.get(k)}" for k in keys)
         table.add_row(
             r.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-            r.action,
+            escape(r.action),
             str(r.record_id or ""),
             str(r.actor_id or ""),
-            changed,
+            escape(changed),
         )
     console.print(table)

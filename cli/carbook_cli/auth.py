@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from .context import client, session_path, settings
-from .output import console, print_json
+from .output import console, escape, print_json
 
 app = typer.Typer(
     help="Sign in and out. The session is saved (mode 0600) and refreshed when it expires.",
@@ -44,7 +44,7 @@ def login(
     if json:
         print_json({"id": str(user.id), "email": user.email, "admin": admin})
         return
-    console.print(f"Signed in as [bold]{user.email}[/]{' (admin)' if admin else ''}.")
+    console.print(f"Signed in as [bold]{escape(user.email or '')}[/]{' (admin)' if admin else ''}.")
 
 
 @app.command()
@@ -69,5 +69,5 @@ def whoami(json: Json = False) -> None:
     if json:
         print_json({"id": str(user.id), "email": user.email, "admin": admin, "session_file": str(path)})
         return
-    console.print(f"{user.email} ({user.id}){' — admin' if admin else ''}")
+    console.print(f"{escape(user.email or '')} ({user.id}){' — admin' if admin else ''}")
     console.print(f"Session: {path}", soft_wrap=True)

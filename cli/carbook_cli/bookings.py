@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from .context import client
-from .output import car_json, console, print_json
+from .output import car_json, console, escape, price, print_json
 
 app = typer.Typer(
     help="Your bookings.", no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]}
@@ -48,8 +48,8 @@ def mine(json: Json = False) -> None:
     for c in cars:
         table.add_row(
             str(c.id),
-            f"{c.make} {c.model} ({c.year})",
-            c.price.format(),
+            escape(f"{c.make} {c.model} ({c.year})"),
+            price(c),
             c.booked_at.isoformat() if c.booked_at else "",
         )
     console.print(table)

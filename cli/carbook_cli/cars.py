@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from .context import async_client, client
-from .output import EXIT_FAILED, car_json, car_table, console, err_console, print_car, print_json
+from .output import EXIT_FAILED, car_json, car_table, console, err_console, escape, print_car, print_json
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -171,7 +171,9 @@ def publish(car_id: CarId, json: Json = False) -> None:
     """Publish a car: it shows up in the listing and can be booked (admins)."""
     with client() as cb:
         car = cb.cars.publish(car_id)
-    print_json(car_json(car)) if json else console.print(f"Published {car.make} {car.model} ({car.id}).")
+    print_json(car_json(car)) if json else console.print(
+        f"Published {escape(car.make)} {escape(car.model)} ({car.id})."
+    )
 
 
 @app.command()
@@ -179,7 +181,9 @@ def unpublish(car_id: CarId, json: Json = False) -> None:
     """Unpublish a car: hidden from the listing, not bookable (admins)."""
     with client() as cb:
         car = cb.cars.unpublish(car_id)
-    print_json(car_json(car)) if json else console.print(f"Unpublished {car.make} {car.model} ({car.id}).")
+    print_json(car_json(car)) if json else console.print(
+        f"Unpublished {escape(car.make)} {escape(car.model)} ({car.id})."
+    )
 
 
 # Import -----------------------------------------------------------------------------------
@@ -313,11 +317,11 @@ def import_(
             if json:
                 print_json({"valid": False, "errors": [{"line": n, "reason": r} for n, r in errors]})
             else:
-                table = Table(title=f"{len(errors)} bad row(s) in {file}: nothing was imported")
+                table = Table(title=f"{len(errors)} bad row(s) in {escape(str(file))}: nothing was imported")
                 table.add_column("line", justify="right")
                 table.add_column("reason")
                 for n, reason in errors:
-                    table.add_row(str(n), reason)
+                    table.add_row(str(n), escape(reason))
                 err_console.print(table)
             raise ValidationError(f"{len(errors)} bad row(s); fix them and run again (nothing was imported)")
         if not cb.auth.is_admin():
@@ -342,7 +346,7 @@ def import_(
             }
         )
     else:
-        summary = Table(title=f"Import of {file.name}")
+        summary = Table(title=f"Import of {escape(file.name)}")
         summary.add_column("result")
         summary.add_column("rows", justify="right")
         summary.add_row("imported", str(len(report.imported)))
@@ -350,6 +354,6 @@ def import_(
         summary.add_row("failed", str(len(report.failed)))
         console.print(summary)
         for n, ref, why in sorted(report.failed):
-            err_console.print(f"line {n} ({ref}): {why}", soft_wrap=True)
+            err_console.print(f"line {n} ({escape(ref)}): {escape(why)}", soft_wrap=True)
     if report.failed:
         raise typer.Exit(EXIT_FAILED)

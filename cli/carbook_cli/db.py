@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from .output import EXIT_CHECKS_FAILED, console, print_json
+from .output import EXIT_CHECKS_FAILED, console, err_console, print_json
 
 if TYPE_CHECKING:
     from carbook_sdk.db import Database
@@ -149,15 +149,17 @@ def rollback(
     """Undo the atomic-booking migration, after backing up the booking data it drops."""
     database = _database(db_url)
     plan = database.plan_rollback()
-    if not json:
-        console.print(
-            f"Rolling back migration {plan.version} on a database with {plan.cars} car(s), "
-            f"{plan.booked_cars} booked. This will:"
-        )
-        for action in plan.actions:
-            console.print(f"  - {action}")
-    if not yes and not json:
-        typer.confirm("Proceed?", abort=True)
+    # With --json the plan and the question go to stderr: stdout stays one JSON document.
+    out = err_console if json else console
+    out.print(
+        f"Rolling back migration {plan.version} on a database with {plan.cars} car(s), "
+        f"{plan.booked_cars} booked. This will:"
+    )
+    for action in plan.actions:
+        out.print(f"  - {action}")
+    if not yes:
+        # Only --yes skips the question: an output format is not a consent.
+        typer.confirm("Proceed?", abort=True, err=json)
     result = database.rollback(force=force, backup_dir=backup_dir)
     if json:
         print_json(

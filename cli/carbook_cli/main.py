@@ -26,6 +26,16 @@ class CarbookGroup(TyperGroup):
                 err_console.print_exception()
             print_error(exc)
             raise typer.Exit(exit_code_for(exc)) from None
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            if type(exc).__module__.startswith(("typer", "click")):
+                raise  # usage errors: Typer prints them and exits 2
+            # A bug of ours must still be one line, not a traceback (that with --verbose).
+            if state.verbose:
+                err_console.print_exception()
+            print_error(CarbookError(f"unexpected {type(exc).__name__}: {exc}"))
+            raise typer.Exit(1) from None
 
 
 app = typer.Typer(

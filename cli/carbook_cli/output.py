@@ -11,6 +11,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from carbook_sdk.errors import (
@@ -72,12 +73,23 @@ def print_error(exc: CarbookError) -> None:
         # The seed's promise, word for word.
         err_console.print(exc.message, markup=False, soft_wrap=True)
         return
-    err_console.print(f"[bold red]Error:[/] {exc}", soft_wrap=True)
+    # The message may quote user input: never read it as Rich markup.
+    err_console.print(f"[bold red]Error:[/] {escape(str(exc))}", soft_wrap=True)
 
 
 def car_json(car: Car) -> dict[str, Any]:
     """Machine values: minor units and currency, ISO timestamps."""
     return car.model_dump(mode="json")
+
+
+def price(car: Car) -> str:
+    """The price for people; a currency this SDK does not know is shown in minor units."""
+    from carbook_sdk.errors import ValidationError as _Invalid
+
+    try:
+        return car.price.format()
+    except _Invalid:
+        return f"{car.price_in_paise} {car.currency} (minor units)"
 
 
 def car_table(cars: list[Car], title: str) -> Table:
@@ -88,10 +100,10 @@ def car_table(cars: list[Car], title: str) -> Table:
         status = "[green]available[/]" if c.booking_status == "available" else "[yellow]booked[/]"
         table.add_row(
             str(c.id),
-            c.make,
-            c.model,
+            escape(c.make),
+            escape(c.model),
             str(c.year),
-            c.price.format(),
+            price(c),
             status,
             "yes" if c.is_published else "no",
         )
@@ -102,7 +114,7 @@ def car_panel_rows(car: Car) -> list[tuple[str, str]]:
     return [
         ("id", str(car.id)),
         ("car", f"{car.make} {car.model} ({car.year})"),
-        ("price", car.price.format()),
+        ("price", price(car)),
         ("published", "yes" if car.is_published else "no"),
         ("status", car.booking_status),
         ("booked by", str(car.booked_by or "")),
@@ -113,9 +125,9 @@ def car_panel_rows(car: Car) -> list[tuple[str, str]]:
 
 
 def print_car(car: Car, heading: str) -> None:
-    table = Table(title=heading, show_header=False)
+    table = Table(title=escape(heading), show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value")
     for k, v in car_panel_rows(car):
-        table.add_row(k, v)
+        table.add_row(k, escape(v))
     console.print(table)

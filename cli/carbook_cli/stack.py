@@ -114,8 +114,8 @@ def reset(
     json: Json = False,
 ) -> None:
     """Re-create the database (bootstrap, migrations, seed) and empty storage."""
-    if not yes and not json:
-        typer.confirm("Delete the local database and stored images, and start over?", abort=True)
+    if not yes:  # --json is an output format, not a consent
+        typer.confirm("Delete the local database and stored images, and start over?", abort=True, err=json)
     info = _stack(state_dir).reset()
     if not json:
         console.print(f"[green]Reset[/] in {info.started_in:.2f} s.\n")

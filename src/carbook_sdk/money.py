@@ -188,6 +188,11 @@ CURRENCY_EXPONENTS: dict[str, int] = {
     **dict.fromkeys(_FOUR, 4),
 }
 
+#: Minor units are stored as a bigint.
+_MAX_MINOR = 2**63 - 1
+#: Beyond this, Decimal's 28 digits could not even be checked for precision.
+_LIMIT = Decimal(10) ** 20
+
 _SYMBOLS = {"INR": "₹", "JPY": "¥", "USD": "$", "EUR": "€", "GBP": "£", "CNY": "CN¥", "KRW": "₩"}
 
 
@@ -221,6 +226,8 @@ def _to_decimal(value: Any) -> Decimal:
         raise ValidationError(f"not an amount: {value!r}")
     if not amount.is_finite():
         raise ValidationError(f"not a finite amount: {value!r}")
+    if abs(amount) >= _LIMIT:
+        raise ValidationError(f"amount {value!r} is too large")
     return amount
 
 
@@ -248,6 +255,8 @@ class Money(BaseModel):
     @model_validator(mode="after")
     def _precision(self) -> Money:
         exp = currency_exponent(self.currency)
+        if abs(self.amount.scaleb(exp)) > _MAX_MINOR:
+            raise ValidationError(f"{self.amount} {self.currency} is too large to store")
         quantum = Decimal(1).scaleb(-exp)
         if self.amount != self.amount.quantize(quantum):
             raise ValidationError(f"{self.amount} has more decimals than {self.currency} allows ({exp})")

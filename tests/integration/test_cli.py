@@ -466,3 +466,46 @@ def test_every_group_as_a_real_subprocess(cli: Cli, image: Path) -> None:
     assert logout.returncode == 0
     whoami = cli.subprocess("auth", "whoami")
     assert whoami.returncode == 12 and whoami.stderr.startswith("Error: not signed in")
+
+
+def test_markup_and_huge_numbers_in_input_are_just_text(cli: Cli, image: Path) -> None:
+    cli.login_admin()
+    car = _add(cli, image, "--publish")
+    with _db(cli.stack) as conn:
+        conn.execute(
+            "update public.cars set make = '[/x] [bold]Tata', currency = 'XAU' where id = %s", (car["id"],)
+        )
+    listed = cli("cars", "show", car["id"])
+    assert listed.exit_code == 0, listed.output
+    assert "[/x] [bold]Tata" in listed.stdout and "99950 XAU (minor units)" in listed.stdout
+    before = cli.state()
+    booked = cli("book", "[/x]")
+    assert booked.exit_code == 3 and "'[/x]'" in booked.stderr
+    huge = cli(
+        "cars",
+        "add",
+        "--make",
+        "A",
+        "--model",
+        "B",
+        "--year",
+        "2024",
+        "--price",
+        "1e30",
+        "--image",
+        str(image),
+    )
+    assert huge.exit_code == 3 and "too large" in huge.stderr
+    assert cli.state() == before
+
+
+def test_json_is_not_consent_to_destroy(cli: Cli, tmp_path: Path) -> None:
+    before = cli.state()
+    rollback = cli(
+        "db", "rollback", "--db-url", cli.env["SUPABASE_DB_URL"], "--json", "--backup-dir", str(tmp_path)
+    )
+    assert rollback.exit_code == 1 and rollback.stdout.strip() == ""  # asked on stderr, no answer: aborted
+    assert "Proceed?" in rollback.stderr
+    reset = cli("stack", "reset", "--state-dir", str(cli.stack.settings.state_dir), "--json")
+    assert reset.exit_code == 1 and reset.stdout.strip() == ""
+    assert cli.state() == before and cli.stack.status().healthy

@@ -295,3 +295,23 @@ def test_seeded_cars_have_their_images(stack: LocalStack) -> None:
     got = httpx.get(anon.storage.from_(BUCKET).get_public_url(car["image_path"]))
     assert got.status_code == 200
     assert got.content == (supabase_dir() / "images" / "sample-car.png").read_bytes()
+
+
+def test_unicode_download_names_and_bad_list_input(stack: LocalStack) -> None:
+    admin = _admin(stack)
+    bucket = admin.storage.from_(BUCKET)
+    name = f"cars/車-{uuid.uuid4().hex[:6]}.png"
+    bucket.upload(name, PNG, {"content-type": "image/png"})
+    got = httpx.get(bucket.get_public_url(name, {"download": True}))
+    assert got.status_code == 200 and got.content == PNG
+    assert "filename*=UTF-8''%E8%BB%8A-" in got.headers["content-disposition"]
+    token = admin.auth.get_session().access_token
+    info = stack.info()
+    for body in ({"limit": "ten"}, {"sortBy": "name"}, {"offset": -1}):
+        reply = httpx.post(
+            f"{info.storage_url}/object/list/{BUCKET}",
+            json={"prefix": "cars", **body},
+            headers={"apikey": info.anon_key, "Authorization": f"Bearer {token}"},
+        )
+        assert reply.status_code == 400 and reply.json()["error"] == "InvalidRequest", body
+    bucket.remove([name])

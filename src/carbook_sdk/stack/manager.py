@@ -211,7 +211,7 @@ def _terminate(pid: int | None, timeout: float = 5.0) -> None:
         return
     assert pid is not None
     for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGTERM, 2.0), (signal.SIGKILL, 5.0)):
-        with contextlib.suppress(ProcessLookupError):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, sig) if _is_group_leader(pid) else os.kill(pid, sig)
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
@@ -281,10 +281,19 @@ class LocalStack:
         return self.settings.logs_dir / f"{part}.log"
 
     def _read_pid(self, part: str) -> int | None:
+        """The part's pid, if that process is still ours (a pid file can outlive a reboot,
+        and its number be reused by anything: that process is never signalled)."""
         try:
-            return int(self._pidfile(part).read_text().strip())
+            pid = int(self._pidfile(part).read_text().strip())
         except (OSError, ValueError):
             return None
+        marker = {"postgrest": "postgrest", "gateway": "carbook_sdk.stack.gateway"}[part]
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            return pid if os.name != "posix" or not Path("/proc").is_dir() else None
+        # Empty while the process is still being exec'd (or a zombie): not someone else's.
+        return pid if not cmdline or marker in cmdline else None
 
     def info(self) -> StackInfo:
         s = self.settings

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import jwt
 import psycopg
@@ -413,7 +414,11 @@ def _file_response(gw: Gateway, row: dict[str, Any], request: Request) -> Respon
     download = request.query_params.get("download")
     if download is not None:
         filename = download or row["name"].rsplit("/", 1)[-1]
-        headers["Content-Disposition"] = f'attachment; filename="{filename.replace(chr(34), "")}"'
+        # RFC 6266: an ASCII fallback, and the real name percent-encoded as UTF-8.
+        fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in filename)
+        headers["Content-Disposition"] = (
+            f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+        )
     return FileResponse(path, media_type=meta.get("mimetype", "application/octet-stream"), headers=headers)
 
 
@@ -534,6 +539,16 @@ async def remove_objects(request: Request, gw: Gateway) -> Response:
     return JSONResponse([_row_json(r) for r in rows])
 
 
+def _whole(value: Any, default: int, name: str) -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
+        raise StorageError(
+            "400", "InvalidRequest", "InvalidRequest", f"{name} must be a non-negative integer"
+        )
+    return int(value)
+
+
 _SORT_COLUMNS = {"name", "updated_at", "created_at", "last_accessed_at"}
 
 
@@ -542,11 +557,15 @@ async def list_objects(request: Request, gw: Gateway) -> Response:
     caller = caller_of(request, gw)
     body = await _json_body(request)
     prefix = str(body.get("prefix") or "").strip("/")
-    limit = min(int(body.get("limit") or 100), 1500)
-    offset = max(int(body.get("offset") or 0), 0)
+    limit = min(_whole(body.get("limit"), 100, "limit"), 1500)
+    offset = _whole(body.get("offset"), 0, "offset")
     search = str(body.get("search") or "").lower()
     sort = body.get("sortBy") or {}
-    column = sort.get("column", "name") if sort.get("column") in _SORT_COLUMNS else "name"
+    if not isinstance(sort, dict):
+        raise StorageError("400", "InvalidRequest", "InvalidRequest", "sortBy must be an object")
+    column = (
+        sort["column"] if isinstance(sort.get("column"), str) and sort["column"] in _SORT_COLUMNS else "name"
+    )
     reverse = str(sort.get("order", "asc")).lower() == "desc"
     base = f"{prefix}/" if prefix else ""
     async with as_caller(gw, caller) as conn, conn.cursor(row_factory=dict_row) as cur:
