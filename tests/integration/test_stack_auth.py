@@ -45,10 +45,21 @@ def test_a_reused_refresh_token_is_refused(stack: LocalStack) -> None:
     session = client.auth.sign_up({"email": unique_email(), "password": PASSWORD}).session
     assert session is not None
     first = session.refresh_token
-    assert client.auth.refresh_session(first).session is not None
+    second = client.auth.refresh_session(first).session
+    assert second is not None and second.refresh_token != first
+    # A retry with the same token before its successor was used (a lost reply, two tabs)
+    # gets that successor, as GoTrue answers it.
+    retry = client.auth.refresh_session(first).session
+    assert retry is not None and retry.refresh_token == second.refresh_token
+    third = client.auth.refresh_session(second.refresh_token).session
+    assert third is not None
+    # Now the first token is stale twice over: refused, and the session is ended as stolen.
     with pytest.raises(AuthApiError) as info_:
         client.auth.refresh_session(first)
     assert info_.value.code == "refresh_token_already_used"
+    with pytest.raises(AuthApiError) as ended:
+        client.auth.refresh_session(third.refresh_token)
+    assert ended.value.code in ("refresh_token_not_found", "refresh_token_already_used")
 
 
 def test_wrong_password_is_invalid_credentials(stack: LocalStack) -> None:

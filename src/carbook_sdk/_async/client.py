@@ -33,6 +33,7 @@ from .._base import (
 from ..db import Database
 from ..errors import (
     AccessDeniedError,
+    CarbookConnectionError,
     CarbookError,
     CarNotFoundError,
     ConfigurationError,
@@ -231,6 +232,8 @@ class AsyncAuthService(_Service):
         """Create an account and sign in.
 
         Raises:
+            NotAuthenticatedError: the project confirms email addresses first (the account
+                exists; sign in after confirming).
             ValidationError: malformed email or empty password (nothing is sent).
             UserAlreadyExistsError: the email is taken.
             WeakPasswordError: the password is too short.
@@ -240,8 +243,11 @@ class AsyncAuthService(_Service):
             reply = await self._c._sb.auth.sign_up(
                 {"email": email, "password": password, "options": {"data": dict(data or {})}}
             )
-        if reply.user is None:
-            raise NotAuthenticatedError("sign-up needs email confirmation before signing in")
+        if reply.user is None or reply.session is None:
+            # A project with email confirmations on: the account exists, the session does not.
+            raise NotAuthenticatedError(
+                "account created; confirm the email address, then sign in", status=200
+            )
         return validated(User, reply.user.model_dump())
 
     async def sign_in(self, email: str, password: str) -> User:
@@ -505,15 +511,35 @@ class AsyncCarsService(_Service):
         new = car if isinstance(car, NewCar) else validated(NewCar, car)
         img = self._c.images.validate(image)
         path = await self._c.images.upload(img, name=image_name)
+        # The id is ours, so a lost reply can be told from a failed insert.
+        car_id = str(uuid.uuid4())
         try:
             with wrap_exceptions(self._url):
-                reply = await (await self._table()).insert({**new.row(), "image_path": path}).execute()
+                reply = await (
+                    (await self._table()).insert({**new.row(), "id": car_id, "image_path": path}).execute()
+                )
+        except CarbookConnectionError as exc:
+            saved = await self._saved(car_id)
+            if saved is not None:
+                return saved  # the insert committed; only its answer was lost
+            await self._compensate(path, exc)
+            raise
         except BaseException as exc:
-            problem = await self._c.images._delete_quietly(path)
-            if problem is not None and isinstance(exc, CarbookError):
-                exc.detail = f"the uploaded image {path} could not be removed: {problem}"
+            await self._compensate(path, exc)
             raise
         return parse_car(reply.data[0], self._c._public_url)
+
+    async def _saved(self, car_id: str) -> Car | None:
+        """The car, if it exists; None if not, or if that cannot be known now."""
+        try:
+            return await self.get(car_id)
+        except CarbookError:
+            return None
+
+    async def _compensate(self, path: str, exc: BaseException) -> None:
+        problem = await self._c.images._delete_quietly(path)
+        if problem is not None and isinstance(exc, CarbookError):
+            exc.detail = f"the uploaded image {path} could not be removed: {problem}"
 
     async def update(self, car_id: uuid.UUID | str, **changes: Any) -> Car:
         """Change a car's fields (admins): ``make``, ``model``, ``year``, ``price`` (Money), ``is_published``.

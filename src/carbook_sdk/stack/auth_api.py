@@ -318,11 +318,24 @@ async def token(request: Request, gw: Gateway) -> Response:
                         raise AuthError(
                             400, "refresh_token_not_found", "Invalid Refresh Token: Refresh Token Not Found"
                         )
-                    # Reuse of a rotated token: treat the session as stolen and end it.
-                    await conn.execute("delete from auth.sessions where id = %s", (reused[0],))
-                    used_error = AuthError(
-                        400, "refresh_token_already_used", "Invalid Refresh Token: Already Used"
+                    rcur = await conn.execute(
+                        """select token, user_id, session_id from auth.refresh_tokens
+                            where parent = %s and not revoked""",
+                        (refresh,),
                     )
+                    active_child = await rcur.fetchone()
+                    if active_child is not None:
+                        # Two refreshes raced with the same token (two tabs, two processes, a
+                        # lost reply): like GoTrue, answer with the token its twin got.
+                        used_error = None
+                        new_refresh, user_id, session_id = active_child
+                    else:
+                        # Reuse of a token whose successor was used too: treat the session
+                        # as stolen and end it.
+                        await conn.execute("delete from auth.sessions where id = %s", (reused[0],))
+                        used_error = AuthError(
+                            400, "refresh_token_already_used", "Invalid Refresh Token: Already Used"
+                        )
                 else:
                     used_error = None
                     user_id, session_id = used
