@@ -315,3 +315,32 @@ def test_unicode_download_names_and_bad_list_input(stack: LocalStack) -> None:
         )
         assert reply.status_code == 400 and reply.json()["error"] == "InvalidRequest", body
     bucket.remove([name])
+
+
+def test_put_updates_only_and_racing_upserts_leave_no_file_behind(stack: LocalStack) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    admin = _admin(stack)
+    bucket = admin.storage.from_(BUCKET)
+    with pytest.raises(StorageApiError) as missing:
+        bucket.update(f"cars/{uuid.uuid4().hex}.png", PNG, {"content-type": "image/png"})
+    assert missing.value.status == "404"
+
+    name = f"cars/{uuid.uuid4().hex}.png"
+    token = admin.auth.get_session().access_token
+    info = stack.info()
+
+    def upsert(i: int) -> int:
+        return httpx.post(
+            f"{info.storage_url}/object/{BUCKET}/{name}",
+            headers={"apikey": info.anon_key, "Authorization": f"Bearer {token}", "x-upsert": "true"},
+            files={"file": ("x.png", PNG + bytes([i]), "image/png")},
+        ).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert set(pool.map(upsert, range(16))) == {200}
+    with _db(stack) as conn:
+        versions = {r[0] for r in conn.execute("select version from storage.objects")}
+    files = {p.name for p in (stack.settings.storage_dir / "objects").iterdir() if not p.name.startswith(".")}
+    assert files == versions
+    bucket.remove([name])

@@ -356,11 +356,14 @@ async def upload_object(request: Request, gw: Gateway) -> Response:
                                set metadata = excluded.metadata, version = excluded.version,
                                    owner = excluded.owner, owner_id = excluded.owner_id,
                                    updated_at = now(), last_accessed_at = now()"""
+                # Locked: of two racing upserts, each learns the version it really replaces.
                 old = await conn.execute(
-                    "select version from storage.objects where bucket_id = %s and name = %s",
+                    "select version from storage.objects where bucket_id = %s and name = %s for update",
                     (bucket_id, name),
                 )
                 previous = await old.fetchone()
+                if request.method == "PUT" and previous is None:
+                    raise not_found()  # PUT updates an object; it does not create one
                 cur = await conn.execute(
                     sql + " returning id",
                     (
