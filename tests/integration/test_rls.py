@@ -202,3 +202,11 @@ def test_admin_may_release_a_booking_and_it_is_audited(world: World) -> None:
         "select actor_id from public.audit_logs where record_id = %s and action = 'car.update'", (car,)
     )
     assert actor == world.users["admin"]
+
+
+@pytest.mark.parametrize("table", ["cars", "audit_logs", "user_roles"])
+@pytest.mark.parametrize("who", ROLES)
+def test_truncate_is_refused_for_every_api_role(world: World, who: str, table: str) -> None:
+    before = world.snapshot()
+    outcome = _attempt(world, who, f"truncate public.{table} cascade")
+    assert (outcome, world.snapshot() == before) == ("denied", True)
