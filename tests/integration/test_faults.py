@@ -264,3 +264,25 @@ def test_bad_uploads_leave_nothing(stack: LocalStack, reason: str) -> None:
             headers={"apikey": s.anon_key, "Authorization": f"Bearer {token}"},
         )
     assert _storage(stack) == before
+
+
+def test_an_upload_with_endless_form_fields_is_refused(stack: LocalStack) -> None:
+    s = stack.settings
+    token = _admin_token(stack)
+    before = _storage(stack)
+    parts = b"".join(
+        f'--B\r\nContent-Disposition: form-data; name="f{i}"\r\n\r\nvalue\r\n'.encode() for i in range(100)
+    )
+    body = parts + b'--B\r\nContent-Disposition: form-data; name="file"; filename="x.png"\r\n'
+    body += b"Content-Type: image/png\r\n\r\n" + PNG + b"\r\n--B--\r\n"
+    reply = httpx.post(
+        f"{s.api_url}/storage/v1/object/car-images/cars/{uuid.uuid4().hex}.png",
+        headers={
+            "apikey": s.anon_key,
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "multipart/form-data; boundary=B",
+        },
+        content=body,
+    )
+    assert reply.status_code == 400 and reply.json()["message"] == "too many form fields"
+    assert _storage(stack) == before

@@ -45,6 +45,8 @@ from .tokens import Caller, TokenError, verify_token
 #: Room for multipart boundaries and small fields around the file part.
 MULTIPART_OVERHEAD = 64 * 1024
 MAX_NAME_BYTES = 1024
+#: Form fields besides the file (cacheControl, contentType, metadata, …): a few, each small.
+MAX_FORM_FIELDS = 16
 
 
 class StorageError(ServiceError):
@@ -268,6 +270,8 @@ class _Multipart:
             if ctype:
                 self.upload.mimetype = ctype
         else:
+            if len(self.fields) >= MAX_FORM_FIELDS:
+                raise StorageError("400", "InvalidRequest", "InvalidRequest", "too many form fields")
             self.fields[self._part] = bytearray()
 
     def _data(self, data: bytes, start: int, end: int) -> None:
