@@ -80,12 +80,13 @@ def db(stack: LocalStack) -> psycopg.Connection[Any]:
     return psycopg.connect(stack.settings.db_url, autocommit=True)
 
 
-def make_users(stack: LocalStack, n: int, tag: str) -> list[tuple[str, str]]:
-    """n users straight into auth.users with a cheap bcrypt hash: signing in is not what is measured."""
+def make_users(stack: LocalStack, n: int, tag: str, password: str = PASSWORD) -> list[tuple[str, str]]:
+    """n (id, email) users straight into auth.users with a cheap bcrypt hash: signing in is
+    not what is measured (the fault and soak tests use this too)."""
     users = [(str(uuid.uuid4()), f"{tag}-{i:04d}@bench.carbook.invalid") for i in range(n)]
     with db(stack) as conn:
         row = conn.execute(
-            "select extensions.crypt(%s, extensions.gen_salt('bf', 4))", (PASSWORD,)
+            "select extensions.crypt(%s, extensions.gen_salt('bf', 4))", (password,)
         ).fetchone()
         assert row is not None
         with conn.cursor() as cur:

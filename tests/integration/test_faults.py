@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from benchmarks.run import make_cars, make_users
 
 from carbook_sdk import (
     AsyncCarbook,
@@ -38,24 +39,9 @@ def _db(stack: LocalStack) -> psycopg.Connection[Any]:
 
 
 def _users_and_cars(stack: LocalStack, n_users: int, n_cars: int) -> tuple[list[str], list[str]]:
-    emails = [f"fault-{uuid.uuid4().hex[:8]}@example.test" for _ in range(n_users)]
-    with _db(stack) as conn:
-        # A cheap bcrypt cost: signing in is not what this test is about.
-        row = conn.execute(
-            "select extensions.crypt(%s, extensions.gen_salt('bf', 4))", (PASSWORD,)
-        ).fetchone()
-        assert row is not None
-        with conn.cursor() as cur:
-            cur.executemany(
-                "insert into auth.users (email, encrypted_password, email_confirmed_at) values (%s, %s, now())",
-                [(e, row[0]) for e in emails],
-            )
-        cars = conn.execute(
-            """insert into public.cars (make, model, year, image_path, is_published)
-               select 'Fault', 'Car ' || g, 2024, 'x.png', true from generate_series(1, %s) g returning id::text""",
-            (n_cars,),
-        ).fetchall()
-    return emails, [c[0] for c in cars]
+    tag = f"fault-{uuid.uuid4().hex[:8]}"
+    users = make_users(stack, n_users, tag, password=PASSWORD)
+    return [email for _, email in users], make_cars(stack, n_cars, tag)
 
 
 def _race_through_a_fault(stack: LocalStack, break_it: Callable[[], None]) -> None:

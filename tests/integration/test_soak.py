@@ -17,6 +17,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from benchmarks.run import make_cars, make_users
 
 from carbook_sdk import AsyncCarbook, CarAlreadyBookedError
 from carbook_sdk.stack.manager import LocalStack
@@ -40,27 +41,9 @@ def test_a_minute_of_mixed_traffic(stack: LocalStack) -> None:
     s = stack.settings
     gateway_pid = stack._read_pid("gateway")
     assert gateway_pid is not None
-    tag = uuid.uuid4().hex[:8]
-    with psycopg.connect(s.db_url, autocommit=True) as conn:
-        hashed = conn.execute(
-            "select extensions.crypt(%s, extensions.gen_salt('bf', 4))", (PASSWORD,)
-        ).fetchone()
-        assert hashed is not None
-        emails = [f"soak-{tag}-{i}@example.test" for i in range(24)]
-        with conn.cursor() as cur:
-            cur.executemany(
-                "insert into auth.users (email, encrypted_password, email_confirmed_at) values (%s, %s, now())",
-                [(e, hashed[0]) for e in emails],
-            )
-        cars = [
-            r[0]
-            for r in conn.execute(
-                """insert into public.cars (make, model, year, image_path, is_published)
-                   select 'Soak', %s || '-' || g, 2024, 'x.png', true from generate_series(1, 400) g
-                   returning id::text""",
-                (tag,),
-            )
-        ]
+    tag = f"soak-{uuid.uuid4().hex[:8]}"
+    emails = [email for _, email in make_users(stack, 24, tag, password=PASSWORD)]
+    cars = make_cars(stack, 400, tag)
 
     async def soak() -> tuple[Counter[str], Counter[str], float, int, int]:
         users = [AsyncCarbook(s.api_url, s.anon_key, timeout=TIMEOUT) for _ in emails]
