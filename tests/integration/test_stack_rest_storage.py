@@ -326,11 +326,13 @@ def test_put_updates_only_and_racing_upserts_leave_no_file_behind(stack: LocalSt
         bucket.update(f"cars/{uuid.uuid4().hex}.png", PNG, {"content-type": "image/png"})
     assert missing.value.status == "404"
 
-    name = f"cars/{uuid.uuid4().hex}.png"
+    # Racing upserts of a name that does not exist yet are the hard case: no row to lock.
+    names = [f"cars/{uuid.uuid4().hex}.png" for _ in range(16)]
     token = admin.auth.get_session().access_token
     info = stack.info()
 
-    def upsert(i: int) -> int:
+    def upsert(job: tuple[str, int]) -> int:
+        name, i = job
         return httpx.post(
             f"{info.storage_url}/object/{BUCKET}/{name}",
             headers={"apikey": info.anon_key, "Authorization": f"Bearer {token}", "x-upsert": "true"},
@@ -338,9 +340,10 @@ def test_put_updates_only_and_racing_upserts_leave_no_file_behind(stack: LocalSt
         ).status_code
 
     with ThreadPoolExecutor(max_workers=8) as pool:
-        assert set(pool.map(upsert, range(16))) == {200}
+        for name in names:
+            assert set(pool.map(upsert, [(name, i) for i in range(8)])) == {200}
     with _db(stack) as conn:
         versions = {r[0] for r in conn.execute("select version from storage.objects")}
     files = {p.name for p in (stack.settings.storage_dir / "objects").iterdir() if not p.name.startswith(".")}
     assert files == versions
-    bucket.remove([name])
+    bucket.remove(names)

@@ -360,7 +360,12 @@ async def upload_object(request: Request, gw: Gateway) -> Response:
                                set metadata = excluded.metadata, version = excluded.version,
                                    owner = excluded.owner, owner_id = excluded.owner_id,
                                    updated_at = now(), last_accessed_at = now()"""
-                # Locked: of two racing upserts, each learns the version it really replaces.
+                # Serialise writers of one name: a row lock alone cannot, since two uploads of a
+                # new name both find no row to lock, and the later one's upsert would then
+                # replace a version it never saw (its file would stay on disk forever).
+                await conn.execute(
+                    "select pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{bucket_id}/{name}",)
+                )
                 old = await conn.execute(
                     "select version from storage.objects where bucket_id = %s and name = %s for update",
                     (bucket_id, name),
