@@ -25,8 +25,9 @@ file and re-run the script, never this one.
 
 # Order matters: specific names before the generic `Async` prefix rule.
 REPLACEMENTS: tuple[tuple[str, str], ...] = (
-    (r"^import asyncio$", "import threading"),
+    (r"^import asyncio$", "import threading\nimport time"),
     (r"\basyncio\.Lock\(\)", "threading.Lock()"),
+    (r"\basyncio\.sleep\(", "time.sleep("),
     (r"\bAsyncMemoryStorage\b", "SyncMemoryStorage"),
     (r"\bAsyncSupportedStorage\b", "SyncSupportedStorage"),
     (r"\basync def aclose\b", "def close"),

@@ -175,6 +175,87 @@ def test_failed_insert_removes_the_uploaded_image(admin: Carbook, stack: LocalSt
             conn.execute("alter table public.cars drop constraint test_no_rejects")
 
 
+class _FlakyWire(httpx.BaseTransport):
+    """TEST DOUBLE for a fault that cannot be caused on demand: a connection that drops.
+
+    The real request still reaches the real server (so the insert really commits) when
+    `lose` says so and only its answer is lost; `refuse` requests never leave the client.
+    """
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+        self.lose: set[tuple[str, str]] = set()
+        self.refuse: set[tuple[str, str]] = set()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        key = (request.method, request.url.path)
+        if key in self.refuse:
+            raise httpx.ConnectError("connection refused (test double)", request=request)
+        response = self.inner.handle_request(request)
+        if key in self.lose:
+            response.read()
+            response.close()
+            raise httpx.ReadError("connection dropped before the reply (test double)", request=request)
+        return response
+
+
+@pytest.fixture
+def wire(admin: Carbook) -> Iterator[_FlakyWire]:
+    real = admin._http._transport
+    flaky = _FlakyWire(real)
+    admin._http._transport = flaky
+    yield flaky
+    admin._http._transport = real
+
+
+def _car_rows(stack: LocalStack, model: str) -> list[tuple[Any, ...]]:
+    with _db(stack) as conn:
+        return conn.execute(
+            """select c.id, c.image_path, o.name is not null from public.cars c
+                 left join storage.objects o on o.bucket_id = 'car-images' and o.name = c.image_path
+                where c.model = %s""",
+            (model,),
+        ).fetchall()
+
+
+def test_a_lost_insert_reply_returns_the_car_it_made(
+    admin: Carbook, wire: _FlakyWire, stack: LocalStack
+) -> None:
+    admin.auth.current_user()  # the session is restored before the wire goes bad
+    before = _counts(stack)
+    wire.lose.add(("POST", "/rest/v1/cars"))
+    car = admin.cars.create(_new_car(model="LostReply"), PNG)
+    assert _car_rows(stack, "LostReply") == [(car.id, car.image_path, True)]
+    assert _counts(stack) == (before[0] + 1, before[1] + 1, before[2] + 1, before[3] + 1)
+
+
+def test_an_insert_that_never_arrived_removes_its_image(
+    admin: Carbook, wire: _FlakyWire, stack: LocalStack
+) -> None:
+    admin.auth.current_user()
+    before = _counts(stack)
+    wire.refuse.add(("POST", "/rest/v1/cars"))
+    with pytest.raises(CarbookConnectionError):
+        admin.cars.create(_new_car(model="NeverArrived"), PNG)
+    assert _car_rows(stack, "NeverArrived") == []
+    assert _counts(stack) == before
+
+
+def test_an_unknown_insert_outcome_keeps_the_image(
+    admin: Carbook, wire: _FlakyWire, stack: LocalStack
+) -> None:
+    """The reply is lost and the check cannot reach the server: no car may lose its image."""
+    admin.auth.current_user()
+    wire.lose.add(("POST", "/rest/v1/cars"))
+    wire.refuse.add(("GET", "/rest/v1/cars"))
+    with pytest.raises(CarbookConnectionError) as raised:
+        admin.cars.create(_new_car(model="UnknownOutcome"), PNG)
+    [(car_id, path, has_image)] = _car_rows(stack, "UnknownOutcome")
+    assert has_image, "the committed car must keep its image"
+    assert f"the car {car_id} may or may not have been created" in str(raised.value.detail)
+    assert path in str(raised.value.detail)
+
+
 def test_non_admin_create_uploads_nothing(user: Carbook, stack: LocalStack) -> None:
     before = _counts(stack)
     with pytest.raises(AccessDeniedError):

@@ -7,6 +7,7 @@ file and re-run the script, never this one.
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
@@ -519,7 +520,16 @@ class CarsService(_Service):
                     (self._table()).insert({**new.row(), "id": car_id, "image_path": path}).execute()
                 )
         except CarbookConnectionError as exc:
-            saved = self._saved(car_id)
+            try:
+                saved = self._saved(car_id)
+            except CarbookError:
+                # Whether the row exists cannot be known now. Deleting the image could leave
+                # a car without one; keeping it risks only an unused object. Keep it and say so.
+                exc.detail = (
+                    f"the car {car_id} may or may not have been created; its image {path} was kept."
+                    f" Check with cars.get('{car_id}')"
+                )
+                raise exc from None
             if saved is not None:
                 return saved  # the insert committed; only its answer was lost
             self._compensate(path, exc)
@@ -530,11 +540,21 @@ class CarsService(_Service):
         return parse_car(reply.data[0], self._c._public_url)
 
     def _saved(self, car_id: str) -> Car | None:
-        """The car, if it exists; None if not, or if that cannot be known now."""
-        try:
-            return self.get(car_id)
-        except CarbookError:
-            return None
+        """The car if it exists, None if it does not.
+
+        Asks a few times, since the connection that lost the insert's reply may be back
+        a moment later. Raises the last CarbookError when it cannot be known.
+        """
+        for delay in (0.2, 0.5, 1.0, None):
+            try:
+                return self.get(car_id)
+            except CarNotFoundError:
+                return None
+            except CarbookConnectionError:
+                if delay is None:
+                    raise
+                time.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _compensate(self, path: str, exc: BaseException) -> None:
         problem = self._c.images._delete_quietly(path)
