@@ -29,13 +29,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import anyio
 import jwt
 import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..config import parse_size
@@ -160,6 +161,17 @@ async def as_caller(gw: Gateway, caller: Caller) -> AsyncIterator[psycopg.AsyncC
             (caller.role, json.dumps(caller.claims), caller.user_id or "", caller.role),
         )
         yield conn
+
+
+async def _lock_names(conn: psycopg.AsyncConnection[Any], *objects: tuple[str, str]) -> None:
+    """Serialise the writers of these object names until the transaction ends.
+
+    Every write that can replace a name's version takes this first (in one global order,
+    so two writers never wait on each other): each learns the version it really replaces
+    and deletes that file. A row lock alone cannot do it for a name with no row yet.
+    """
+    for bucket_id, name in sorted(set(objects)):
+        await conn.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{bucket_id}/{name}",))
 
 
 async def _bucket(gw: Gateway, bucket_id: str) -> dict[str, Any]:
@@ -360,12 +372,7 @@ async def upload_object(request: Request, gw: Gateway) -> Response:
                                set metadata = excluded.metadata, version = excluded.version,
                                    owner = excluded.owner, owner_id = excluded.owner_id,
                                    updated_at = now(), last_accessed_at = now()"""
-                # Serialise writers of one name: a row lock alone cannot, since two uploads of a
-                # new name both find no row to lock, and the later one's upsert would then
-                # replace a version it never saw (its file would stay on disk forever).
-                await conn.execute(
-                    "select pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{bucket_id}/{name}",)
-                )
+                await _lock_names(conn, (bucket_id, name))
                 old = await conn.execute(
                     "select version from storage.objects where bucket_id = %s and name = %s for update",
                     (bucket_id, name),
@@ -414,10 +421,79 @@ def _is_uuid(value: str | None) -> bool:
 
 
 # Download -------------------------------------------------------------------------------
-def _file_response(gw: Gateway, row: dict[str, Any], request: Request) -> Response:
-    path = store(gw).path(row["version"])
-    if not path.is_file():
-        raise not_found()
+class OpenFileResponse(Response):
+    """Bytes from a file that is already open, so a newer version replacing (and deleting)
+    it mid-download cannot break the reply: the open handle keeps the bytes readable.
+
+    Answers HEAD, and a single ``Range: bytes=…`` with 206 (416 when unsatisfiable); other
+    range forms get the whole file, which RFC 9110 allows.
+    """
+
+    chunk_size = 64 * 1024
+
+    def __init__(self, file: Any, size: int, media_type: str, headers: dict[str, str]) -> None:
+        super().__init__(status_code=200, headers=headers, media_type=media_type)
+        self.file = file
+        self.size = size
+        self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
+
+    def _range(self, header: str | None) -> tuple[int, int] | None:
+        """(first, last) byte of a single satisfiable range; None for the whole file."""
+        if not header or not header.startswith("bytes=") or "," in header:
+            return None
+        first, _, last = header[6:].strip().partition("-")
+        try:
+            if first == "":
+                start, end = max(self.size - int(last), 0), self.size - 1
+            else:
+                start, end = int(first), (int(last) if last else self.size - 1)
+        except ValueError:
+            return None
+        if start < 0 or (start > end and last):
+            return None
+        if start >= self.size:
+            raise _Unsatisfiable
+        return start, min(end, self.size - 1)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            request_headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            try:
+                span = self._range(request_headers.get("range"))
+            except _Unsatisfiable:
+                await Response(status_code=416, headers={"Content-Range": f"bytes */{self.size}"})(
+                    scope, receive, send
+                )
+                return
+            start, end = span if span else (0, self.size - 1)
+            length = end - start + 1 if self.size else 0
+            headers = [*self.raw_headers, (b"content-length", str(length).encode())]
+            headers.append((b"accept-ranges", b"bytes"))
+            if span:
+                headers.append((b"content-range", f"bytes {start}-{end}/{self.size}".encode()))
+            await send({"type": "http.response.start", "status": 206 if span else 200, "headers": headers})
+            if scope["method"].upper() == "HEAD":
+                await send({"type": "http.response.body", "body": b""})
+                return
+            self.file.seek(start)
+            left = length
+            while left > 0:
+                chunk = await anyio.to_thread.run_sync(self.file.read, min(self.chunk_size, left))
+                if not chunk:
+                    break
+                left -= len(chunk)
+                await send({"type": "http.response.body", "body": chunk, "more_body": left > 0})
+            if length == 0 or left > 0:
+                await send({"type": "http.response.body", "body": b""})
+        finally:
+            self.file.close()
+
+
+class _Unsatisfiable(Exception):
+    pass
+
+
+def _file_response(row: dict[str, Any], file: Any, request: Request) -> Response:
     meta = row["metadata"] or {}
     headers = {
         "Cache-Control": meta.get("cacheControl", "no-cache"),
@@ -431,22 +507,42 @@ def _file_response(gw: Gateway, row: dict[str, Any], request: Request) -> Respon
         headers["Content-Disposition"] = (
             f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
         )
-    return FileResponse(path, media_type=meta.get("mimetype", "application/octet-stream"), headers=headers)
+    size = os.fstat(file.fileno()).st_size
+    return OpenFileResponse(
+        file, size, media_type=meta.get("mimetype", "application/octet-stream"), headers=headers
+    )
+
+
+async def _open_current(
+    gw: Gateway, conn: psycopg.AsyncConnection[Any], bucket_id: str, name: str, columns: str
+) -> tuple[dict[str, Any], Any]:
+    """The object's row (as ``conn`` sees it) and its bytes, opened.
+
+    A writer deletes an old version's file only after the row naming its successor has
+    committed, so a file missing at open time means "read the row again", never "lost".
+    """
+    for _ in range(10):
+        async with conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(
+                f"select {columns} from storage.objects where bucket_id = %s and name = %s",
+                (bucket_id, name),
+            )
+            row = await cur.fetchone()
+        if row is None:
+            raise not_found()
+        try:
+            return row, open(store(gw).path(row["version"]), "rb")  # closed by the response
+        except FileNotFoundError:
+            continue
+    raise not_found()
 
 
 async def _serve_object(
     request: Request, gw: Gateway, conn: psycopg.AsyncConnection[Any], bucket_id: str, name: str
 ) -> Response:
     """The object's bytes, if ``conn`` (as the caller, or as the platform) can see its row."""
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            "select name, version, metadata from storage.objects where bucket_id = %s and name = %s",
-            (bucket_id, name),
-        )
-        row = await cur.fetchone()
-    if row is None:
-        raise not_found()
-    return _file_response(gw, row, request)
+    row, file = await _open_current(gw, conn, bucket_id, name, "name, version, metadata")
+    return _file_response(row, file, request)
 
 
 async def download_object(request: Request, gw: Gateway) -> Response:
@@ -630,6 +726,7 @@ async def move_object(request: Request, gw: Gateway) -> Response:
     caller, bucket_id, source, dest_bucket, dest = await _transfer(request, gw)
     try:
         async with as_caller(gw, caller) as conn:
+            await _lock_names(conn, (bucket_id, source), (dest_bucket, dest))
             cur = await conn.execute(
                 """update storage.objects set bucket_id = %s, name = %s, updated_at = now()
                     where bucket_id = %s and name = %s""",
@@ -648,13 +745,10 @@ async def copy_object(request: Request, gw: Gateway) -> Response:
     version = str(uuid.uuid4())
     try:
         async with as_caller(gw, caller) as conn, conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(
-                "select * from storage.objects where bucket_id = %s and name = %s", (bucket_id, source)
-            )
-            src = await cur.fetchone()
-            if src is None:
-                raise not_found()
-            shutil.copyfile(objects.path(src["version"]), objects.path(version))
+            await _lock_names(conn, (dest_bucket, dest))
+            src, file = await _open_current(gw, conn, bucket_id, source, "*")
+            with file, open(objects.path(version), "wb") as out:
+                shutil.copyfileobj(file, out)
             await cur.execute(
                 """insert into storage.objects (bucket_id, name, owner, owner_id, metadata, version)
                    values (%s, %s, %s, %s, %s, %s) returning id""",
