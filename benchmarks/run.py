@@ -389,7 +389,10 @@ def bench_startup(sizes: Sizes) -> dict[str, Any]:
             state = base / f"s{i}"
             state.mkdir()
             # Free ports, written where `carbook stack start --state-dir` reads them.
-            settings = StackSettings.from_config(state, api_port=free_port(), db_port=free_port())
+            api_port = free_port()
+            settings = StackSettings.from_config(
+                state, api_port=api_port, db_port=free_port(avoid={api_port})
+            )
             (state / "stack.json").write_text(settings.model_dump_json())
             for bucket in (cold, warm):
                 out = carbook("stack", "start", "--state-dir", str(state), "--json")

@@ -14,6 +14,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 # CLI output is rendered for a fixed, wide terminal in every test (and subprocess).
 os.environ["COLUMNS"] = "200"
@@ -24,6 +25,11 @@ from carbook_sdk.local_postgres import free_port
 from carbook_sdk.stack.manager import LocalStack
 
 from .helpers import Db
+
+# Property tests judge behaviour, not speed: no per-example deadline, which a busy
+# 2-core CI runner would otherwise trip at random.
+hypothesis_settings.register_profile("carbook", deadline=None)
+hypothesis_settings.load_profile("carbook")
 
 TEMPLATE = "carbook_template"
 

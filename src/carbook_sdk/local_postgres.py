@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,11 +76,18 @@ def find_pg_bindir() -> Path:
     raise PostgresNotFoundError(hint=INSTALL_HINT)
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+def free_port(host: str = "127.0.0.1", avoid: Collection[int | None] = ()) -> int:
+    """A TCP port that nothing listens on right now, and not one of ``avoid``.
+
+    ``avoid`` holds ports already chosen but not yet listened on: the kernel may offer
+    a just-closed port again.
+    """
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = int(s.getsockname()[1])
+        if port not in avoid:
+            return port
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:

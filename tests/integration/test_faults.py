@@ -54,9 +54,14 @@ def _race_through_a_fault(stack: LocalStack, break_it: Callable[[], None]) -> No
         await asyncio.gather(*(c.auth.sign_in(e, PASSWORD) for c, e in zip(clients, emails, strict=True)))
         gate = asyncio.Semaphore(16)
         done = 0
+        # The later attempts wait for the fault, so it always lands mid-race, however fast
+        # the machine gets through the first ones.
+        broken = asyncio.Event()
 
-        async def one(car: str, user: int) -> tuple[str, int, Any, float]:
+        async def one(i: int, car: str, user: int) -> tuple[str, int, Any, float]:
             nonlocal done
+            if i >= 150:
+                await broken.wait()
             async with gate:
                 began = time.monotonic()
                 try:
@@ -69,13 +74,18 @@ def _race_through_a_fault(stack: LocalStack, break_it: Callable[[], None]) -> No
         async def saboteur() -> None:
             while done < 100:
                 await asyncio.sleep(0.01)
-            await asyncio.to_thread(break_it)
+            try:
+                await asyncio.to_thread(break_it)
+            finally:
+                broken.set()
             status = await asyncio.to_thread(stack.status)
             assert not status.healthy  # `carbook stack status` reports the dead part
             await asyncio.sleep(0.5)
             await asyncio.to_thread(stack.start)  # brings back whatever is down, data kept
 
-        results, _ = await asyncio.gather(asyncio.gather(*(one(c, u) for c, u in attempts)), saboteur())
+        results, _ = await asyncio.gather(
+            asyncio.gather(*(one(i, c, u) for i, (c, u) in enumerate(attempts))), saboteur()
+        )
         return list(results), clients
 
     async def check_and_retry() -> None:
@@ -178,9 +188,16 @@ def test_an_upload_cut_off_mid_stream_leaves_nothing(stack: LocalStack) -> None:
         f"Host: {s.host}:{s.api_port}\r\napikey: {s.anon_key}\r\nAuthorization: Bearer {token}\r\n"
         "Content-Type: multipart/form-data; boundary=B\r\nContent-Length: 2000000\r\n\r\n"
     ).encode() + head
+    partial = s.storage_dir / "objects"
     with socket.create_connection((s.host, s.api_port)) as sock:
         sock.sendall(request)
-        sock.sendall(b"\0" * 200_000)  # a fifth of what was announced, then the line drops
+        sock.sendall(b"\0" * 200_000)  # a tenth of what was announced, then the line drops
+        # Drop it only once the server is writing the partial file, so the check below
+        # cannot pass merely because the server had not started yet.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not list(partial.glob(".upload-*")):
+            time.sleep(0.02)
+        assert list(partial.glob(".upload-*")), "the server never started writing the upload"
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and _storage(stack) != before:
         time.sleep(0.05)

@@ -256,8 +256,9 @@ class LocalStack:
         fast, but a crash loses the last commits. Crash tests ask for ``durable=True``,
         which is what ``carbook stack start`` always runs.
         """
+        api_port = free_port()
         settings = StackSettings.from_config(
-            state_dir, api_port=free_port(), db_port=free_port(), postgrest_pool=20
+            state_dir, api_port=api_port, db_port=free_port(avoid={api_port}), postgrest_pool=20
         )
         return cls(settings, fast=not durable)
 
@@ -343,10 +344,10 @@ class LocalStack:
                 # Like `supabase start`: an existing database keeps its schema; say what is pending.
                 database.ensure_platform()
                 pending = len(database.status().pending)
-            if not self.settings.postgrest_port or not self._postgrest_alive():
+            if not self.settings.postgrest_port or not self._postgrest_alive(patient=True):
                 started.append("postgrest")
                 self._start_postgrest()
-            if not self._gateway_alive():
+            if not self._gateway_alive(patient=True):
                 started.append("gateway")
                 self._start_gateway()
         except BaseException:
@@ -421,22 +422,33 @@ class LocalStack:
         self._pidfile(part).write_text(str(proc.pid))
         return proc.pid
 
-    def _postgrest_alive(self) -> bool:
-        return _pid_alive(self._read_pid("postgrest")) and self._http_ok(
-            f"http://{self.settings.host}:{self.settings.postgrest_admin_port}/ready"
+    def _postgrest_alive(self, patient: bool = False) -> bool:
+        return self._part_alive(
+            "postgrest", f"http://{self.settings.host}:{self.settings.postgrest_admin_port}/ready", patient
         )
 
-    def _gateway_alive(self) -> bool:
-        return _pid_alive(self._read_pid("gateway")) and self._http_ok(
-            f"{self.settings.api_url}/auth/v1/health", {"apikey": self.settings.anon_key}
+    def _gateway_alive(self, patient: bool = False) -> bool:
+        return self._part_alive(
+            "gateway", f"{self.settings.api_url}/auth/v1/health", patient, {"apikey": self.settings.anon_key}
         )
 
-    @staticmethod
-    def _http_ok(url: str, headers: dict[str, str] | None = None) -> bool:
-        try:
-            return httpx.get(url, headers=headers, timeout=2.0).status_code == 200
-        except httpx.HTTPError:
+    def _part_alive(self, part: str, url: str, patient: bool, headers: dict[str, str] | None = None) -> bool:
+        """Its process runs and its health URL answers 200.
+
+        ``patient``: a running process that does not answer in time (busy, not dead) is
+        asked twice more before it counts as dead, so `start` does not restart a part
+        that is merely slow on a loaded machine.
+        """
+        if not _pid_alive(self._read_pid(part)):
             return False
+        for _ in range(3 if patient else 1):
+            try:
+                return httpx.get(url, headers=headers, timeout=2.0).status_code == 200
+            except httpx.TimeoutException:
+                continue
+            except httpx.HTTPError:
+                return False
+        return False
 
     def _wait(self, part: str, check: Any, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
@@ -459,9 +471,9 @@ class LocalStack:
         if not s.postgrest_port or port_in_use(s.postgrest_port, s.host):
             if s.postgrest_port:
                 _terminate(self._read_pid("gateway"))  # it would proxy to the old port
-            s.postgrest_port = free_port()
+            s.postgrest_port = free_port(avoid={s.api_port, s.db_port, s.postgrest_admin_port})
         if not s.postgrest_admin_port or port_in_use(s.postgrest_admin_port, s.host):
-            s.postgrest_admin_port = free_port()
+            s.postgrest_admin_port = free_port(avoid={s.api_port, s.db_port, s.postgrest_port})
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "PGRST_DB_URI": f"postgresql://authenticator:postgres@{s.host}:{s.db_port}/postgres",
