@@ -150,20 +150,34 @@ def update(
     }
     with client() as cb:
         if price is not None:
-            changes["price"] = _money(price, currency or cb.cars.get(car_id).currency)
+            changes["price"] = _money(price, currency or _currency_of(cb, car_id))
         if changes:
             validated(CarUpdate, changes)
         if image is not None:
             cb.images.validate(image)
         if not changes and image is None:
             raise ValidationError("nothing to update: give at least one option")
-        car = cb.cars.update(car_id, **changes) if changes else cb.cars.get(car_id)
+        car = cb.cars.update(car_id, **changes) if changes else None
         if image is not None:
             car = cb.cars.replace_image(car_id, image)
+    assert car is not None
     if json:
         print_json(car_json(car))
     else:
         print_car(car, "Updated")
+
+
+def _currency_of(cb: Any, car_id: str) -> str:
+    """The car's currency, for a --price without --currency; a non-admin is told it is
+    admins' work rather than that an unpublished car does not exist."""
+    from carbook_sdk import AccessDeniedError, CarNotFoundError
+
+    try:
+        return str(cb.cars.get(car_id).currency)
+    except CarNotFoundError:
+        if not cb.auth.is_admin():
+            raise AccessDeniedError("changing a car is for admins only", status=403) from None
+        raise
 
 
 @app.command()

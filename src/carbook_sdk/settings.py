@@ -102,12 +102,21 @@ class Settings(BaseModel):
                 if environ.get(var):
                     from_env[name] = environ[var]
                     break
-        if "url" in from_env and "anon_key" not in from_env and "anon_key" not in explicit:
-            # A remote URL with the local stack's key would only fail later, less clearly.
-            values.pop("anon_key", None)
-            values.pop("service_role_key", None)
+        local_url = values.get("url")
+        given = {k: v for k, v in explicit.items() if v is not None}
         values.update(from_env)
-        values.update({k: v for k, v in explicit.items() if v is not None})
+        values.update(given)
+        if local_url is not None and not _same_place(values.get("url"), local_url):
+            # The local stack's keys and database belong to the local stack's URL only: never
+            # send them to another server, and never pair that server with the local database.
+            for key in ("anon_key", "service_role_key", "db_url"):
+                if key not in from_env and key not in given:
+                    values.pop(key, None)
+            if "anon_key" not in values:
+                raise ConfigurationError(
+                    f"no anon key for {values['url']}: the local stack's keys go only to the local stack",
+                    hint="set SUPABASE_ANON_KEY (or pass --anon-key / anon_key=)",
+                )
         try:
             return cls.model_validate(values)
         except pydantic.ValidationError as exc:
@@ -116,3 +125,13 @@ class Settings(BaseModel):
                 f"invalid carbook settings: {problems}",
                 hint="pass it explicitly or set SUPABASE_URL / SUPABASE_ANON_KEY",
             ) from None
+
+
+def _same_place(url: Any, other: Any) -> bool:
+    """Whether two base URLs name the same server (localhost and 127.0.0.1 alike)."""
+
+    def norm(u: Any) -> str:
+        text = str(u).strip().rstrip("/").lower()
+        return text.replace("://localhost:", "://127.0.0.1:").replace("://localhost/", "://127.0.0.1/")
+
+    return norm(url) == norm(other)

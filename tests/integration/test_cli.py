@@ -237,7 +237,7 @@ def test_cars_add_as_non_admin_changes_nothing(cli: Cli, image: Path) -> None:
         str(image),
     )
     assert result.exit_code == 5
-    assert "row-level security" in result.stderr
+    assert "adding a car is for admins only" in result.stderr
     assert cli.state() == before
 
 
@@ -515,3 +515,37 @@ def test_json_is_not_consent_to_destroy(cli: Cli, tmp_path: Path) -> None:
     reset = cli("stack", "reset", "--state-dir", str(cli.stack.settings.state_dir), "--json")
     assert reset.exit_code == 1 and reset.stdout.strip() == ""
     assert cli.state() == before and cli.stack.status().healthy
+
+
+def test_a_non_admin_is_refused_on_every_admin_command(cli: Cli, image: Path, tmp_path: Path) -> None:
+    """Signed in as a plain user, and without the service_role key for `admin`: every admin
+    command is refused with a clear message and changes nothing, not even the audit log."""
+    cli.login_admin()
+    car = _add(cli, image)["id"]
+    email = cli.login_new_user()
+    csv = tmp_path / "cars.csv"
+    csv.write_text(f"ref,make,model,year,price,currency,image\nNA-1,Kia,Seltos,2024,10.00,INR,{image.name}\n")
+    user = Cli(cli.stack, tmp_path / "config")  # the same signed-in user, no service_role key
+    del user.env["SUPABASE_SERVICE_ROLE_KEY"]
+    before = cli.state()
+    refused_as_user = [
+        ("cars", "update", car, "--make", "Hacked"),
+        ("cars", "update", car, "--image", str(image)),
+        ("cars", "update", car, "--price", "5.00"),
+        ("cars", "publish", car),
+        ("cars", "unpublish", car),
+        ("cars", "add", "--make", "Kia", "--model", "Sonet", "--year", "2023", "--price", "1.00",
+         "--currency", "INR", "--image", str(image)),
+        ("cars", "import", str(csv), "--images-dir", str(image.parent)),
+        ("cars", "list", "--all"),
+        ("audit", "list"),
+    ]  # fmt: skip
+    for args in refused_as_user:
+        result = user(*args)
+        assert result.exit_code == 5, (args, result.output)
+        assert "admins only" in result.stderr, (args, result.stderr)
+    for args in (("admin", "grant", email), ("admin", "revoke", ADMIN_EMAIL)):
+        result = user(*args)
+        assert result.exit_code == 10, (args, result.output)
+        assert "service_role key" in result.stderr, (args, result.stderr)
+    assert cli.state() == before

@@ -258,7 +258,7 @@ def test_an_unknown_insert_outcome_keeps_the_image(
 
 def test_non_admin_create_uploads_nothing(user: Carbook, stack: LocalStack) -> None:
     before = _counts(stack)
-    with pytest.raises(AccessDeniedError):
+    with pytest.raises(AccessDeniedError, match="adding a car is for admins only"):
         user.cars.create(_new_car(), PNG)
     assert _counts(stack) == before
 

@@ -132,3 +132,21 @@ def test_settings_precedence() -> None:
     assert explicit.url == "http://explicit:3"
     local = Settings.resolve(env={})
     assert local.anon_key == LOCAL_ANON_KEY and local.image_max_bytes == 5 * 1024 * 1024
+
+
+def test_local_keys_never_go_to_another_server(tmp_path: Path) -> None:
+    """The well-known local keys and database pair only with the local stack's URL."""
+    local = Settings.resolve(env={}, state_dir=tmp_path)
+    assert local.service_role_key and local.db_url
+    same = Settings.resolve(env={}, state_dir=tmp_path, url=local.url.replace("127.0.0.1", "localhost") + "/")
+    assert (same.anon_key, same.service_role_key) == (local.anon_key, local.service_role_key)
+    for env, explicit in (
+        ({"SUPABASE_URL": "https://abc.supabase.co"}, {}),
+        ({}, {"url": "https://abc.supabase.co"}),
+    ):
+        with pytest.raises(ConfigurationError, match=r"no anon key for https://abc\.supabase\.co"):
+            Settings.resolve(env=env, state_dir=tmp_path, **explicit)
+    remote = Settings.resolve(
+        env={"SUPABASE_URL": "https://abc.supabase.co", "SUPABASE_ANON_KEY": "k"}, state_dir=tmp_path
+    )
+    assert (remote.anon_key, remote.service_role_key, remote.db_url) == ("k", None, None)

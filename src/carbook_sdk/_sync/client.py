@@ -511,7 +511,11 @@ class CarsService(_Service):
         """
         new = car if isinstance(car, NewCar) else validated(NewCar, car)
         img = self._c.images.validate(image)
-        path = self._c.images.upload(img, name=image_name)
+        try:
+            path = self._c.images.upload(img, name=image_name)
+        except AccessDeniedError:
+            self._c._check_admin("adding a car")  # say so plainly, not "row-level security"
+            raise
         # The id is ours, so a lost reply can be told from a failed insert.
         car_id = str(uuid.uuid4())
         try:
@@ -597,7 +601,11 @@ class CarsService(_Service):
         """
         cid = str(parse_car_id(car_id))
         img = self._c.images.validate(image)
-        old = (self.get(cid)).image_path
+        try:
+            old = (self.get(cid)).image_path
+        except CarNotFoundError:
+            self._c._check_admin("changing a car")  # a hidden car is "not found" to users
+            raise
         path = self._c.images.upload(img)
         try:
             with wrap_exceptions(self._url):
