@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -219,6 +220,13 @@ class ImportReport:
     failed: list[tuple[int, str, str]] = field(default_factory=list)  # line, ref, reason
 
 
+def _first_line(last_line: int, raw: dict[str | None, Any]) -> int:
+    """The line a CSV record starts on, from the line it ends on and its quoted line breaks."""
+    values = [v for v in raw.values() if isinstance(v, str)]
+    values += [x for v in raw.values() if isinstance(v, list) for x in v if isinstance(x, str)]
+    return last_line - sum(v.count("\n") for v in values)
+
+
 def read_rows(path: Path, images_dir: Path, validate_image: Any) -> tuple[list[Row], list[tuple[int, str]]]:
     """Every row checked before anything is sent: (good rows, [(line, reason)])."""
     from carbook_sdk import CarbookError, NewCar
@@ -230,7 +238,9 @@ def read_rows(path: Path, images_dir: Path, validate_image: Any) -> tuple[list[R
         from carbook_sdk import ValidationError
 
         raise ValidationError(f"cannot read {path}: {exc}") from None
-    reader = csv.DictReader(text.splitlines())
+    # The reader counts physical lines itself, so blank lines and quoted line breaks
+    # inside a field do not shift the line numbers reported back.
+    reader = csv.DictReader(io.StringIO(text, newline=""))
     missing = [c for c in IMPORT_COLUMNS if c not in (reader.fieldnames or [])]
     if missing:
         from carbook_sdk import ValidationError
@@ -241,7 +251,8 @@ def read_rows(path: Path, images_dir: Path, validate_image: Any) -> tuple[list[R
     rows: list[Row] = []
     errors: list[tuple[int, str]] = []
     seen: dict[str, int] = {}
-    for n, raw in enumerate(reader, start=2):  # line 1 is the header
+    for raw in reader:
+        n = _first_line(reader.line_num, raw)
         try:
             ref = (raw.get("ref") or "").strip()
             if not ref:

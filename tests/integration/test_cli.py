@@ -549,3 +549,25 @@ def test_a_non_admin_is_refused_on_every_admin_command(cli: Cli, image: Path, tm
         assert result.exit_code == 10, (args, result.output)
         assert "service_role key" in result.stderr, (args, result.stderr)
     assert cli.state() == before
+
+
+def test_cars_import_names_the_real_line_past_blank_lines_and_quoted_breaks(
+    cli: Cli, image: Path, tmp_path: Path
+) -> None:
+    cli.login_admin()
+    csv_path = tmp_path / "odd.csv"
+    csv_path.write_text(
+        "ref,make,model,year,price,currency,image\n"  # line 1
+        f"OK-1,Kia,Sonet,2023,10.00,INR,{image.name}\n"  # line 2
+        "\n"  # line 3, blank
+        f'CC-1,Kia,"Sonet\nGT Line",2023,10.00,INR,{image.name}\n'  # lines 4-5 (a control char)
+        "\n"  # line 6, blank
+        f"BAD-1,Kia,Sonet,1700,10.00,INR,{image.name}\n"  # line 7
+        f'BAD-2,Kia,"Two\nLines",2023,-5,INR,{image.name}\n'  # lines 8-9
+    )
+    before = cli.state()
+    result = cli("cars", "import", str(csv_path), "--images-dir", str(image.parent))
+    assert result.exit_code == 3, result.output
+    lines = [int(n) for n in re.findall(r"│\s+(\d+) │", result.stderr)]
+    assert lines == [4, 7, 8], result.stderr
+    assert cli.state() == before

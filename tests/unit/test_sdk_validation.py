@@ -150,3 +150,14 @@ def test_local_keys_never_go_to_another_server(tmp_path: Path) -> None:
         env={"SUPABASE_URL": "https://abc.supabase.co", "SUPABASE_ANON_KEY": "k"}, state_dir=tmp_path
     )
     assert (remote.anon_key, remote.service_role_key, remote.db_url) == ("k", None, None)
+
+
+def test_local_and_from_env_take_a_timeout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with Carbook.local(tmp_path, timeout=3) as cb:
+        assert cb.settings.timeout == 3 and cb.settings.anon_key == LOCAL_ANON_KEY
+    monkeypatch.setenv("SUPABASE_URL", "https://abc.supabase.co")
+    monkeypatch.setenv("SUPABASE_ANON_KEY", "k")
+    with Carbook.from_env(timeout=4) as cb:
+        assert (cb.settings.url, cb.settings.timeout) == ("https://abc.supabase.co", 4)
+    with pytest.raises(ConfigurationError, match="timeout"):
+        Carbook.local(tmp_path, timeout=-1)

@@ -111,14 +111,32 @@ class AsyncCarbook:
         self.admin = AsyncAdminService(self)
 
     @classmethod
-    def local(cls, state_dir: Path | None = None, **kwargs: Any) -> AsyncCarbook:
-        """A client for the local stack (``carbook stack start``), ignoring the environment."""
-        return cls(settings=Settings.resolve(env={}, state_dir=state_dir), **kwargs)
+    def local(
+        cls,
+        state_dir: Path | None = None,
+        *,
+        timeout: float | None = None,
+        session_store: AsyncSupportedStorage | None = None,
+    ) -> AsyncCarbook:
+        """A client for the local stack (``carbook stack start``), ignoring the environment.
+
+        Raises:
+            ConfigurationError: the local settings are invalid.
+        """
+        settings = Settings.resolve(env={}, state_dir=state_dir, timeout=timeout)
+        return cls(settings=settings, session_store=session_store)
 
     @classmethod
-    def from_env(cls, **kwargs: Any) -> AsyncCarbook:
-        """A client from ``SUPABASE_*``/``CARBOOK_*`` variables only (no local defaults)."""
-        return cls(settings=Settings.resolve(use_local_defaults=False), **kwargs)
+    def from_env(
+        cls, *, timeout: float | None = None, session_store: AsyncSupportedStorage | None = None
+    ) -> AsyncCarbook:
+        """A client from ``SUPABASE_*``/``CARBOOK_*`` variables only (no local defaults).
+
+        Raises:
+            ConfigurationError: a variable is missing or invalid.
+        """
+        settings = Settings.resolve(use_local_defaults=False, timeout=timeout)
+        return cls(settings=settings, session_store=session_store)
 
     def __repr__(self) -> str:
         return f"AsyncCarbook(url={self.settings.url!r})"

@@ -112,14 +112,32 @@ class Carbook:
         self.admin = AdminService(self)
 
     @classmethod
-    def local(cls, state_dir: Path | None = None, **kwargs: Any) -> Carbook:
-        """A client for the local stack (``carbook stack start``), ignoring the environment."""
-        return cls(settings=Settings.resolve(env={}, state_dir=state_dir), **kwargs)
+    def local(
+        cls,
+        state_dir: Path | None = None,
+        *,
+        timeout: float | None = None,
+        session_store: SyncSupportedStorage | None = None,
+    ) -> Carbook:
+        """A client for the local stack (``carbook stack start``), ignoring the environment.
+
+        Raises:
+            ConfigurationError: the local settings are invalid.
+        """
+        settings = Settings.resolve(env={}, state_dir=state_dir, timeout=timeout)
+        return cls(settings=settings, session_store=session_store)
 
     @classmethod
-    def from_env(cls, **kwargs: Any) -> Carbook:
-        """A client from ``SUPABASE_*``/``CARBOOK_*`` variables only (no local defaults)."""
-        return cls(settings=Settings.resolve(use_local_defaults=False), **kwargs)
+    def from_env(
+        cls, *, timeout: float | None = None, session_store: SyncSupportedStorage | None = None
+    ) -> Carbook:
+        """A client from ``SUPABASE_*``/``CARBOOK_*`` variables only (no local defaults).
+
+        Raises:
+            ConfigurationError: a variable is missing or invalid.
+        """
+        settings = Settings.resolve(use_local_defaults=False, timeout=timeout)
+        return cls(settings=settings, session_store=session_store)
 
     def __repr__(self) -> str:
         return f"Carbook(url={self.settings.url!r})"
