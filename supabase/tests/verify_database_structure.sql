@@ -11,59 +11,94 @@ returns table (name text, ok boolean, detail text)
 language sql
 stable
 as $checks$
-  -- Columns of public.cars: type, nullability and default.
-  with expected_columns (col, typ, not_null, dflt) as (
+  -- Columns of every public table: type, nullability and default.
+  with expected_columns (tbl, col, typ, not_null, dflt) as (
     values
-      ('id', 'uuid', true, 'gen_random_uuid()'),
-      ('make', 'text', true, null),
-      ('model', 'text', true, null),
-      ('year', 'integer', true, null),
-      ('image_path', 'text', false, null),
-      ('is_published', 'boolean', true, 'false'),
-      ('created_at', 'timestamp with time zone', true, 'now()'),
-      ('updated_at', 'timestamp with time zone', true, 'now()'),
-      ('booking_status', 'text', true, '''available''::text'),
-      ('booked_by', 'uuid', false, null),
-      ('booked_at', 'timestamp with time zone', false, null),
-      ('price_in_paise', 'bigint', true, '0'),
-      ('currency', 'text', true, '''INR''::text'),
-      ('ref', 'text', false, null)
+      ('cars', 'id', 'uuid', true, 'gen_random_uuid()'),
+      ('cars', 'make', 'text', true, null),
+      ('cars', 'model', 'text', true, null),
+      ('cars', 'year', 'integer', true, null),
+      ('cars', 'image_path', 'text', false, null),
+      ('cars', 'is_published', 'boolean', true, 'false'),
+      ('cars', 'created_at', 'timestamp with time zone', true, 'now()'),
+      ('cars', 'updated_at', 'timestamp with time zone', true, 'now()'),
+      ('cars', 'booking_status', 'text', true, '''available''::text'),
+      ('cars', 'booked_by', 'uuid', false, null),
+      ('cars', 'booked_at', 'timestamp with time zone', false, null),
+      ('cars', 'price_in_paise', 'bigint', true, '0'),
+      ('cars', 'currency', 'text', true, '''INR''::text'),
+      ('cars', 'ref', 'text', false, null),
+      ('user_roles', 'user_id', 'uuid', true, null),
+      ('user_roles', 'role', 'text', true, null),
+      ('user_roles', 'created_at', 'timestamp with time zone', true, 'now()'),
+      ('audit_logs', 'id', 'bigint', true, null),
+      ('audit_logs', 'actor_id', 'uuid', false, null),
+      ('audit_logs', 'action', 'text', true, null),
+      ('audit_logs', 'table_name', 'text', true, null),
+      ('audit_logs', 'record_id', 'uuid', false, null),
+      ('audit_logs', 'old_data', 'jsonb', false, null),
+      ('audit_logs', 'new_data', 'jsonb', false, null),
+      ('audit_logs', 'created_at', 'timestamp with time zone', true, 'now()')
   ),
   actual_columns as (
-    select a.attname::text as col,
+    select c.relname::text as tbl,
+           a.attname::text as col,
            pg_catalog.format_type(a.atttypid, a.atttypmod) as typ,
            a.attnotnull as not_null,
            pg_catalog.pg_get_expr(d.adbin, d.adrelid) as dflt
       from pg_catalog.pg_attribute a
+      join pg_catalog.pg_class c on c.oid = a.attrelid
       left join pg_catalog.pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
-     where a.attrelid = pg_catalog.to_regclass('public.cars')
+     where c.relnamespace = 'public'::regnamespace
+       and c.relname in ('cars', 'user_roles', 'audit_logs')
        and a.attnum > 0 and not a.attisdropped
   ),
-  expected_constraints (conname, contype, needle) as (
+  expected_constraints (tbl, conname, contype, needle) as (
     values
-      ('cars_pkey', 'p', 'PRIMARY KEY (id)'),
-      ('cars_booking_status_valid', 'c', 'booking_status'),
-      ('cars_price_non_negative', 'c', 'price_in_paise >= 0'),
-      ('cars_currency_iso4217', 'c', 'currency'),
-      ('cars_booking_consistent', 'c', 'booked_at IS NOT NULL'),
-      ('cars_booked_by_fkey', 'f', 'REFERENCES auth.users(id)'),
-      ('cars_ref_format', 'c', 'ref IS NULL')
+      ('cars', 'cars_pkey', 'p', 'PRIMARY KEY (id)'),
+      ('cars', 'cars_make_not_blank', 'c', 'make'),
+      ('cars', 'cars_model_not_blank', 'c', 'model'),
+      ('cars', 'cars_year_range', 'c', 'year >= 1886'),
+      ('cars', 'cars_booking_status_valid', 'c', 'booking_status'),
+      ('cars', 'cars_price_non_negative', 'c', 'price_in_paise >= 0'),
+      ('cars', 'cars_currency_iso4217', 'c', 'currency'),
+      ('cars', 'cars_booking_consistent', 'c', 'booked_at IS NOT NULL'),
+      ('cars', 'cars_booked_by_fkey', 'f', 'REFERENCES auth.users(id)'),
+      ('cars', 'cars_ref_format', 'c', 'ref IS NULL'),
+      ('user_roles', 'user_roles_pkey', 'p', 'PRIMARY KEY (user_id, role)'),
+      ('user_roles', 'user_roles_role_known', 'c', 'CHECK ((role = ''admin''::text))'),
+      ('user_roles', 'user_roles_user_id_fkey', 'f', 'REFERENCES auth.users(id) ON DELETE CASCADE'),
+      ('audit_logs', 'audit_logs_pkey', 'p', 'PRIMARY KEY (id)')
   ),
   expected_tables (tbl) as (
     values ('cars'), ('user_roles'), ('audit_logs')
   ),
-  expected_policies (schemaname, tablename, policyname, cmd, roles) as (
-    values
-      ('public', 'cars', 'cars_select_anon', 'SELECT', '{anon}'),
-      ('public', 'cars', 'cars_select_authenticated', 'SELECT', '{authenticated}'),
-      ('public', 'cars', 'cars_insert_admin', 'INSERT', '{authenticated}'),
-      ('public', 'cars', 'cars_update_admin', 'UPDATE', '{authenticated}'),
-      ('public', 'user_roles', 'user_roles_select_authenticated', 'SELECT', '{authenticated}'),
-      ('public', 'audit_logs', 'audit_logs_select_admin', 'SELECT', '{authenticated}'),
-      ('storage', 'objects', 'car_images_select', 'SELECT', '{anon,authenticated}'),
-      ('storage', 'objects', 'car_images_insert_admin', 'INSERT', '{authenticated}'),
-      ('storage', 'objects', 'car_images_update_admin', 'UPDATE', '{authenticated}'),
-      ('storage', 'objects', 'car_images_delete_admin', 'DELETE', '{authenticated}')
+  -- Each policy's USING and WITH CHECK expressions as PostgreSQL prints them back
+  -- ($admin stands for the admin test): a policy with the right name but a wider rule
+  -- is a failure, not a pass.
+  expected_policies (schemaname, tablename, policyname, cmd, roles, qual, with_check) as (
+    select v.schemaname, v.tablename, v.policyname, v.cmd, v.roles,
+           pg_catalog.replace(v.qual, '$admin', '( SELECT private.is_admin() AS is_admin)'),
+           pg_catalog.replace(v.with_check, '$admin', '( SELECT private.is_admin() AS is_admin)')
+      from (values
+      ('public', 'cars', 'cars_select_anon', 'SELECT', '{anon}',
+       '(is_published AND (booking_status = ''available''::text))', null),
+      ('public', 'cars', 'cars_select_authenticated', 'SELECT', '{authenticated}',
+       '((is_published AND (booking_status = ''available''::text)) OR (booked_by = ( SELECT auth.uid() AS uid)) OR $admin)', null),
+      ('public', 'cars', 'cars_insert_admin', 'INSERT', '{authenticated}', null, '$admin'),
+      ('public', 'cars', 'cars_update_admin', 'UPDATE', '{authenticated}', '$admin', '$admin'),
+      ('public', 'user_roles', 'user_roles_select_authenticated', 'SELECT', '{authenticated}',
+       '((user_id = ( SELECT auth.uid() AS uid)) OR $admin)', null),
+      ('public', 'audit_logs', 'audit_logs_select_admin', 'SELECT', '{authenticated}', '$admin', null),
+      ('storage', 'objects', 'car_images_select', 'SELECT', '{anon,authenticated}',
+       '(bucket_id = ''car-images''::text)', null),
+      ('storage', 'objects', 'car_images_insert_admin', 'INSERT', '{authenticated}',
+       null, '((bucket_id = ''car-images''::text) AND $admin)'),
+      ('storage', 'objects', 'car_images_update_admin', 'UPDATE', '{authenticated}',
+       '((bucket_id = ''car-images''::text) AND $admin)', '((bucket_id = ''car-images''::text) AND $admin)'),
+      ('storage', 'objects', 'car_images_delete_admin', 'DELETE', '{authenticated}',
+       '((bucket_id = ''car-images''::text) AND $admin)', null)
+      ) as v (schemaname, tablename, policyname, cmd, roles, qual, with_check)
   ),
   expected_indexes (idx, needle) as (
     values
@@ -71,10 +106,16 @@ as $checks$
       ('cars_booked_by_idx', '(booked_by)'),
       ('cars_ref_key', 'UNIQUE INDEX cars_ref_key ON public.cars USING btree (ref) WHERE (ref IS NOT NULL)'),
       ('audit_logs_record_id_idx', '(record_id, created_at DESC)'),
-      ('audit_logs_actor_id_idx', '(actor_id, created_at DESC)')
+      ('audit_logs_actor_id_idx', '(actor_id, created_at DESC)'),
+      ('audit_logs_created_at_idx', '(created_at DESC)')
   ),
   expected_triggers (tgname) as (
     values ('cars_audit'), ('cars_touch_updated_at')
+  ),
+  helper as (
+    select p.prosecdef, p.proconfig
+      from pg_catalog.pg_proc p
+     where p.oid = pg_catalog.to_regprocedure('private.is_admin()')
   ),
   fn as (
     select p.oid, p.prosecdef, p.proconfig, pg_catalog.format_type(p.prorettype, null) as rettype
@@ -82,22 +123,36 @@ as $checks$
      where p.oid = pg_catalog.to_regprocedure('public.book_car_atomic(uuid)')
   ),
   checks (name, ok, detail, ord) as (
-    select 'column:cars.' || e.col,
+    select 'column:' || e.tbl || '.' || e.col,
            a.col is not null and a.typ = e.typ and a.not_null = e.not_null
              and a.dflt is not distinct from e.dflt,
            case when a.col is null then 'missing'
                 else format('type %s, not null %s, default %s', a.typ, a.not_null, coalesce(a.dflt, 'none')) end,
            1
-      from expected_columns e left join actual_columns a using (col)
+      from expected_columns e left join actual_columns a using (tbl, col)
     union all
-    select 'constraint:cars.' || e.conname,
+    select 'constraint:' || e.tbl || '.' || e.conname,
            c.oid is not null and c.contype::text = e.contype and c.convalidated
              and pg_catalog.strpos(pg_catalog.pg_get_constraintdef(c.oid), e.needle) > 0,
            coalesce(pg_catalog.pg_get_constraintdef(c.oid), 'missing'),
            2
       from expected_constraints e
       left join pg_catalog.pg_constraint c
-        on c.conname = e.conname and c.conrelid = pg_catalog.to_regclass('public.cars')
+        on c.conname = e.conname and c.conrelid = pg_catalog.to_regclass('public.' || e.tbl)
+    union all
+    select 'function:private.is_admin.security_definer',
+           coalesce((select prosecdef and 'search_path=""' = any (proconfig) from helper), false),
+           coalesce((select format('%s, %s', case when prosecdef then 'SECURITY DEFINER' else 'SECURITY INVOKER' end,
+                                   coalesce(pg_catalog.array_to_string(proconfig, ', '), 'search_path not set'))
+                       from helper), 'missing'),
+           3
+    union all
+    select 'grant:public.audit_logs.append_only:' || r.rolname,
+           pg_catalog.to_regclass('public.audit_logs') is not null
+             and not pg_catalog.has_table_privilege(r.rolname, 'public.audit_logs', 'INSERT, UPDATE, DELETE, TRUNCATE'),
+           'no insert, update, delete or truncate through the API',
+           4
+      from (values ('anon'), ('authenticated'), ('service_role')) as r (rolname)
     union all
     select 'function:public.book_car_atomic(uuid)',
            exists (select 1 from fn where rettype = 'jsonb'),
@@ -150,8 +205,10 @@ as $checks$
     union all
     select 'policy:' || e.schemaname || '.' || e.tablename || '.' || e.policyname,
            p.policyname is not null and p.cmd = e.cmd and p.roles::text = e.roles
-             and p.permissive = 'PERMISSIVE',
-           coalesce(format('%s to %s', p.cmd, p.roles::text), 'missing'),
+             and p.permissive = 'PERMISSIVE'
+             and p.qual is not distinct from e.qual and p.with_check is not distinct from e.with_check,
+           coalesce(format('%s to %s using %s with check %s', p.cmd, p.roles::text,
+                           coalesce(p.qual, '-'), coalesce(p.with_check, '-')), 'missing'),
            5
       from expected_policies e
       left join pg_catalog.pg_policies p

@@ -210,3 +210,20 @@ def test_truncate_is_refused_for_every_api_role(world: World, who: str, table: s
     before = world.snapshot()
     outcome = _attempt(world, who, f"truncate public.{table} cascade")
     assert (outcome, world.snapshot() == before) == ("denied", True)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "insert into public.audit_logs (action, table_name) values ('car.forged', 'cars')",
+        "update public.audit_logs set action = 'car.rewritten'",
+        "delete from public.audit_logs",
+        "truncate public.audit_logs",
+    ],
+)
+def test_service_role_cannot_write_the_audit_trail(world: World, sql: str) -> None:
+    """service_role bypasses RLS; only its grants keep the trail append-only."""
+    before = world.snapshot()
+    with connect_as(world.db, "service_role") as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute(sql)
+    assert world.snapshot() == before

@@ -31,7 +31,7 @@ def test_rollback_with_nothing_booked(db: Db, tmp_path: Path) -> None:
     create_car(db)
     result = db.database.rollback(backup_dir=tmp_path)
     assert result.backup_path.is_file()
-    assert _applied(db) == ["20250916000000", "20250917000000", "20250918000000"]
+    assert _applied(db) == ["20250916000000", "20250917000000", "20250918000000", "20250919000000"]
     assert db.scalar("select to_regprocedure('public.book_car_atomic(uuid)')") is None
     cols = {
         r[0]
@@ -55,7 +55,13 @@ def test_rollback_refuses_while_cars_are_booked(db: Db, tmp_path: Path) -> None:
         db.database.rollback(backup_dir=tmp_path)
     assert info.value.booked_cars == 1
     assert "1 car(s) are booked" in str(info.value)
-    assert _applied(db) == ["20250916000000", "20250916010000", "20250917000000", "20250918000000"]
+    assert _applied(db) == [
+        "20250916000000",
+        "20250916010000",
+        "20250917000000",
+        "20250918000000",
+        "20250919000000",
+    ]
     assert db.scalar("select booking_status from public.cars where id = %s", (car,)) == "booked"
     assert _cars(db) == before
     assert list(tmp_path.iterdir()) == []  # refused before any backup was written

@@ -40,6 +40,35 @@ BREAKAGES: dict[str, tuple[str, ...]] = {
         "function:book_car_atomic.security_definer",
     ),
     "bucket made private": ("update storage.buckets set public = false", "bucket:car-images"),
+    # Right name, wider rule: any signed-in user could change any car.
+    "policy widened": (
+        "alter policy cars_update_admin on public.cars using (true) with check (true)",
+        "policy:public.cars.cars_update_admin",
+    ),
+    "storage policy widened": (
+        "alter policy car_images_delete_admin on storage.objects using (bucket_id = 'car-images')",
+        "policy:storage.objects.car_images_delete_admin",
+    ),
+    "is_admin not security definer": (
+        "alter function private.is_admin() security invoker",
+        "function:private.is_admin.security_definer",
+    ),
+    "role check dropped": (
+        "alter table public.user_roles drop constraint user_roles_role_known",
+        "constraint:user_roles.user_roles_role_known",
+    ),
+    "audit column retyped": (
+        "alter table public.audit_logs alter column actor_id type text",
+        "column:audit_logs.actor_id",
+    ),
+    "audit index dropped": (
+        "drop index public.audit_logs_created_at_idx",
+        "index:public.audit_logs_created_at_idx",
+    ),
+    "service_role may rewrite the audit trail": (
+        "grant update, delete on public.audit_logs to service_role",
+        "grant:public.audit_logs.append_only:service_role",
+    ),
 }
 
 
