@@ -199,13 +199,43 @@ class _FlakyWire(httpx.BaseTransport):
         return response
 
 
+def _flaky(cb: Carbook) -> _FlakyWire:
+    cb.auth.current_user()  # the session is restored before the wire goes bad
+    flaky = _FlakyWire(cb._http._transport)
+    cb._http._transport = flaky
+    return flaky
+
+
 @pytest.fixture
 def wire(admin: Carbook) -> Iterator[_FlakyWire]:
     real = admin._http._transport
-    flaky = _FlakyWire(real)
-    admin._http._transport = flaky
-    yield flaky
+    yield _flaky(admin)
     admin._http._transport = real
+
+
+def test_a_lost_booking_reply_retried_returns_already_yours(
+    admin: Carbook, user: Carbook, stack: LocalStack
+) -> None:
+    """The booking commits but its answer is lost: the retry is told the car is its own,
+    never "already booked", and the car has exactly one booking audit row."""
+    car = admin.cars.create(_new_car(model="LostBooking", is_published=True), PNG)
+    wire = _flaky(user)
+    wire.lose.add(("POST", "/rest/v1/rpc/book_car_atomic"))
+    with pytest.raises(CarbookConnectionError):
+        user.bookings.book(car.id)
+    wire.lose.clear()
+    again = user.bookings.book(car.id)
+    me = user.auth.current_user()
+    assert me is not None
+    assert (again.already_yours, again.booked_by) == (True, me.id)
+    with _db(stack) as conn:
+        row = conn.execute(
+            """select c.booked_by, (select count(*) from public.audit_logs a
+                                     where a.record_id = c.id and a.action = 'car.booked')
+                 from public.cars c where c.id = %s""",
+            (car.id,),
+        ).fetchone()
+    assert row == (me.id, 1)
 
 
 def _car_rows(stack: LocalStack, model: str) -> list[tuple[Any, ...]]:
