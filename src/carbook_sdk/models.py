@@ -31,8 +31,8 @@ M = TypeVar("M", bound=BaseModel)
 BookingStatus = Literal["available", "booked"]
 
 
-def parse_car_id(value: Any) -> uuid.UUID:
-    """A car id as a UUID, or a clear error before any network call.
+def parse_car_id(value: Any, what: str = "car id") -> uuid.UUID:
+    """A car id (or the ``what`` named) as a UUID, or a clear error before any network call.
 
     Raises:
         ValidationError: not a UUID.
@@ -42,7 +42,7 @@ def parse_car_id(value: Any) -> uuid.UUID:
     try:
         return uuid.UUID(str(value))
     except (ValueError, TypeError, AttributeError):
-        raise ValidationError(f"not a valid car id (expected a UUID): {value!r}") from None
+        raise ValidationError(f"not a valid {what} (expected a UUID): {value!r}") from None
 
 
 def validated(model: type[M], data: Any = None, /, **values: Any) -> M:
@@ -176,6 +176,9 @@ class CarUpdate(BaseModel):
 
     def row(self) -> dict[str, Any]:
         changes = self.model_dump(exclude_unset=True, exclude={"price"})
+        cleared = sorted(k for k in self.model_fields_set if getattr(self, k) is None)
+        if cleared:
+            raise ValidationError(f"{', '.join(cleared)} cannot be cleared: give a value or leave it out")
         if self.price is not None:
             changes["price_in_paise"] = self.price.minor_units
             changes["currency"] = self.price.currency

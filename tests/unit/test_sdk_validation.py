@@ -161,3 +161,16 @@ def test_local_and_from_env_take_a_timeout(tmp_path: Path, monkeypatch: pytest.M
         assert (cb.settings.url, cb.settings.timeout) == ("https://abc.supabase.co", 4)
     with pytest.raises(ConfigurationError, match="timeout"):
         Carbook.local(tmp_path, timeout=-1)
+
+
+@pytest.mark.parametrize("field", ["make", "model", "year", "price", "is_published"])
+def test_updates_cannot_clear_a_required_field(offline: Carbook, field: str) -> None:
+    with pytest.raises(ValidationError, match=f"{field} cannot be cleared"):
+        offline.cars.update("10000000-0000-4000-8000-000000000001", **{field: None})
+
+
+def test_bad_ids_are_named_for_what_they_are(offline: Carbook) -> None:
+    with pytest.raises(ValidationError, match="not a valid user id"):
+        offline.audit.list(actor_id="bob")
+    with pytest.raises(ValidationError, match="not a valid car id"):
+        offline.audit.list(car_id="bob")

@@ -698,7 +698,7 @@ class AsyncAuditService(_Service):
         """
         limit = check_limit(limit)
         record = str(parse_car_id(car_id)) if car_id is not None else None
-        actor = str(parse_car_id(actor_id)) if actor_id is not None else None
+        actor = str(parse_car_id(actor_id, "user id")) if actor_id is not None else None
         if since is not None and not isinstance(since, datetime):
             raise ValidationError(f"since must be a datetime, not {since!r}")
         # Before building the query: a session restored from the store must be in place.
@@ -768,7 +768,7 @@ class AsyncAdminService(_Service):
         service = self._c._service_client()
         if isinstance(user, str) and "@" in user:
             return service, str((await self.find_user(user)).id)
-        return service, str(parse_car_id(user))
+        return service, str(parse_car_id(user, "user (an email or a user id)"))
 
     async def grant(self, user: uuid.UUID | str) -> None:
         """Make a user (id or email) an admin. Harmless when already one.
