@@ -25,7 +25,19 @@ if ! have_postgres; then
 fi
 
 PYTHON="${PYTHON:-python3}"
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  echo "carbook setup: Python 3.11 or newer is needed ($PYTHON is $("$PYTHON" -V 2>&1))" >&2
+  exit 1
+fi
 if [ ! -x .venv/bin/python ]; then
+  # Debian and Ubuntu ship venv's pip bootstrap (ensurepip) in a separate package.
+  if ! "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    echo "carbook setup: installing python3-venv (apt-get)" >&2
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv >/dev/null
+  fi
   "$PYTHON" -m venv .venv
 fi
 # Re-install only when the dependencies changed.
