@@ -83,6 +83,22 @@ def test_verify_green_then_red(db: Db) -> None:
     assert [c["name"] for c in data["checks"] if not c["ok"]] == ["policy:public.cars.cars_select_anon"]
 
 
+def test_verify_lint_green_then_red(db: Db) -> None:
+    ok = run("db", "verify", "--db-url", db.url, "--lint")
+    assert ok.exit_code == 0, ok.output
+    assert "authenticated_security_definer_function_executable" in ok.stdout and "intended" in ok.stdout
+    assert "Lints: no problems (exposed schemas: public)" in ok.stdout
+    with db.connect() as conn:
+        conn.execute("create table public.notes (body text)")  # no RLS, no primary key
+    bad = run("db", "verify", "--db-url", db.url, "--lint", "--json")
+    assert bad.exit_code == 1
+    data = json.loads(bad.stdout)
+    assert data["lint"]["ok"] is False and data["lint"]["exposed_schemas"] == ["public"]
+    found = {(f["lint"], f["object"]) for f in data["lint"]["findings"] if not f.get("intended")}
+    assert {("rls_disabled_in_public", "public.notes"), ("no_primary_key", "public.notes")} <= found
+    assert all(c["ok"] for c in data["checks"] if c["name"] != "rls:every public table")
+
+
 def test_rollback_refuses_on_booked_cars_and_changes_nothing(db: Db, tmp_path: Path) -> None:
     book(db, create_car(db), create_user(db))
     before = _state(db)
