@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from typing import Any
@@ -162,3 +163,71 @@ def test_sdk_is_not_fooled_by_a_car_id_in_a_query_string(stack: LocalStack) -> N
         for bad in ("10000000-0000-4000-8000-000000000001&select=*", "eq.1", "id=eq.x"):
             with pytest.raises(CarbookError, match="not a valid car id"):
                 anon.cars.get(bad)
+
+
+def test_cli_text_fields_are_stored_literally_or_refused(stack: LocalStack, tmp_path: Any) -> None:
+    """Injection strings in every free-text CLI field: a car's make and model (typed and
+    imported), audit filters and the sign-in email. Stored exactly as given, or refused
+    with exit 3 and nothing changed; never executed."""
+    import csv as csv_module
+
+    from typer.testing import CliRunner
+
+    from carbook_cli import app
+
+    env = {
+        "SUPABASE_URL": stack.settings.api_url,
+        "SUPABASE_ANON_KEY": stack.settings.anon_key,
+        "CARBOOK_CONFIG_DIR": str(tmp_path / "config"),
+        "COLUMNS": "200",
+    }
+    runner = CliRunner()
+    image = tmp_path / "car.png"
+    image.write_bytes(PNG)
+    admin_login = ["auth", "login", "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD]
+    assert runner.invoke(app, admin_login, env=env).exit_code == 0
+    for text in [*INJECTIONS, "nul\x00byte", "tab\tand\nnewline"]:
+        before = _state(stack)
+        added = runner.invoke(
+            app,
+            ["cars", "add", "--make", text, "--model", text, "--year", "2024", "--price", "1.00",
+             "--currency", "INR", "--image", str(image), "--json"],
+            env=env,
+        )  # fmt: skip
+        if added.exit_code == 0:
+            car_id = json.loads(added.stdout)["id"]
+            with _db(stack) as conn:
+                row = conn.execute("select make, model from public.cars where id = %s", (car_id,)).fetchone()
+            assert row == (text, text)
+        else:
+            assert added.exit_code == 3, (text, added.output)
+            assert _state(stack) == before
+        before = _state(stack)
+        audit = runner.invoke(app, ["audit", "list", "--action", text, "--json"], env=env)
+        assert audit.exit_code in (0, 3), audit.output
+        if audit.exit_code == 0:
+            assert json.loads(audit.stdout) == []
+        login = runner.invoke(app, ["auth", "login", "--email", text, "--password", "whatever-123"], env=env)
+        assert login.exit_code in (3, 12), login.output
+        assert runner.invoke(app, admin_login, env=env).exit_code == 0
+        assert _state(stack) == before
+
+    sheet = tmp_path / "import.csv"
+    with sheet.open("w", newline="") as f:
+        writer = csv_module.writer(f)
+        writer.writerow(["ref", "make", "model", "year", "price", "currency", "image"])
+        for i, text in enumerate(INJECTIONS):
+            writer.writerow(
+                [f"INJ-{uuid.uuid4().hex[:8]}-{i}", text, text, "2024", "1.00", "INR", image.name]
+            )
+    result = runner.invoke(
+        app, ["cars", "import", str(sheet), "--images-dir", str(tmp_path), "--json"], env=env
+    )
+    assert result.exit_code == 0, result.output
+    ids = [entry["id"] for entry in json.loads(result.stdout)["imported"]]
+    with _db(stack) as conn:
+        stored = conn.execute(
+            "select make, model from public.cars where id = any(%s::uuid[])", (ids,)
+        ).fetchall()
+        assert conn.execute("select to_regclass('public.cars') is not null").fetchone() == (True,)
+    assert sorted(stored) == sorted((t, t) for t in INJECTIONS)
