@@ -107,3 +107,86 @@ def test_new_car(make: Any, model: Any, year: Any, amount: Any, currency: Any) -
     row = car.row()
     assert row["price_in_paise"] >= 0 and isinstance(row["price_in_paise"], int)
     assert 1886 <= row["year"] <= 2100 and 1 <= len(row["make"]) <= 100
+
+
+@given(anything)
+def test_check_password_and_offset(value: Any) -> None:
+    from carbook_sdk._base import check_offset, check_password
+
+    try:
+        assert check_password(value) == value and isinstance(value, str) and value
+    except ValidationError:
+        assert not (isinstance(value, str) and value)
+    try:
+        assert check_offset(value) == value and value >= 0
+    except ValidationError:
+        assert isinstance(value, bool) or not isinstance(value, int) or value < 0
+
+
+_car_fields = st.fixed_dictionaries(
+    {},
+    optional={
+        "make": st.one_of(st.text(max_size=120), st.none(), st.integers()),
+        "model": st.one_of(st.text(max_size=120), st.none()),
+        "year": st.one_of(st.integers(1800, 2200), st.none(), st.text(max_size=5)),
+        "is_published": st.one_of(st.booleans(), st.none(), st.text(max_size=3)),
+        "colour": st.text(max_size=5),
+    },
+)
+
+
+@given(_car_fields)
+def test_car_update(changes: dict[str, Any]) -> None:
+    """A change set either becomes a row with no NULL in it, or a ValidationError."""
+    from carbook_sdk.models import CarUpdate
+
+    try:
+        row = validated(CarUpdate, changes).row()
+    except ValidationError:
+        return
+    assert row and None not in row.values()
+    assert set(row) <= {"make", "model", "year", "is_published"}
+    if "year" in row:
+        assert 1886 <= row["year"] <= 2100
+
+
+@given(st.text(max_size=300))
+def test_storage_object_names(name: str) -> None:
+    """No accepted name can address anything outside its bucket or smuggle a control byte."""
+    from carbook_sdk.stack.storage_api import StorageError, check_name
+
+    try:
+        accepted = check_name(name)
+    except StorageError:
+        return
+    segments = accepted.split("/")
+    assert not accepted.startswith("/") and ".." not in segments and "" not in segments
+    assert all(ord(c) >= 32 and ord(c) != 127 for c in accepted)
+    assert len(accepted.encode()) <= 1024
+
+
+@given(st.one_of(st.integers(0, 10**6).map(lambda n: f"{n}MiB"), st.text(max_size=12)))
+def test_parse_size(value: str) -> None:
+    from carbook_sdk.config import parse_size
+    from carbook_sdk.errors import ConfigurationError
+
+    try:
+        size = parse_size(value)
+    except ConfigurationError as exc:
+        assert "not a size" in str(exc)
+        return
+    assert isinstance(size, int) and size >= 0
+    if value.endswith("MiB") and value[:-3].isdigit():
+        assert size == int(value[:-3]) * 1024 * 1024
+
+
+@given(st.one_of(st.emails(), st.text(max_size=300), anything))
+def test_gateway_auth_email_and_password_checks(value: Any) -> None:
+    from carbook_sdk.stack.auth_api import AuthError, _check_email
+
+    try:
+        email = _check_email(value)
+    except AuthError as exc:
+        assert exc.status in (400, 422)
+        return
+    assert email == email.strip().lower() and email.count("@") >= 1 and len(email) <= 255
