@@ -113,3 +113,20 @@ def own_stack() -> Iterator[LocalStack]:
     finally:
         st.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+# Measurements some tests report (the soak's RSS, for one), printed in the terminal
+# summary so CI logs show them without -s.
+_MEASUREMENTS: list[str] = []
+
+
+@pytest.fixture
+def report_measurement() -> Any:
+    return _MEASUREMENTS.append
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _MEASUREMENTS:
+        terminalreporter.section("carbook measurements")
+        for line in _MEASUREMENTS:
+            terminalreporter.write_line(line)

@@ -14,6 +14,7 @@ import time
 import uuid
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -37,7 +38,7 @@ def _rss_kib(pid: int) -> int:
 
 
 @pytest.mark.slow
-def test_a_minute_of_mixed_traffic(stack: LocalStack) -> None:
+def test_a_minute_of_mixed_traffic(stack: LocalStack, report_measurement: Any) -> None:
     s = stack.settings
     gateway_pid = stack._read_pid("gateway")
     assert gateway_pid is not None
@@ -89,8 +90,8 @@ def test_a_minute_of_mixed_traffic(stack: LocalStack) -> None:
         return ops, failures, slowest, rss_start, _rss_kib(gateway_pid)
 
     ops, failures, slowest, rss_start, rss_end = asyncio.run(soak())
-    print(
-        f"\nsoak {SECONDS:.0f}s at {CONCURRENCY}: {dict(ops)}; slowest {slowest:.2f}s; "
+    report_measurement(
+        f"soak {SECONDS:.0f}s at concurrency {CONCURRENCY}: {dict(ops)}; slowest {slowest:.2f}s; "
         f"gateway RSS {rss_start / 1024:.1f} MiB -> {rss_end / 1024:.1f} MiB"
     )
     assert dict(failures) == {}
