@@ -103,6 +103,9 @@ class LocalConfig(BaseModel):
     enable_confirmations: bool = False
     minimum_password_length: int = 6
     site_url: str = "http://127.0.0.1:3000"
+    api_schemas: tuple[str, ...] = ("public",)
+    api_extra_search_path: tuple[str, ...] = ("public", "extensions")
+    api_max_rows: int = 1000
     storage_file_size_limit: int = 50 * 1024**2
     buckets: tuple[BucketConfig, ...] = ()
 
@@ -145,6 +148,9 @@ def load_local_config(path: Path | None = None) -> LocalConfig:
         enable_confirmations=email.get("enable_confirmations", False),
         minimum_password_length=auth.get("minimum_password_length", 6),
         site_url=auth.get("site_url", "http://127.0.0.1:3000"),
+        api_schemas=tuple(api.get("schemas", ("public",))),
+        api_extra_search_path=tuple(api.get("extra_search_path", ("public", "extensions"))),
+        api_max_rows=api.get("max_rows", 1000),
         storage_file_size_limit=parse_size(storage.get("file_size_limit", "50MiB")),
         buckets=buckets,
     )

@@ -124,3 +124,34 @@ def test_range_and_profile_headers_reach_postgrest(stack: LocalStack) -> None:
         headers={**headers, "Content-Profile": "private"},
     )
     assert write.status_code == 406 and write.json()["code"] == "PGRST106"
+
+
+def test_email_confirmations_when_the_config_asks_for_them(own_stack: LocalStack) -> None:
+    """[auth.email] enable_confirmations = true: sign-up gives no session, sign-in says
+    email_not_confirmed, until an admin confirms the address."""
+    from supabase_auth.errors import AuthApiError
+
+    from carbook_sdk import Carbook, NotAuthenticatedError
+
+    own_stack.settings.enable_confirmations = True
+    own_stack.start()
+    s = own_stack.settings
+    client = supabase_client(s.api_url, s.anon_key)
+    email = unique_email()
+    reply = client.auth.sign_up({"email": email, "password": PASSWORD})
+    assert reply.session is None and reply.user is not None and reply.user.email_confirmed_at is None
+    with pytest.raises(AuthApiError) as refused:
+        client.auth.sign_in_with_password({"email": email, "password": PASSWORD})
+    assert refused.value.code == "email_not_confirmed"
+    with (
+        Carbook(s.api_url, s.anon_key) as cb,
+        pytest.raises(NotAuthenticatedError, match="confirm the email"),
+    ):
+        cb.auth.sign_up(unique_email(), PASSWORD)
+    settings = httpx.get(f"{s.api_url}/auth/v1/settings", headers={"apikey": s.anon_key}).json()
+    assert settings["mailer_autoconfirm"] is False
+
+    service = supabase_client(s.api_url, s.service_role_key)
+    service.auth.admin.update_user_by_id(reply.user.id, {"email_confirm": True})
+    signed_in = client.auth.sign_in_with_password({"email": email, "password": PASSWORD})
+    assert signed_in.session is not None and signed_in.user.email_confirmed_at is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import jwt
 import pytest
@@ -79,3 +80,24 @@ def test_missing_postgres_names_what_to_install(monkeypatch: pytest.MonkeyPatch,
         find_pg_bindir()
     assert "apt-get install postgresql" in str(info.value)
     assert str(tmp_path) in str(info.value)
+
+
+def test_api_and_auth_keys_reach_the_stack_settings(tmp_path: Path) -> None:
+    from carbook_sdk.config import load_local_config
+    from carbook_sdk.stack.manager import StackSettings
+
+    toml = tmp_path / "config.toml"
+    toml.write_text(
+        '[api]\nport = 1\nschemas = ["public", "v2"]\nextra_search_path = ["public"]\nmax_rows = 50\n'
+        "[auth]\njwt_expiry = 60\n[auth.email]\nenable_confirmations = true\n"
+    )
+    cfg = load_local_config(toml)
+    settings = StackSettings.from_config(tmp_path, cfg)
+    assert (settings.schemas, settings.extra_search_path, settings.max_rows) == (
+        ("public", "v2"),
+        ("public",),
+        50,
+    )
+    assert (settings.jwt_expiry, settings.enable_confirmations) == (60, True)
+    shipped = StackSettings.from_config(tmp_path)
+    assert (shipped.schemas, shipped.max_rows, shipped.enable_confirmations) == (("public",), 1000, False)

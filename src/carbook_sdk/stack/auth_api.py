@@ -254,7 +254,7 @@ async def settings(request: Request, gw: Gateway) -> Response:
         {
             "external": {"email": True, "phone": False, "anonymous_users": False},
             "disable_signup": not gw.settings.enable_signup,
-            "mailer_autoconfirm": True,
+            "mailer_autoconfirm": not gw.settings.enable_confirmations,
             "phone_autoconfirm": False,
             "sms_provider": "",
             "saml_enabled": False,
@@ -270,10 +270,20 @@ async def signup(request: Request, gw: Gateway) -> Response:
     password = _check_password(gw, body.get("password"))
     data = _metadata(body.get("data"), "data")
     hashed = await _hash(password)
+    confirm_first = gw.settings.enable_confirmations
     async with gw.pool.connection() as conn:
         user = await _insert_user(
-            conn, email=email, password_hash=hashed, confirmed=True, app_metadata={}, user_metadata=data
+            conn,
+            email=email,
+            password_hash=hashed,
+            confirmed=not confirm_first,
+            app_metadata={},
+            user_metadata=data,
         )
+        if confirm_first:
+            # [auth.email] enable_confirmations: GoTrue answers with the user and no session;
+            # the address must be confirmed (here: by an admin, there is no mail) first.
+            return JSONResponse({**user_json(user), "confirmation_sent_at": user_json(user)["created_at"]})
         return JSONResponse(await _new_session(gw, conn, user))
 
 
@@ -287,14 +297,16 @@ async def token(request: Request, gw: Gateway) -> Response:
         async with gw.pool.connection() as conn:
             async with conn.cursor(row_factory=dict_row) as cur:
                 await cur.execute(
-                    "select id, encrypted_password from auth.users where lower(email) = lower(%s)"
-                    " and deleted_at is null",
+                    "select id, encrypted_password, email_confirmed_at from auth.users"
+                    " where lower(email) = lower(%s) and deleted_at is null",
                     (email.strip(),),
                 )
                 found = await cur.fetchone()
             if not await _password_matches(password, found["encrypted_password"] if found else None):
                 raise AuthError(400, "invalid_credentials", "Invalid login credentials")
             assert found is not None
+            if found["email_confirmed_at"] is None:
+                raise AuthError(400, "email_not_confirmed", "Email not confirmed")
             return JSONResponse(await _new_session(gw, conn, found))
     if grant == "refresh_token":
         refresh = body.get("refresh_token")

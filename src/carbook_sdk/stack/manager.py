@@ -103,9 +103,12 @@ class StackSettings(BaseModel):
     service_role_key: str = LOCAL_SERVICE_ROLE_KEY
     jwt_expiry: int = 3600
     enable_signup: bool = True
+    enable_confirmations: bool = False
     minimum_password_length: int = 6
     storage_file_size_limit: int = 50 * 1024 * 1024
     schemas: tuple[str, ...] = ("public",)
+    extra_search_path: tuple[str, ...] = ("public", "extensions")
+    max_rows: int = 1000
     postgrest_pool: int = 10
 
     @property
@@ -139,8 +142,12 @@ class StackSettings(BaseModel):
             "db_port": cfg.db_port,
             "jwt_expiry": cfg.jwt_expiry,
             "enable_signup": cfg.enable_signup,
+            "enable_confirmations": cfg.enable_confirmations,
             "minimum_password_length": cfg.minimum_password_length,
             "storage_file_size_limit": cfg.storage_file_size_limit,
+            "schemas": cfg.api_schemas,
+            "extra_search_path": cfg.api_extra_search_path,
+            "max_rows": cfg.api_max_rows,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
@@ -479,9 +486,9 @@ class LocalStack:
             "PGRST_DB_URI": f"postgresql://authenticator:postgres@{s.host}:{s.db_port}/postgres",
             "PGRST_DB_SCHEMAS": ",".join(s.schemas),
             "PGRST_DB_ANON_ROLE": "anon",
-            "PGRST_DB_EXTRA_SEARCH_PATH": "public,extensions",
+            "PGRST_DB_EXTRA_SEARCH_PATH": ",".join(s.extra_search_path),
             "PGRST_DB_POOL": str(s.postgrest_pool),
-            "PGRST_DB_MAX_ROWS": "1000",
+            "PGRST_DB_MAX_ROWS": str(s.max_rows),
             "PGRST_DB_CHANNEL_ENABLED": "true",
             "PGRST_JWT_SECRET": s.jwt_secret,
             "PGRST_SERVER_HOST": s.host,
