@@ -157,6 +157,9 @@ def rollback(
     )
     for action in plan.actions:
         out.print(f"  - {action}")
+    refused = plan.refusal(force)
+    if refused is not None:
+        raise refused  # before asking: a question whose yes would be refused anyway is noise
     if not yes:
         # Only --yes skips the question: an output format is not a consent.
         typer.confirm("Proceed?", abort=True, err=json)

@@ -35,9 +35,11 @@ if TYPE_CHECKING:
 console = Console(highlight=False, soft_wrap=False)
 err_console = Console(stderr=True, highlight=False)
 
+#: `book` lost, or `race` had no winner: the car was already booked.
+EXIT_ALREADY_BOOKED = 7
 #: Exit codes by error family (the README's table). The first match wins.
 EXIT_CODES: tuple[tuple[type[CarbookError], int], ...] = (
-    (CarAlreadyBookedError, 7),
+    (CarAlreadyBookedError, EXIT_ALREADY_BOOKED),
     (CarNotPublishedError, 6),
     (ValidationError, 3),
     (CarbookConnectionError, 4),

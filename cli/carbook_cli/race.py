@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from .context import async_client, client
-from .output import EXIT_FAILED, console, print_json
+from .output import EXIT_ALREADY_BOOKED, EXIT_FAILED, console, err_console, print_json
 
 RACE_PASSWORD_BYTES = 18
 
@@ -91,3 +91,7 @@ def race(
         console.print(f"Winners: {len(winners)}  Already booked: {len(losers)}  Errors: {len(others)}")
     if len(winners) > 1 or others:
         raise typer.Exit(EXIT_FAILED)
+    if not winners:
+        # Nobody won: the car was taken before the race began.
+        err_console.print(f"Nobody won: car {car} was already booked.")
+        raise typer.Exit(EXIT_ALREADY_BOOKED)

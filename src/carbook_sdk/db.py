@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict
 
 from .config import default_db_url, supabase_dir
 from .errors import (
+    CarbookError,
     ConfigurationError,
     MigrationError,
     NotMigratedError,
@@ -139,6 +140,19 @@ class RollbackPlan(_Model):
     booked_cars: int
     rollback_file: Path
     actions: tuple[str, ...]
+
+    def refusal(self, force: bool) -> CarbookError | None:
+        """The error `rollback` would raise for this plan, if any (so a caller can stop
+        before asking anyone to confirm)."""
+        if not self.applied:
+            return NotMigratedError(f"migration {self.version} is not applied: nothing to roll back")
+        if self.booked_cars and not force:
+            return RollbackRefusedError(
+                f"{self.booked_cars} car(s) are booked; rolling back would drop their "
+                "bookings. Use force to back them up and roll back anyway.",
+                booked_cars=self.booked_cars,
+            )
+        return None
 
 
 class RestoreResult(_Model):
@@ -484,17 +498,12 @@ class Database:
                 with conn.transaction():
                     plan = self._plan(conn)
                     if not plan.applied:
-                        raise NotMigratedError(
-                            f"migration {ATOMIC_BOOKING_VERSION} is not applied: nothing to roll back"
-                        )
+                        raise plan.refusal(force) or AssertionError("unreachable")
                     conn.execute("lock table public.cars in exclusive mode")
                     plan = self._plan(conn)
-                    if plan.booked_cars and not force:
-                        raise RollbackRefusedError(
-                            f"{plan.booked_cars} car(s) are booked; rolling back would drop their "
-                            "bookings. Use force to back them up and roll back anyway.",
-                            booked_cars=plan.booked_cars,
-                        )
+                    refused = plan.refusal(force)
+                    if refused is not None:
+                        raise refused
                     backup_path, count = self._write_backup(conn, backup_dir)
                     conn.execute(script)
                     conn.execute(

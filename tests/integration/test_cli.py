@@ -387,8 +387,9 @@ def test_race(cli: Cli, image: Path) -> None:
     assert (data["winners"], data["losers"], data["errors"]) == (1, 7, 0)
     assert {r["message"] for r in data["results"] if r["code"] == "already_booked"} == {ALREADY}
     table = cli("race", car["id"], "--clients", "3")  # already taken: everybody loses
-    assert table.exit_code == 0
+    assert table.exit_code == 7
     assert table.stdout.count(ALREADY) == 3 and "Winners: 0" in table.stdout
+    assert f"Nobody won: car {car['id']} was already booked." in table.stderr
 
 
 def test_race_bad_input_creates_no_users(cli: Cli) -> None:
@@ -508,8 +509,9 @@ def test_markup_and_huge_numbers_in_input_are_just_text(cli: Cli, image: Path) -
 def test_json_is_not_consent_to_destroy(cli: Cli, tmp_path: Path) -> None:
     before = cli.state()
     rollback = cli(
-        "db", "rollback", "--db-url", cli.env["SUPABASE_DB_URL"], "--json", "--backup-dir", str(tmp_path)
-    )
+        "db", "rollback", "--db-url", cli.env["SUPABASE_DB_URL"], "--json", "--force",
+        "--backup-dir", str(tmp_path),
+    )  # fmt: skip
     assert rollback.exit_code == 1 and rollback.stdout.strip() == ""  # asked on stderr, no answer: aborted
     assert "Proceed?" in rollback.stderr
     reset = cli("stack", "reset", "--state-dir", str(cli.stack.settings.state_dir), "--json")

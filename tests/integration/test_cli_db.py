@@ -109,6 +109,10 @@ def test_rollback_refuses_on_booked_cars_and_changes_nothing(db: Db, tmp_path: P
     assert "Traceback" not in result.output
     assert _state(db) == before
     assert list(tmp_path.iterdir()) == []
+    # Without --yes it refuses before asking: no question whose answer could not matter.
+    unasked = run("db", "rollback", "--db-url", db.url, "--backup-dir", str(tmp_path), input="")
+    assert unasked.exit_code == 9 and "Proceed?" not in unasked.output
+    assert _state(db) == before
 
 
 def test_rollback_asks_and_a_no_changes_nothing(db: Db, tmp_path: Path) -> None:
