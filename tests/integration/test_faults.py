@@ -8,6 +8,7 @@ winner's retry gets its booking back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -218,8 +219,27 @@ def test_an_oversize_upload_streamed_without_length_is_refused(stack: LocalStack
         for _ in range(200):  # 12.5 MiB announced nowhere: chunked transfer
             sent += len(chunk)
             yield chunk
+            time.sleep(0.002)  # slow enough for the watcher below to see the file grow
         yield b"\r\n--B--\r\n"
 
+    # Watch the server's temporary file: the bytes must go to disk as they arrive (not
+    # into memory first), and stop at the bucket's limit.
+    import threading
+
+    largest = 0
+    done = threading.Event()
+
+    def watch() -> None:
+        nonlocal largest
+        folder = s.storage_dir / "objects"
+        while not done.is_set():
+            for temp in folder.glob(".upload-*"):
+                with contextlib.suppress(OSError):
+                    largest = max(largest, temp.stat().st_size)
+            time.sleep(0.001)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
     try:
         reply = httpx.post(
             f"{s.api_url}/storage/v1/object/car-images/cars/{uuid.uuid4().hex}.png",
@@ -233,9 +253,15 @@ def test_an_oversize_upload_streamed_without_length_is_refused(stack: LocalStack
         )
     except httpx.TransportError:
         reply = None  # the server may close the line as soon as it has refused
+    finally:
+        done.set()
+        watcher.join()
     if reply is not None:
         assert reply.status_code == 400
         assert reply.json()["statusCode"] == "413"
+    limit = 5 * 1024 * 1024
+    assert sent > 2 * limit  # far more than the limit was offered
+    assert 1024 * 1024 < largest <= limit + 65536, largest  # streamed to disk, cut at the limit
     assert _storage(stack) == before
 
 
