@@ -19,7 +19,36 @@ def test_every_benchmark_runs_at_tiny_size(stack: LocalStack) -> None:
     assert all(lv[k] > 0 for lv in levels for k in ("pgbench", "http", "supabase_py", "sdk"))
     assert results["listing"]["index_used"] is True
     assert results["import"]["c1_imported"] == results["import"]["c8_imported"] == TINY.import_rows
-    assert results["startup"]["cold_s"] > 0 and results["startup"]["warm_s"] > 0
+    start = results["startup"]
+    assert start["cold_s"] > 0 and start["warm_s"] > 0
+    assert start["cold_wall_s"] >= start["cold_s"] and start["warm_wall_s"] >= start["warm_s"]
     table = markdown({"date": "today", "machine": "here", "command": "tiny", **results})
     # header, race, one row per level, listing, start, help, import
     assert table.count("\n| ") == 2 + len(levels) + 4
+
+
+def test_the_bench_command_itself_runs() -> None:
+    """`bash scripts/bench.sh` as a user runs it: argument parsing, its own stack, the report."""
+    import json
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        ["bash", "scripts/bench.sh", "--tiny", "--only", "race"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    race = json.loads(result.stdout)["race"]
+    assert race["double_bookings"] == 0 and race["errors"] == 0
+    bad = subprocess.run(
+        ["bash", "scripts/bench.sh", "--only", "nonsense"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 2 and "invalid choice: 'nonsense'" in bad.stderr
