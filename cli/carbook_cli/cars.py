@@ -158,10 +158,11 @@ def update(
             cb.images.validate(image)
         if not changes and image is None:
             raise ValidationError("nothing to update: give at least one option")
-        car = cb.cars.update(car_id, **changes) if changes else None
+        # One row update either way: the fields and the new image change together or not at all.
         if image is not None:
-            car = cb.cars.replace_image(car_id, image)
-    assert car is not None
+            car = cb.cars.replace_image(car_id, image, **changes)
+        else:
+            car = cb.cars.update(car_id, **changes)
     if json:
         print_json(car_json(car))
     else:

@@ -573,3 +573,27 @@ def test_cars_import_names_the_real_line_past_blank_lines_and_quoted_breaks(
     lines = [int(n) for n in re.findall(r"│\s+(\d+) │", result.stderr)]
     assert lines == [4, 7, 8], result.stderr
     assert cli.state() == before
+
+
+def test_cars_update_fields_and_image_change_together_or_not_at_all(
+    cli: Cli, image: Path, tmp_path: Path
+) -> None:
+    cli.login_admin()
+    car = _add(cli, image)
+    other = tmp_path / "other.png"
+    other.write_bytes(PNG + b"other")
+    with _db(cli.stack) as conn:
+        conn.execute("alter table public.cars add constraint test_no_rejected check (make <> 'Rejected')")
+    try:
+        before = cli.state()
+        bad = cli("cars", "update", car["id"], "--make", "Rejected", "--image", str(other))
+        assert bad.exit_code == 3 and "test_no_rejected" in bad.stderr, bad.output
+        assert cli.state() == before  # neither the make, nor the image, nor a stray file
+    finally:
+        with _db(cli.stack) as conn:
+            conn.execute("alter table public.cars drop constraint test_no_rejected")
+    good = cli.json("cars", "update", car["id"], "--make", "Hyundai", "--image", str(other))
+    assert good["make"] == "Hyundai" and good["image_path"] != car["image_path"]
+    with _db(cli.stack) as conn:
+        names = {r[0] for r in conn.execute("select name from storage.objects")}
+    assert good["image_path"] in names and car["image_path"] not in names

@@ -174,3 +174,26 @@ def test_bad_ids_are_named_for_what_they_are(offline: Carbook) -> None:
         offline.audit.list(actor_id="bob")
     with pytest.raises(ValidationError, match="not a valid car id"):
         offline.audit.list(car_id="bob")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"status": "sold"}, "status must be 'available' or 'booked'"),
+        ({"published": "yes"}, "published must be True, False or None"),
+        ({"limit": 0}, "limit must be an integer"),
+        ({"offset": -1}, "offset must be a non-negative integer"),
+    ],
+)
+def test_list_all_filters_are_checked_before_sending(offline: Carbook, kwargs: Any, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        offline.cars.list_all(**kwargs)
+
+
+def test_images_delete_and_replace_check_their_input(offline: Carbook) -> None:
+    with pytest.raises(ValidationError, match="not a valid car id"):
+        offline.cars.replace_image("nope", PNG)
+    with pytest.raises(UnsupportedImageTypeError, match="checked by its content"):
+        offline.cars.replace_image("10000000-0000-4000-8000-000000000001", b"plain text")
+    with pytest.raises(ValidationError, match="colour: Extra inputs are not permitted"):
+        offline.cars.replace_image("10000000-0000-4000-8000-000000000001", PNG, colour="red")

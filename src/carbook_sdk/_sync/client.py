@@ -146,6 +146,9 @@ class Carbook:
     def db(self) -> Database:
         """Schema operations (migrate, status, verify, rollback) over ``db_url``.
 
+        These are ops calls over a direct, blocking PostgreSQL connection, on both
+        clients; from async code, run them in a thread (``asyncio.to_thread``).
+
         Raises:
             ConfigurationError: no database URL is configured.
         """
@@ -501,6 +504,8 @@ class CarsService(_Service):
         limit, offset = check_limit(limit), check_offset(offset)
         if status not in (None, "available", "booked"):
             raise ValidationError(f"status must be 'available' or 'booked', not {status!r}")
+        if published is not None and not isinstance(published, bool):
+            raise ValidationError(f"published must be True, False or None, not {published!r}")
         self._c._check_admin("listing every car")
         query = (self._table()).select(CAR_COLUMNS).order("created_at", desc=True).order("id")
         if status is not None:
@@ -609,15 +614,18 @@ class CarsService(_Service):
         """Hide a car from the listing (admins). Raises as `update`."""
         return self.update(car_id, is_published=False)
 
-    def replace_image(self, car_id: uuid.UUID | str, image: Path | str | bytes) -> Car:
+    def replace_image(self, car_id: uuid.UUID | str, image: Path | str | bytes, **changes: Any) -> Car:
         """Upload a new image, point the car at it, then delete the old one (admins).
 
-        If the row update fails, the new image is deleted and the old one kept.
+        ``changes`` (as `update` takes them) go in the same row update as the new image:
+        all of it happens, or none of it. If the row update fails, the new image is
+        deleted and the old one kept.
 
         Raises:
             as `create` and `update`.
         """
         cid = str(parse_car_id(car_id))
+        row = validated(CarUpdate, changes).row() if changes else {}
         img = self._c.images.validate(image)
         try:
             old = (self.get(cid)).image_path
@@ -627,7 +635,9 @@ class CarsService(_Service):
         path = self._c.images.upload(img)
         try:
             with wrap_exceptions(self._url):
-                reply = (self._table()).update({"image_path": path}).eq("id", cid).execute()
+                reply = (
+                    (self._table()).update({**row, "image_path": path}).eq("id", cid).execute()
+                )
             if not reply.data:
                 self._c._check_admin("changing a car")
                 raise CarNotFoundError(car_id=cid)
