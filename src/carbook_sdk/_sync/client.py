@@ -191,8 +191,12 @@ class Carbook:
         self._session_token()
         return self._sb.table(table)
 
-    def _rpc(self, fn: str, params: dict[str, Any]) -> Any:
-        self._session_token()
+    def _rpc(self, fn: str, params: dict[str, Any], *, signed_in: bool = False) -> Any:
+        """An RPC builder; ``signed_in``: refuse without a session (one session lookup
+        instead of two on the booking path)."""
+        token = self._session_token()
+        if signed_in and token is None:
+            raise NotAuthenticatedError("sign in first")
         return self._sb.rpc(fn, params)
 
     def _bucket(self) -> Any:
@@ -665,9 +669,9 @@ class BookingsService(_Service):
             CarNotPublishedError: the car is not published.
         """
         cid = str(parse_car_id(car_id))
-        self._c._require_user()
+        builder = self._c._rpc("book_car_atomic", {"car_id": cid}, signed_in=True)
         with wrap_exceptions(self._url):
-            reply = (self._c._rpc("book_car_atomic", {"car_id": cid})).execute()
+            reply = builder.execute()
         return booking_from_result(reply.data, cid)
 
     def mine(self) -> list[Booking]:
