@@ -533,14 +533,21 @@ class Database:
                 {**r, "booked_at": r["booked_at"].isoformat() if r["booked_at"] else None} for r in rows
             ],
         }
-        backup_dir.mkdir(parents=True, exist_ok=True)
         path = (backup_dir / f"rollback-{ATOMIC_BOOKING_VERSION}-{now:%Y%m%dT%H%M%S%fZ}.json").absolute()
-        # 0600: the backup names who booked what.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(doc, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            backup_dir.mkdir(parents=True, exist_ok=True)
+            # 0600: the backup names who booked what.
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(doc, f, indent=1)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:
+            # Raised inside the rollback's transaction, before anything is dropped.
+            raise ValidationError(
+                f"cannot write the rollback backup in {backup_dir}: {exc.strerror or exc}; nothing was rolled back",
+                hint="pass a writable folder (--backup-dir)",
+            ) from None
         return path, len(rows)
 
     def restore_backup(self, path: Path) -> RestoreResult:

@@ -165,3 +165,23 @@ def test_restore_never_overwrites_what_happened_since(db: Db, tmp_path: Path) ->
     assert rows[taken] == (new_owner, 5000, "JPY")
     assert rows[free] == (None, 5000, "JPY")
     assert rows[priced] == (None, 700, "USD")
+
+
+def test_a_backup_that_cannot_be_written_stops_the_rollback_before_anything_is_dropped(
+    db: Db, tmp_path: Path
+) -> None:
+    from carbook_sdk import ValidationError
+
+    car = create_car(db)
+    book(db, car, create_user(db))
+    before = _cars(db)
+    applied = _applied(db)
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the backup folder should be")
+    with pytest.raises(ValidationError, match="cannot write the rollback backup") as info:
+        db.database.rollback(force=True, backup_dir=blocked)
+    assert "nothing was rolled back" in str(info.value)
+    assert _applied(db) == applied
+    assert db.scalar("select booking_status from public.cars where id = %s", (car,)) == "booked"
+    assert _cars(db) == before
+    assert db.database.verify().failed == ()
