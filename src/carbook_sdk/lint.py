@@ -122,11 +122,19 @@ LINTS: tuple[Lint, ...] = (
         "multiple_permissive_policies",
         "WARN",
         "Several permissive policies for one role and action",
-        """select schemaname || '.' || tablename || ' ' || r.role || ' ' || cmd,
+        # A FOR ALL policy counts for each action, and a policy TO public for every API
+        # role, as splinter counts them.
+        """select schemaname || '.' || tablename || ' ' || r.role || ' ' || a.action,
                   string_agg(policyname, ', ' order by policyname)
-             from pg_policies p, unnest(p.roles) as r(role)
+             from pg_policies p,
+                  unnest(case when 'public' = any (p.roles)
+                              then array['anon', 'authenticated', 'service_role']::name[]
+                              else p.roles end) as r(role),
+                  unnest(case when p.cmd = 'ALL'
+                              then array['SELECT', 'INSERT', 'UPDATE', 'DELETE']
+                              else array[p.cmd] end) as a(action)
             where permissive = 'PERMISSIVE'
-            group by schemaname, tablename, r.role, cmd
+            group by schemaname, tablename, r.role, a.action
            having count(*) > 1""",
     ),
     Lint(

@@ -86,6 +86,30 @@ def test_each_lint_fires_on_a_broken_schema(db: Db, lint: str) -> None:
     assert not report.ok
 
 
+@pytest.mark.parametrize(
+    ("sql", "objects"),
+    [
+        (
+            "create policy all_for_admins on public.cars for all to authenticated using (true)",
+            {
+                "public.cars authenticated SELECT",
+                "public.cars authenticated INSERT",
+                "public.cars authenticated UPDATE",
+            },
+        ),
+        ("create policy to_everyone on public.cars for select to public using (true)",
+         {"public.cars anon SELECT", "public.cars authenticated SELECT"}),
+    ],
+)  # fmt: skip
+def test_multiple_permissive_policies_counts_for_all_and_to_public(
+    db: Db, sql: str, objects: set[str]
+) -> None:
+    with db.connect() as conn:
+        conn.execute(sql)  # type: ignore[arg-type]
+    found = {f.object for f in db.database.lint().problems if f.lint == "multiple_permissive_policies"}
+    assert found == objects
+
+
 def test_exposed_schema_lints_follow_the_exposed_schemas(db: Db) -> None:
     with db.connect() as conn:
         conn.execute("create schema api; create table api.open (id int primary key)")
