@@ -132,3 +132,26 @@ def test_a_failed_start_leaves_nothing_running(own_stack: LocalStack) -> None:
     assert not port_in_use(s.db_port) and not (s.postgrest_port and port_in_use(s.postgrest_port))
     own_stack.start()  # and the next start works
     assert own_stack.status().healthy
+
+
+def test_cli_stack_start_status_stop_in_process(own_stack: LocalStack) -> None:
+    """The stack commands through Typer's runner: start, status, stop, status again."""
+    from typer.testing import CliRunner
+
+    from carbook_cli import app
+
+    runner = CliRunner()
+    state = str(own_stack.settings.state_dir)
+    own_stack.settings.state_dir.mkdir(parents=True, exist_ok=True)
+    (own_stack.settings.state_dir / "stack.json").write_text(own_stack.settings.model_dump_json())
+    env = {"COLUMNS": "200"}
+    started = runner.invoke(app, ["stack", "start", "--state-dir", state, "--json"], env=env)
+    assert started.exit_code == 0, started.output
+    assert json.loads(started.stdout)["api_url"] == own_stack.settings.api_url
+    healthy = runner.invoke(app, ["stack", "status", "--state-dir", state], env=env)
+    assert healthy.exit_code == 0, healthy.output
+    stopped = runner.invoke(app, ["stack", "stop", "--state-dir", state], env=env)
+    assert stopped.exit_code == 0, stopped.output
+    assert not own_stack.status().running
+    down = runner.invoke(app, ["stack", "status", "--state-dir", state], env=env)
+    assert down.exit_code == 11 and "down" in down.stdout
