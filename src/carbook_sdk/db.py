@@ -497,10 +497,9 @@ class Database:
             try:
                 with conn.transaction():
                     plan = self._plan(conn)
-                    if not plan.applied:
-                        raise plan.refusal(force) or AssertionError("unreachable")
-                    conn.execute("lock table public.cars in exclusive mode")
-                    plan = self._plan(conn)
+                    if plan.applied:
+                        conn.execute("lock table public.cars in exclusive mode")
+                        plan = self._plan(conn)  # as of the lock: no booking slips in after it
                     refused = plan.refusal(force)
                     if refused is not None:
                         raise refused

@@ -239,10 +239,7 @@ def test_upsert_move_copy_info_and_signed_urls(stack: LocalStack) -> None:
 
     # Every version replaced or removed left no file behind.
     bucket.remove([moved, copied])
-    with _db(stack) as conn:
-        versions = {r[0] for r in conn.execute("select version from storage.objects")}
-    files = {p.name for p in (stack.settings.storage_dir / "objects").iterdir() if not p.name.startswith(".")}
-    assert files == versions
+    assert _stored_files(stack) == _stored_versions(stack)
 
 
 def test_buckets_with_the_service_role_only(stack: LocalStack) -> None:
@@ -345,10 +342,7 @@ def test_put_updates_only_and_racing_upserts_leave_no_file_behind(stack: LocalSt
     with ThreadPoolExecutor(max_workers=8) as pool:
         for name in names:
             assert set(pool.map(upsert, [(name, i) for i in range(8)])) == {200}
-    with _db(stack) as conn:
-        versions = {r[0] for r in conn.execute("select version from storage.objects")}
-    files = {p.name for p in (stack.settings.storage_dir / "objects").iterdir() if not p.name.startswith(".")}
-    assert files == versions
+    assert _stored_files(stack) == _stored_versions(stack)
     bucket.remove(names)
 
 

@@ -283,7 +283,8 @@ async def signup(request: Request, gw: Gateway) -> Response:
         if confirm_first:
             # [auth.email] enable_confirmations: GoTrue answers with the user and no session;
             # the address must be confirmed (here: by an admin, there is no mail) first.
-            return JSONResponse({**user_json(user), "confirmation_sent_at": user_json(user)["created_at"]})
+            shown = user_json(user)
+            return JSONResponse({**shown, "confirmation_sent_at": shown["created_at"]})
         return JSONResponse(await _new_session(gw, conn, user))
 
 

@@ -187,10 +187,15 @@ async def _bucket(gw: Gateway, bucket_id: str) -> dict[str, Any]:
     return row
 
 
+def _base_type(mime: str) -> str:
+    """``image/png`` of ``Image/PNG; charset=x``."""
+    return mime.split(";")[0].strip().lower()
+
+
 def _mime_allowed(mime: str, allowed: list[str] | None) -> bool:
     if not allowed:
         return True
-    base = mime.split(";")[0].strip().lower()
+    base = _base_type(mime)
     for pattern in allowed:
         p = pattern.lower()
         if p == base or (p.endswith("/*") and base.startswith(p[:-1])):
@@ -367,7 +372,7 @@ async def upload_object(request: Request, gw: Gateway) -> Response:
             raise StorageError(
                 "415", "invalid_mime_type", "InvalidMimeType", f"mime type {mime} is not supported"
             )
-        declared = upload.mimetype.split(";")[0].strip().lower()
+        declared = _base_type(upload.mimetype)
         if declared in SNIFFED_TYPES and (detect_image_type(upload.head) or ("",))[0] != declared:
             # Stricter than hosted Storage, which trusts the declared type: an image bucket
             # here never holds bytes that are not the image they claim to be.
