@@ -34,8 +34,8 @@ import httpx
 import psycopg
 
 from carbook_sdk import AsyncCarbook, CarAlreadyBookedError
-from carbook_sdk.local_postgres import find_pg_bindir, free_port
-from carbook_sdk.stack.manager import LocalStack, StackSettings
+from carbook_stack.local_postgres import find_pg_bindir, free_port
+from carbook_stack.manager import LocalStack, StackSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG = (ROOT / "supabase" / "images" / "sample-car.png").read_bytes()

@@ -10,7 +10,7 @@ status=0
 .venv/bin/ruff check src cli tests benchmarks scripts || status=1
 .venv/bin/ruff format --check src cli tests benchmarks scripts >/dev/null || {
   echo "ruff format: files need formatting (run .venv/bin/ruff format)"; status=1; }
-.venv/bin/mypy src/carbook_sdk || status=1
+.venv/bin/mypy src/carbook_sdk src/carbook_stack cli/carbook_cli || status=1
 .venv/bin/python -m pytest "$@"
 rc=$?
 [ $rc -ne 0 ] && status=$rc

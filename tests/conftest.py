@@ -20,9 +20,10 @@ from hypothesis import settings as hypothesis_settings
 os.environ["COLUMNS"] = "200"
 os.environ.pop("SUPABASE_DB_URL", None)
 
-from carbook_sdk import Database, LocalPostgres
-from carbook_sdk.local_postgres import free_port
-from carbook_sdk.stack.manager import LocalStack
+from carbook_sdk import Database
+from carbook_stack import LocalPostgres
+from carbook_stack.local_postgres import free_port
+from carbook_stack.manager import LocalStack
 
 from .helpers import Db
 

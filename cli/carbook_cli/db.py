@@ -11,7 +11,7 @@ from rich.table import Table
 from .output import EXIT_CHECKS_FAILED, console, err_console, print_json
 
 if TYPE_CHECKING:
-    from carbook_sdk.db import Database
+    from carbook_sdk.ops import Database
 
 app = typer.Typer(
     help="Apply, inspect, verify and roll back the database schema.",
@@ -33,7 +33,7 @@ Json = Annotated[bool, typer.Option("--json", help="Print one JSON document inst
 
 def _database(url: str | None) -> Database:
     # Imported here: psycopg loads only when a db command runs, not for `carbook --help`.
-    from carbook_sdk.db import Database
+    from carbook_sdk.ops import Database
 
     return Database(url)
 

@@ -10,7 +10,7 @@ from typer.core import TyperGroup
 from carbook_sdk import __version__
 from carbook_sdk.errors import CarbookError
 
-from . import admin, audit, auth, bookings, cars, db, race, stack
+from . import admin, audit, auth, bookings, cars, db, race, stack_missing
 from .context import state
 from .output import err_console, exit_code_for, print_error
 
@@ -18,7 +18,7 @@ from .output import err_console, exit_code_for, print_error
 class CarbookGroup(TyperGroup):
     """Turns every CarbookError raised below it into one line on stderr and an exit code."""
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:  # typer.Context; its click base is private to typer
         try:
             return super().invoke(ctx)
         except CarbookError as exc:
@@ -47,7 +47,14 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
-app.add_typer(stack.app, name="stack")
+try:  # `carbook stack` only where the local stack is installed (fastapi-cli's pattern)
+    import carbook_stack  # noqa: F401  (cheap: it checks its dependencies, imports none)
+
+    from . import stack
+
+    app.add_typer(stack.app, name="stack")
+except ImportError:
+    app.add_typer(stack_missing.app, name="stack")
 app.add_typer(auth.app, name="auth")
 app.add_typer(cars.app, name="cars")
 app.command("book")(bookings.book)

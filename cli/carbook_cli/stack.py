@@ -11,7 +11,7 @@ from rich.table import Table
 from .output import EXIT_STACK_DOWN, console, print_json
 
 if TYPE_CHECKING:
-    from carbook_sdk.stack.manager import LocalStack, StackInfo
+    from carbook_stack.manager import LocalStack, StackInfo
 
 app = typer.Typer(
     help="Run the local Supabase stack (PostgreSQL, PostgREST, Auth, Storage) without Docker.",
@@ -32,7 +32,7 @@ Json = Annotated[bool, typer.Option("--json", help="Print one JSON document inst
 
 
 def _stack(state_dir: Path | None) -> LocalStack:
-    from carbook_sdk.stack.manager import LocalStack
+    from carbook_stack.manager import LocalStack
 
     return LocalStack.default(state_dir)
 

@@ -3,7 +3,8 @@
 A car is booked by exactly one user, however many try at once.
 
 Names are imported on first use, so ``import carbook_sdk`` (and ``carbook --help``)
-does not load supabase-py, httpx or psycopg until they are needed.
+does not load supabase-py, httpx or psycopg until they are needed. The ops names
+(``Database`` and its results) need the ``ops`` extra: ``pip install "carbook[ops]"``.
 """
 
 from __future__ import annotations
@@ -16,17 +17,6 @@ if TYPE_CHECKING:
     from ._base import ImageFile
     from ._sync.client import Carbook
     from .config import LocalConfig, default_db_url, load_local_config, supabase_dir
-    from .db import (
-        Check,
-        Database,
-        MigrateResult,
-        Migration,
-        MigrationStatus,
-        PlatformState,
-        RollbackPlan,
-        RollbackResult,
-        VerifyReport,
-    )
     from .errors import (
         AccessDeniedError,
         AuthError,
@@ -55,9 +45,19 @@ if TYPE_CHECKING:
         ValidationError,
         WeakPasswordError,
     )
-    from .local_postgres import LocalPostgres
     from .models import AuditEntry, Booking, Car, CarUpdate, NewCar, Page, User
     from .money import Money
+    from .ops import (
+        Check,
+        Database,
+        MigrateResult,
+        Migration,
+        MigrationStatus,
+        PlatformState,
+        RollbackPlan,
+        RollbackResult,
+        VerifyReport,
+    )
     from .session import AsyncFileSessionStore, FileSessionStore
     from .settings import Settings
 
@@ -77,33 +77,32 @@ _LAZY: dict[str, str] = {
     "Carbook": "._sync.client",
     "CarbookConnectionError": ".errors",
     "CarbookError": ".errors",
-    "Check": ".db",
+    "Check": ".ops",
     "ConfigurationError": ".errors",
     "ConflictError": ".errors",
-    "Database": ".db",
+    "Database": ".ops",
     "DatabaseError": ".errors",
     "FileSessionStore": ".session",
     "ImageFile": "._base",
     "ImageTooLargeError": ".errors",
     "InvalidCredentialsError": ".errors",
     "LocalConfig": ".config",
-    "LocalPostgres": ".local_postgres",
-    "MigrateResult": ".db",
-    "Migration": ".db",
+    "MigrateResult": ".ops",
+    "Migration": ".ops",
     "MigrationError": ".errors",
-    "MigrationStatus": ".db",
+    "MigrationStatus": ".ops",
     "Money": ".money",
     "NewCar": ".models",
     "NotAuthenticatedError": ".errors",
     "NotFoundError": ".errors",
     "NotMigratedError": ".errors",
     "Page": ".models",
-    "PlatformState": ".db",
+    "PlatformState": ".ops",
     "PostgresNotFoundError": ".errors",
     "PostgresStartError": ".errors",
-    "RollbackPlan": ".db",
+    "RollbackPlan": ".ops",
     "RollbackRefusedError": ".errors",
-    "RollbackResult": ".db",
+    "RollbackResult": ".ops",
     "SessionExpiredError": ".errors",
     "Settings": ".settings",
     "StorageError": ".errors",
@@ -111,7 +110,7 @@ _LAZY: dict[str, str] = {
     "User": ".models",
     "UserAlreadyExistsError": ".errors",
     "ValidationError": ".errors",
-    "VerifyReport": ".db",
+    "VerifyReport": ".ops",
     "WeakPasswordError": ".errors",
     "default_db_url": ".config",
     "load_local_config": ".config",
@@ -146,7 +145,6 @@ __all__ = [
     "ImageTooLargeError",
     "InvalidCredentialsError",
     "LocalConfig",
-    "LocalPostgres",
     "MigrateResult",
     "Migration",
     "MigrationError",

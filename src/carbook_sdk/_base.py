@@ -12,23 +12,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ._translate import booking_error
 from .errors import (
     BookingError,
     ImageTooLargeError,
     UnsupportedImageTypeError,
     ValidationError,
-    booking_error,
 )
+from .media import detect_image_type
 from .models import Booking, Car, Page, validated
 
 __all__ = ["ImageFile", "booking_from_result", "decode_cursor", "encode_cursor", "load_image"]
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_MAGIC: tuple[tuple[str, str, Any], ...] = (
-    ("image/jpeg", "jpg", lambda b: b[:3] == b"\xff\xd8\xff"),
-    ("image/png", "png", lambda b: b[:8] == b"\x89PNG\r\n\x1a\n"),
-    ("image/webp", "webp", lambda b: len(b) >= 12 and b[:4] == b"RIFF" and b[8:12] == b"WEBP"),
-)
 MAX_PAGE = 1000
 
 
@@ -43,14 +39,6 @@ class ImageFile:
     @property
     def size(self) -> int:
         return len(self.data)
-
-
-def detect_image_type(data: bytes) -> tuple[str, str] | None:
-    """(mime, extension) from the file's first bytes, whatever its name says."""
-    for mime, ext, test in _MAGIC:
-        if test(data):
-            return mime, ext
-    return None
 
 
 def load_image(image: Path | str | bytes, *, max_bytes: int, allowed: tuple[str, ...]) -> ImageFile:

@@ -7,7 +7,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from carbook_sdk.errors import ValidationError, wrap_db_errors
+from carbook_sdk.errors import ValidationError
+from carbook_sdk.ops.translate import wrap_db_errors
 from tests.helpers import Db, book, connect_as, create_car, create_user
 
 

@@ -6,7 +6,7 @@ import asyncio
 
 from benchmarks.run import TINY, markdown, run_all
 
-from carbook_sdk.stack.manager import LocalStack
+from carbook_stack.manager import LocalStack
 
 
 def test_every_benchmark_runs_at_tiny_size(stack: LocalStack) -> None:

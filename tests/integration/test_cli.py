@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from carbook_cli import app
-from carbook_sdk.stack.manager import LocalStack
+from carbook_stack.manager import LocalStack
 from tests.helpers import ADMIN_EMAIL, ADMIN_PASSWORD, PNG, carbook_for, unique_email
 
 runner = CliRunner()

@@ -28,7 +28,7 @@ from carbook_sdk import (
     CarAlreadyBookedError,
     CarbookConnectionError,
 )
-from carbook_sdk.stack.manager import LocalStack
+from carbook_stack.manager import LocalStack
 from tests.helpers import ADMIN_EMAIL, ADMIN_PASSWORD, PNG, supabase_client
 
 PASSWORD = "fault-password-1"

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from carbook_sdk import AccessDeniedError, Carbook, CarbookError, Money, NewCar, NotAuthenticatedError
-from carbook_sdk.stack.manager import LocalStack
+from carbook_stack.manager import LocalStack
 from tests.helpers import ADMIN_EMAIL, ADMIN_PASSWORD, PNG, carbook_for, unique_email
 
 PASSWORD = "correct-horse-9"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from carbook_sdk.stack.manager import LocalStack
+from carbook_stack.manager import LocalStack
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()

@@ -29,8 +29,8 @@ from carbook_sdk import (
     UserAlreadyExistsError,
     ValidationError,
 )
-from carbook_sdk.local_postgres import free_port
-from carbook_sdk.stack.manager import LocalStack
+from carbook_stack.local_postgres import free_port
+from carbook_stack.manager import LocalStack
 from tests.helpers import ADMIN_EMAIL, ADMIN_PASSWORD, PNG, async_carbook_for, carbook_for, unique_email
 
 PASSWORD = "correct-horse-9"

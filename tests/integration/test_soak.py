@@ -21,7 +21,7 @@ import pytest
 from benchmarks.run import make_cars, make_users
 
 from carbook_sdk import AsyncCarbook, CarAlreadyBookedError
-from carbook_sdk.stack.manager import LocalStack
+from carbook_stack.manager import LocalStack
 from tests.helpers import ADMIN_EMAIL, ADMIN_PASSWORD, PNG
 
 SECONDS = float(os.environ.get("CARBOOK_SOAK_SECONDS", "60"))

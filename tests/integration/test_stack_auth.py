@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from supabase_auth.errors import AuthApiError, AuthWeakPasswordError
 
-from carbook_sdk.stack.manager import LocalStack
+from carbook_stack.manager import LocalStack
 from tests.helpers import supabase_client, unique_email
 
 PASSWORD = "correct-horse-9"

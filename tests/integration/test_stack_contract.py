@@ -12,7 +12,7 @@ import jwt
 import psycopg
 import pytest
 
-from carbook_sdk.stack.manager import LocalStack
+from carbook_stack.manager import LocalStack
 from tests.helpers import supabase_client, unique_email
 
 PASSWORD = "correct-horse-9"

@@ -12,8 +12,8 @@ import httpx
 import psycopg
 import pytest
 
-from carbook_sdk.local_postgres import port_in_use
-from carbook_sdk.stack.manager import LocalStack, _pid_alive
+from carbook_stack.local_postgres import port_in_use
+from carbook_stack.manager import LocalStack, _pid_alive
 from tests.helpers import supabase_client
 
 
@@ -105,7 +105,7 @@ def test_start_without_postgrest_names_the_install_command(
     own_stack: LocalStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from carbook_sdk import ConfigurationError
-    from carbook_sdk.stack import manager
+    from carbook_stack import manager
 
     monkeypatch.setenv("CARBOOK_POSTGREST_BIN", "/nonexistent/postgrest")
     monkeypatch.setattr(manager, "project_root", lambda: own_stack.settings.state_dir)
@@ -119,7 +119,7 @@ def test_start_without_postgrest_names_the_install_command(
 def test_a_failed_start_leaves_nothing_running(own_stack: LocalStack) -> None:
     import socket
 
-    from carbook_sdk.stack.manager import StackStartError
+    from carbook_stack.manager import StackStartError
 
     with socket.socket() as blocker:
         blocker.bind(("127.0.0.1", own_stack.settings.api_port))

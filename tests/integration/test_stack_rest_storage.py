@@ -12,7 +12,7 @@ import pytest
 from postgrest.exceptions import APIError
 from storage3.exceptions import StorageApiError
 
-from carbook_sdk.stack.manager import LocalStack
+from carbook_stack.manager import LocalStack
 from tests.helpers import ADMIN_EMAIL, ADMIN_PASSWORD, PNG, supabase_client, unique_email
 
 BUCKET = "car-images"

@@ -70,7 +70,7 @@ def test_the_project_passes_every_lint_but_the_intended_one(db: Db) -> None:
 
 
 def test_there_is_a_breakage_for_every_lint() -> None:
-    from carbook_sdk.lint import LINTS
+    from carbook_sdk.ops.lint import LINTS
 
     assert {lint.name for lint in LINTS} == set(BREAKAGES)
 

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from carbook_sdk import supabase_dir
-from carbook_sdk.local_postgres import find_pg_bindir
+from carbook_stack.local_postgres import find_pg_bindir
 from tests.helpers import Db
 
 SCRIPT = supabase_dir() / "tests" / "verify_database_structure.sql"

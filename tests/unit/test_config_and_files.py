@@ -10,7 +10,7 @@ import pytest
 
 from carbook_sdk import ConfigurationError, PostgresNotFoundError, load_local_config, supabase_dir
 from carbook_sdk.config import LOCAL_ANON_KEY, LOCAL_JWT_SECRET, LOCAL_SERVICE_ROLE_KEY, parse_size
-from carbook_sdk.local_postgres import find_pg_bindir
+from carbook_stack.local_postgres import find_pg_bindir
 
 SUPABASE = supabase_dir()
 
@@ -84,7 +84,7 @@ def test_missing_postgres_names_what_to_install(monkeypatch: pytest.MonkeyPatch,
 
 def test_api_and_auth_keys_reach_the_stack_settings(tmp_path: Path) -> None:
     from carbook_sdk.config import load_local_config
-    from carbook_sdk.stack.manager import StackSettings
+    from carbook_stack.manager import StackSettings
 
     toml = tmp_path / "config.toml"
     toml.write_text(

@@ -22,7 +22,7 @@ from carbook_sdk import (
     ValidationError,
 )
 from carbook_sdk.config import LOCAL_ANON_KEY
-from carbook_sdk.local_postgres import free_port
+from carbook_stack.local_postgres import free_port
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(64)
 

@@ -1,0 +1,1 @@
+"""The async client and its services: the source the sync twins are generated from."""

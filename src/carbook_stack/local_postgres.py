@@ -18,7 +18,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ConfigurationError, PostgresNotFoundError, PostgresStartError
+from carbook_sdk.errors import ConfigurationError, PostgresNotFoundError, PostgresStartError
 
 __all__ = ["LocalPostgres", "find_pg_bindir", "free_port"]
 

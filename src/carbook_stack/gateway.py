@@ -8,7 +8,7 @@ Like hosted Supabase (Kong), every route needs one of the project's API keys in 
 ``apikey`` header or query parameter, except public object URLs. When a request has no
 ``Authorization`` header, the apikey is its bearer token.
 
-Run as ``python -m carbook_sdk.stack.gateway STACK_JSON`` (``LocalStack`` does that).
+Run as ``python -m carbook_stack.gateway STACK_JSON`` (``LocalStack`` does that).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
-from .manager import StackSettings, load_settings
+from .settings import StackSettings, load_settings
 
 __all__ = ["Gateway", "create_app", "main"]
 
@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> None:
 
     args = argv if argv is not None else sys.argv[1:]
     if len(args) != 1:
-        sys.exit("usage: python -m carbook_sdk.stack.gateway STACK_JSON")
+        sys.exit("usage: python -m carbook_stack.gateway STACK_JSON")
     settings = load_settings(Path(args[0]))
     uvicorn.run(
         create_app(settings),

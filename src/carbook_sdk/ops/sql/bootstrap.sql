@@ -5,7 +5,7 @@
 -- migrations and policies use, and the Supabase CLI's migration history table.
 --
 -- It is NOT a project migration: `carbook db migrate` applies it only to a database
--- that is not a Supabase one (see carbook_sdk.db.ensure_platform), and it is
+-- that is not a Supabase one (see carbook_sdk.ops.Database.ensure_platform), and it is
 -- idempotent, so it can run again on every start of the local stack.
 
 -- Roles -------------------------------------------------------------------------

@@ -39,8 +39,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .._base import detect_image_type
-from ..config import parse_size
+from carbook_sdk.config import parse_size
+from carbook_sdk.media import detect_image_type
+
 from .gateway import MAX_JSON_BODY, Gateway, ServiceError, _read_limited, bearer_of, endpoint
 from .tokens import Caller, TokenError, verify_token
 

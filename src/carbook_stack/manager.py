@@ -15,7 +15,6 @@ and the stack keeps running until ``carbook stack stop``.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -27,27 +26,24 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
-from ..config import (
-    LOCAL_ANON_KEY,
-    LOCAL_JWT_SECRET,
-    LOCAL_SERVICE_ROLE_KEY,
-    LocalConfig,
-    load_local_config,
+from carbook_sdk.config import (
     project_root,
     supabase_dir,
 )
-from ..db import Database
-from ..errors import CarbookError, ConfigurationError
-from ..local_postgres import LocalPostgres, free_port, port_in_use
+from carbook_sdk.errors import CarbookError, ConfigurationError
+from carbook_sdk.ops import Database
+
+from .local_postgres import LocalPostgres, free_port, port_in_use
+from .settings import StackSettings
 
 __all__ = [
     "POSTGREST_INSTALL",
     "LocalStack",
     "PartStatus",
     "StackInfo",
-    "StackSettings",
+    "StackStartError",
     "StackStatus",
     "find_postgrest",
 ]
@@ -85,72 +81,6 @@ def find_postgrest(state_dir: Path | None = None) -> Path:
         hint=f"run `bash scripts/setup.sh` or `{POSTGREST_INSTALL}` in the project folder, "
         "or set CARBOOK_POSTGREST_BIN",
     )
-
-
-class StackSettings(BaseModel):
-    """Everything a stack needs to know; written to ``stack.json`` for the gateway."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    state_dir: Path
-    host: str = "127.0.0.1"
-    api_port: int = 54321
-    db_port: int = 54322
-    postgrest_port: int = 0
-    postgrest_admin_port: int = 0
-    jwt_secret: str = LOCAL_JWT_SECRET
-    anon_key: str = LOCAL_ANON_KEY
-    service_role_key: str = LOCAL_SERVICE_ROLE_KEY
-    jwt_expiry: int = 3600
-    enable_signup: bool = True
-    enable_confirmations: bool = False
-    minimum_password_length: int = 6
-    storage_file_size_limit: int = 50 * 1024 * 1024
-    schemas: tuple[str, ...] = ("public",)
-    extra_search_path: tuple[str, ...] = ("public", "extensions")
-    max_rows: int = 1000
-    postgrest_pool: int = 10
-
-    @property
-    def api_url(self) -> str:
-        return f"http://{self.host}:{self.api_port}"
-
-    @property
-    def db_url(self) -> str:
-        return f"postgresql://postgres:postgres@{self.host}:{self.db_port}/postgres"
-
-    @property
-    def postgrest_url(self) -> str:
-        return f"http://{self.host}:{self.postgrest_port}"
-
-    @property
-    def storage_dir(self) -> Path:
-        return self.state_dir / "storage"
-
-    @property
-    def logs_dir(self) -> Path:
-        return self.state_dir / "logs"
-
-    @classmethod
-    def from_config(
-        cls, state_dir: Path, config: LocalConfig | None = None, **overrides: Any
-    ) -> StackSettings:
-        cfg = config or load_local_config()
-        values: dict[str, Any] = {
-            "state_dir": state_dir,
-            "api_port": cfg.api_port,
-            "db_port": cfg.db_port,
-            "jwt_expiry": cfg.jwt_expiry,
-            "enable_signup": cfg.enable_signup,
-            "enable_confirmations": cfg.enable_confirmations,
-            "minimum_password_length": cfg.minimum_password_length,
-            "storage_file_size_limit": cfg.storage_file_size_limit,
-            "schemas": cfg.api_schemas,
-            "extra_search_path": cfg.api_extra_search_path,
-            "max_rows": cfg.api_max_rows,
-        }
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
 
 
 class PartStatus(BaseModel):
@@ -295,7 +225,7 @@ class LocalStack:
             pid = int(self._pidfile(part).read_text().strip())
         except (OSError, ValueError):
             return None
-        marker = {"postgrest": "postgrest", "gateway": "carbook_sdk.stack.gateway"}[part]
+        marker = {"postgrest": "postgrest", "gateway": "carbook_stack.gateway"}[part]
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
@@ -510,7 +440,7 @@ class LocalStack:
         self._save()
         env = dict(os.environ)
         env["CARBOOK_STACK_FILE"] = str(self.state_file)
-        self._spawn("gateway", [sys.executable, "-m", "carbook_sdk.stack.gateway", str(self.state_file)], env)
+        self._spawn("gateway", [sys.executable, "-m", "carbook_stack.gateway", str(self.state_file)], env)
         self._wait("gateway", self._gateway_alive)
 
     def stop(self) -> None:
@@ -571,7 +501,3 @@ class LocalStack:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def load_settings(path: Path) -> StackSettings:
-    return StackSettings.model_validate(json.loads(Path(path).read_text()))

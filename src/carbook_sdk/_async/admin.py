@@ -1,0 +1,104 @@
+"""Users and roles, with the service_role key."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING
+
+from .._base import (
+    check_email,
+    check_password,
+)
+from ..errors import (
+    NotFoundError,
+)
+from ..models import User, parse_car_id, validated
+from ._service import AsyncService
+
+if TYPE_CHECKING:
+    from supabase import AsyncClient
+
+__all__ = ["AsyncAdminService"]
+
+
+class AsyncAdminService(AsyncService):
+    """User and role management with the service_role key."""
+
+    async def create_user(self, email: str, password: str, *, admin: bool = False) -> User:
+        """Create a confirmed user (optionally an admin).
+
+        Raises:
+            ConfigurationError: no service_role key.
+            UserAlreadyExistsError: the email is taken.
+            WeakPasswordError: the password is too short.
+        """
+        email, password = check_email(email), check_password(password)
+        service = self._c._service_client()
+        reply = await self._c._call(
+            service.auth.admin.create_user, {"email": email, "password": password, "email_confirm": True}
+        )
+        user = validated(User, reply.user.model_dump())
+        if admin:
+            await self.grant(user.id)
+        return user
+
+    async def find_user(self, email: str) -> User:
+        """The user with this email.
+
+        Raises:
+            NotFoundError: no such user.
+        """
+        email = check_email(email).lower()
+        service = self._c._service_client()
+        page = 1
+        while True:
+            users = await self._c._call(service.auth.admin.list_users, page=page, per_page=1000)
+            for u in users:
+                if (u.email or "").lower() == email:
+                    return validated(User, u.model_dump())
+            if len(users) < 1000:
+                raise NotFoundError(f"no user with email {email!r}")
+            page += 1
+
+    async def _service_and_user(self, user: uuid.UUID | str) -> tuple[AsyncClient, str]:
+        """The service_role client and the user's id (given an id or an email)."""
+        service = self._c._service_client()
+        if isinstance(user, str) and "@" in user:
+            return service, str((await self.find_user(user)).id)
+        return service, str(parse_car_id(user, "user (an email or a user id)"))
+
+    async def grant(self, user: uuid.UUID | str) -> None:
+        """Make a user (id or email) an admin. Harmless when already one.
+
+        Raises:
+            ConfigurationError: no service_role key.
+            NotFoundError: no such user.
+        """
+        service, user_id = await self._service_and_user(user)
+        await self._c._call(
+            service.table("user_roles")
+            .upsert({"user_id": user_id, "role": "admin"}, on_conflict="user_id,role", ignore_duplicates=True)
+            .execute
+        )
+
+    async def revoke(self, user: uuid.UUID | str) -> None:
+        """Take the admin role away from a user (id or email). Harmless when not one.
+
+        Raises:
+            ConfigurationError: no service_role key.
+            NotFoundError: no such user.
+        """
+        service, user_id = await self._service_and_user(user)
+        await self._c._call(
+            service.table("user_roles").delete().eq("user_id", user_id).eq("role", "admin").execute
+        )
+
+    async def delete_user(self, user: uuid.UUID | str) -> None:
+        """Delete a user (id or email).
+
+        Raises:
+            ConfigurationError: no service_role key.
+            NotFoundError: no such user.
+        """
+        service, user_id = await self._service_and_user(user)
+        await self._c._call(service.auth.admin.delete_user, user_id)

@@ -1,0 +1,114 @@
+"""Auth: sign up, sign in and out, the current user, the admin role."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from .._base import (
+    check_email,
+    check_password,
+)
+from ..errors import (
+    NotAuthenticatedError,
+)
+from ..models import User, validated
+from ._service import AsyncService
+
+if TYPE_CHECKING:
+    pass
+
+__all__ = ["AsyncAuthService"]
+
+
+class AsyncAuthService(AsyncService):
+    """Sign up, sign in and out, the current user."""
+
+    async def sign_up(self, email: str, password: str, *, data: Mapping[str, Any] | None = None) -> User:
+        """Create an account and sign in.
+
+        Raises:
+            NotAuthenticatedError: the project confirms email addresses first (the account
+                exists; sign in after confirming).
+            ValidationError: malformed email or empty password (nothing is sent).
+            UserAlreadyExistsError: the email is taken.
+            WeakPasswordError: the password is too short.
+        """
+        email, password = check_email(email), check_password(password)
+        reply = await self._c._call(
+            self._c._sb.auth.sign_up,
+            {"email": email, "password": password, "options": {"data": dict(data or {})}},
+        )
+        if reply.user is None or reply.session is None:
+            # A project with email confirmations on: the account exists, the session does not.
+            raise NotAuthenticatedError(
+                "account created; confirm the email address, then sign in", status=200
+            )
+        return validated(User, reply.user.model_dump())
+
+    async def sign_in(self, email: str, password: str) -> User:
+        """Sign in with email and password.
+
+        Raises:
+            ValidationError: malformed email or empty password (nothing is sent).
+            InvalidCredentialsError: wrong email or password.
+        """
+        email, password = check_email(email), check_password(password)
+        reply = await self._c._call(
+            self._c._sb.auth.sign_in_with_password, {"email": email, "password": password}
+        )
+        assert reply.user is not None
+        return validated(User, reply.user.model_dump())
+
+    async def sign_out(self) -> None:
+        """End the session (everywhere) and forget it locally. Harmless when signed out."""
+        if await self._c._session_token() is None:
+            return
+        await self._c._call(self._c._sb.auth.sign_out)
+
+    async def current_user(self) -> User | None:
+        """The signed-in user as the server knows them, or None when signed out.
+
+        Raises:
+            SessionExpiredError: the session was ended elsewhere.
+        """
+        token = await self._c._session_token()
+        if token is None:
+            return None
+        reply = await self._c._call(self._c._sb.auth.get_user, token)
+        return validated(User, reply.user.model_dump()) if reply else None
+
+    async def refresh(self) -> User:
+        """Get a new access token now.
+
+        Raises:
+            NotAuthenticatedError: not signed in.
+            SessionExpiredError: the refresh token was revoked or already used.
+        """
+        await self._c._require_user()
+        async with self._c._session_lock:
+            reply = await self._c._call(self._c._sb.auth.refresh_session)
+        assert reply.user is not None
+        return validated(User, reply.user.model_dump())
+
+    async def access_token(self) -> str | None:
+        """The current access token (refreshed when about to expire), or None."""
+        return await self._c._session_token()
+
+    async def is_admin(self) -> bool:
+        """Whether the signed-in user has the admin role (False when signed out)."""
+        token = await self._c._session_token()
+        if token is None:
+            return False
+        if self._c._admin_for != token:
+            user_id = await self._c._user_id()
+            reply = await self._c._call(
+                (await self._c._from("user_roles"))
+                .select("role")
+                .eq("user_id", user_id)
+                .eq("role", "admin")
+                .execute
+            )
+            self._c._is_admin = bool(reply.data)
+            self._c._admin_for = token
+        return self._c._is_admin

@@ -1,0 +1,279 @@
+"""GENERATED from ``carbook_sdk/_async/cars.py`` by ``scripts/unasync.py``: edit that
+file and re-run the script, never this one.
+
+Cars: the public listing, one car, my bookings; admins create and change them.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .._base import (
+    cars_page,
+    check_limit,
+    check_offset,
+    keyset_filter,
+    parse_car,
+)
+from ..errors import (
+    AccessDeniedError,
+    CarbookConnectionError,
+    CarbookError,
+    CarNotFoundError,
+    ValidationError,
+)
+from ..models import Car, CarUpdate, NewCar, Page, parse_car_id, validated
+from ._service import Service
+
+if TYPE_CHECKING:
+    pass
+
+__all__ = ["CarsService"]
+
+CAR_COLUMNS = "*"
+
+
+class CarsService(Service):
+    """Cars: the public listing, one car, my bookings; admins create and change them."""
+
+    def _table(self) -> Any:
+        return self._c._from("cars")
+
+    def list_available(
+        self, limit: int = 50, *, cursor: str | None = None, offset: int | None = None
+    ) -> Page[Car]:
+        """Published, available cars, newest first.
+
+        Page with ``cursor`` (the previous page's ``next_cursor``; stable while cars are
+        booked) or ``offset``.
+
+        Raises:
+            ValidationError: bad limit, offset or cursor (nothing is sent).
+        """
+        limit = check_limit(limit)
+        after = keyset_filter(cursor) if cursor is not None else None
+        skip = check_offset(offset) if offset is not None else None
+        self._c._session_token()
+        query = (
+            self._table()
+            .select(CAR_COLUMNS)
+            .eq("is_published", True)
+            .eq("booking_status", "available")
+            .order("created_at", desc=True)
+            .order("id")
+            .limit(limit + 1)
+        )
+        if after is not None:
+            query = query.or_(after)
+        if skip is not None:
+            query = query.offset(skip)
+        reply = self._c._call(query.execute)
+        return cars_page(reply.data, limit, self._c._public_url, keyset=offset is None)
+
+    def get(self, car_id: uuid.UUID | str) -> Car:
+        """One car, if the caller may see it.
+
+        Raises:
+            ValidationError: malformed id (nothing is sent).
+            CarNotFoundError: no such car visible to the caller.
+        """
+        cid = str(parse_car_id(car_id))
+        self._c._session_token()
+        reply = self._c._call(self._table().select(CAR_COLUMNS).eq("id", cid).limit(1).execute)
+        if not reply.data:
+            raise CarNotFoundError(car_id=cid)
+        return parse_car(reply.data[0], self._c._public_url)
+
+    def mine(self) -> list[Car]:
+        """The cars the signed-in user booked.
+
+        Raises:
+            NotAuthenticatedError: not signed in.
+        """
+        user_id = self._c._user_id()
+        reply = self._c._call(
+            self._table()
+            .select(CAR_COLUMNS)
+            .eq("booked_by", user_id)
+            .order("booked_at", desc=True)
+            .execute
+        )
+        return [parse_car(r, self._c._public_url) for r in reply.data]
+
+    def by_refs(self, refs: list[str]) -> dict[str, Car]:
+        """The cars already carrying these import keys, by key (admins).
+
+        Raises:
+            AccessDeniedError: not an admin.
+        """
+        self._c._check_admin("looking cars up by import key")
+        found: dict[str, Car] = {}
+        for start in range(0, len(refs), 200):
+            chunk = refs[start : start + 200]
+            reply = self._c._call(self._table().select(CAR_COLUMNS).in_("ref", chunk).execute)
+            for row in reply.data:
+                car = parse_car(row, self._c._public_url)
+                if car.ref is not None:
+                    found[car.ref] = car
+        return found
+
+    def list_all(
+        self,
+        *,
+        status: str | None = None,
+        published: bool | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> Page[Car]:
+        """Every car, with filters (admins).
+
+        Raises:
+            ValidationError: bad filter, limit or offset.
+            AccessDeniedError: not an admin.
+        """
+        limit, offset = check_limit(limit), check_offset(offset)
+        if status not in (None, "available", "booked"):
+            raise ValidationError(f"status must be 'available' or 'booked', not {status!r}")
+        if published is not None and not isinstance(published, bool):
+            raise ValidationError(f"published must be True, False or None, not {published!r}")
+        self._c._check_admin("listing every car")
+        query = self._table().select(CAR_COLUMNS).order("created_at", desc=True).order("id")
+        if status is not None:
+            query = query.eq("booking_status", status)
+        if published is not None:
+            query = query.eq("is_published", published)
+        reply = self._c._call(query.range(offset, offset + limit).execute)
+        page = cars_page(reply.data, limit, self._c._public_url, keyset=False)
+        if len(reply.data) > limit:
+            page.next_cursor = str(offset + limit)
+        return page
+
+    def create(
+        self, car: NewCar | Mapping[str, Any], image: Path | str | bytes, *, image_name: str | None = None
+    ) -> Car:
+        """Create a car, image first (admins).
+
+        Validates the car and the image, uploads the image, then inserts the row. If the
+        insert fails, the uploaded image is deleted again: no orphaned image, no car
+        without one.
+
+        Raises:
+            ValidationError, ImageTooLargeError, UnsupportedImageTypeError: before anything is sent.
+            AccessDeniedError: not an admin (nothing is left behind).
+        """
+        new = car if isinstance(car, NewCar) else validated(NewCar, car)
+        img = self._c.images.validate(image)
+        try:
+            path = self._c.images.upload(img, name=image_name)
+        except AccessDeniedError:
+            self._c._check_admin("adding a car")  # say so plainly, not "row-level security"
+            raise
+        # The id is ours, so a lost reply can be told from a failed insert.
+        car_id = str(uuid.uuid4())
+        try:
+            reply = self._c._call(
+                self._table().insert({**new.row(), "id": car_id, "image_path": path}).execute
+            )
+        except CarbookConnectionError as exc:
+            try:
+                saved = self._saved(car_id)
+            except CarbookError:
+                # Whether the row exists cannot be known now. Deleting the image could leave
+                # a car without one; keeping it risks only an unused object. Keep it and say so.
+                exc.detail = (
+                    f"the car {car_id} may or may not have been created; its image {path} was kept."
+                    f" Check with cars.get('{car_id}')"
+                )
+                raise exc from None
+            if saved is not None:
+                return saved  # the insert committed; only its answer was lost
+            self._compensate(path, exc)
+            raise
+        except BaseException as exc:
+            self._compensate(path, exc)
+            raise
+        return parse_car(reply.data[0], self._c._public_url)
+
+    def _saved(self, car_id: str) -> Car | None:
+        """The car if it exists, None if it does not.
+
+        Asks a few times, since the connection that lost the insert's reply may be back
+        a moment later. Raises the last CarbookError when it cannot be known.
+        """
+        for delay in (0.2, 0.5, 1.0, None):
+            try:
+                return self.get(car_id)
+            except CarNotFoundError:
+                return None
+            except CarbookConnectionError:
+                if delay is None:
+                    raise
+                time.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _compensate(self, path: str, exc: BaseException) -> None:
+        problem = self._c.images._delete_quietly(path)
+        if problem is not None and isinstance(exc, CarbookError):
+            exc.detail = f"the uploaded image {path} could not be removed: {problem}"
+
+    def update(self, car_id: uuid.UUID | str, **changes: Any) -> Car:
+        """Change a car's fields (admins): ``make``, ``model``, ``year``, ``price`` (Money), ``is_published``.
+
+        Raises:
+            ValidationError: unknown field or bad value (nothing is sent).
+            AccessDeniedError: not an admin.
+            CarNotFoundError: no such car.
+        """
+        cid = str(parse_car_id(car_id))
+        row = validated(CarUpdate, changes).row()
+        self._c._require_user()
+        reply = self._c._call(self._table().update(row).eq("id", cid).execute)
+        if not reply.data:
+            self._c._check_admin("changing a car")
+            raise CarNotFoundError(car_id=cid)
+        return parse_car(reply.data[0], self._c._public_url)
+
+    def publish(self, car_id: uuid.UUID | str) -> Car:
+        """Make a car visible and bookable (admins). Raises as `update`."""
+        return self.update(car_id, is_published=True)
+
+    def unpublish(self, car_id: uuid.UUID | str) -> Car:
+        """Hide a car from the listing (admins). Raises as `update`."""
+        return self.update(car_id, is_published=False)
+
+    def replace_image(self, car_id: uuid.UUID | str, image: Path | str | bytes, **changes: Any) -> Car:
+        """Upload a new image, point the car at it, then delete the old one (admins).
+
+        ``changes`` (as `update` takes them) go in the same row update as the new image:
+        all of it happens, or none of it. If the row update fails, the new image is
+        deleted and the old one kept.
+
+        Raises:
+            as `create` and `update`.
+        """
+        cid = str(parse_car_id(car_id))
+        row = validated(CarUpdate, changes).row() if changes else {}
+        img = self._c.images.validate(image)
+        try:
+            old = self.get(cid).image_path
+        except CarNotFoundError:
+            self._c._check_admin("changing a car")  # a hidden car is "not found" to users
+            raise
+        path = self._c.images.upload(img)
+        try:
+            reply = self._c._call(
+                self._table().update({**row, "image_path": path}).eq("id", cid).execute
+            )
+            if not reply.data:
+                self._c._check_admin("changing a car")
+                raise CarNotFoundError(car_id=cid)
+        except BaseException:
+            self._c.images._delete_quietly(path)
+            raise
+        if old and old != path:
+            self._c.images._delete_quietly(old)
+        return parse_car(reply.data[0], self._c._public_url)

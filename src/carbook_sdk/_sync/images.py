@@ -1,0 +1,83 @@
+"""GENERATED from ``carbook_sdk/_async/images.py`` by ``scripts/unasync.py``: edit that
+file and re-run the script, never this one.
+
+Images: validated by content, uploaded to the car-images bucket, removed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .._base import (
+    ImageFile,
+    image_name,
+    load_image,
+)
+from ..errors import (
+    CarbookError,
+    NotFoundError,
+)
+from ._service import Service
+
+if TYPE_CHECKING:
+    pass
+
+__all__ = ["ImagesService"]
+
+
+class ImagesService(Service):
+    """Car images in the ``car-images`` bucket: validated by content, uploaded, removed."""
+
+    def validate(self, image: Path | str | bytes) -> ImageFile:
+        """Check an image without sending it: type by magic bytes, size by the bucket's limit.
+
+        Raises:
+            ValidationError: missing or empty file.
+            ImageTooLargeError: over the bucket's limit.
+            UnsupportedImageTypeError: not a JPEG, PNG or WebP by content.
+        """
+        s = self._c.settings
+        return load_image(image, max_bytes=s.image_max_bytes, allowed=s.image_types)
+
+    def upload(self, image: Path | str | bytes | ImageFile, *, name: str | None = None) -> str:
+        """Validate and upload an image (admins); returns its path in the bucket.
+
+        Raises:
+            ValidationError, ImageTooLargeError, UnsupportedImageTypeError: before sending.
+            NotAuthenticatedError: not signed in.
+            AccessDeniedError: not an admin (storage policies refuse it).
+        """
+        img = image if isinstance(image, ImageFile) else self.validate(image)
+        path = image_name(img, name)
+        self._c._require_user()
+        self._c._call(
+            self._c._bucket().upload,
+            path,
+            img.data,
+            {"content-type": img.mime, "cache-control": "3600"},
+        )
+        return path
+
+    def public_url(self, path: str) -> str:
+        """The image's public URL (any browser can fetch it)."""
+        return self._c._public_url(path)
+
+    def delete(self, path: str) -> None:
+        """Delete an image (admins).
+
+        Raises:
+            NotFoundError: no such image, or not allowed to delete it.
+        """
+        self._c._require_user()
+        removed = self._c._call(self._c._bucket().remove, [path])
+        if not removed:
+            raise NotFoundError(f"image {path!r} not found (or not yours to delete)")
+
+    def _delete_quietly(self, path: str) -> str | None:
+        """Compensation: delete an upload; returns why it failed, if it did."""
+        try:
+            self.delete(path)
+        except CarbookError as exc:
+            return str(exc)
+        return None

@@ -1,0 +1,205 @@
+"""The one place where supabase-py, httpx and pydantic exceptions become carbook errors.
+
+Each client reaches it through its one request helper (``AsyncCarbook._call``); nothing
+else in the SDK catches a third-party exception. The booking function's outcomes map by
+their ``code``, never by message text. psycopg errors are translated in ``ops/translate.py``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from .errors import (
+    AccessDeniedError,
+    AuthError,
+    BookingError,
+    CarAlreadyBookedError,
+    CarbookConnectionError,
+    CarbookError,
+    CarNotFoundError,
+    CarNotPublishedError,
+    ConflictError,
+    DatabaseError,
+    ImageTooLargeError,
+    InvalidCredentialsError,
+    NotAuthenticatedError,
+    NotFoundError,
+    SessionExpiredError,
+    StorageError,
+    UnsupportedImageTypeError,
+    UserAlreadyExistsError,
+    ValidationError,
+    WeakPasswordError,
+)
+
+__all__ = ["booking_error", "constraint_message", "translate"]
+
+_BOOKING_ERRORS: dict[str, type[CarbookError]] = {
+    "already_booked": CarAlreadyBookedError,
+    "not_found": CarNotFoundError,
+    "not_published": CarNotPublishedError,
+    "not_authenticated": NotAuthenticatedError,
+}
+
+
+def booking_error(code: str, car_id: str | None) -> CarbookError:
+    """The exception for an unsuccessful ``book_car_atomic`` outcome, chosen by its code."""
+    kind = _BOOKING_ERRORS.get(code)
+    if kind is None:
+        return BookingError(f"unexpected booking outcome {code!r}", car_id=car_id)
+    if issubclass(kind, BookingError):
+        # The message is the class's own (CarAlreadyBookedError: "Already booked. Be fast next time.").
+        return kind(car_id=car_id)
+    return kind()
+
+
+# Constraint names in the migrations → what a person should read instead.
+_CONSTRAINT_MESSAGES: dict[str, str] = {
+    "cars_price_non_negative": "price must not be negative",
+    "cars_currency_iso4217": "currency must be an ISO 4217 code of three upper-case letters, like INR",
+    "cars_booking_status_valid": "booking_status must be 'available' or 'booked'",
+    "cars_booking_consistent": "booking fields are inconsistent: an available car has no booking",
+    "cars_year_range": "year must be between 1886 and 2100",
+    "cars_make_not_blank": "make must be 1 to 100 characters",
+    "cars_model_not_blank": "model must be 1 to 100 characters",
+    "user_roles_role_known": "role must be 'admin'",
+    "cars_ref_format": "ref must be 1 to 100 letters, digits, '.', '_', ':' or '-', starting with a letter or digit",
+}
+
+INVALID_TEXT = re.compile(r'invalid input syntax for type (\w+): "(.*)"')
+
+
+def constraint_message(constraint: str | None) -> str | None:
+    """The human message for a named constraint of the carbook schema, if known."""
+    return _CONSTRAINT_MESSAGES.get(constraint or "")
+
+
+# supabase-py and httpx ------------------------------------------------------------------
+_AUTH_CODES: dict[str, type[CarbookError]] = {
+    "invalid_credentials": InvalidCredentialsError,
+    "user_already_exists": UserAlreadyExistsError,
+    "email_exists": UserAlreadyExistsError,
+    "weak_password": WeakPasswordError,
+    "refresh_token_not_found": SessionExpiredError,
+    "refresh_token_already_used": SessionExpiredError,
+    "session_not_found": SessionExpiredError,
+    "session_expired": SessionExpiredError,
+    "bad_jwt": SessionExpiredError,
+    "no_authorization": NotAuthenticatedError,
+    "not_admin": AccessDeniedError,
+    "user_not_found": NotFoundError,
+    "validation_failed": ValidationError,
+    "signup_disabled": AccessDeniedError,
+}
+
+_STORAGE_STATUS: dict[str, type[CarbookError]] = {
+    "400": ValidationError,
+    "401": NotAuthenticatedError,
+    "403": AccessDeniedError,
+    "404": NotFoundError,
+    "409": ConflictError,
+    "413": ImageTooLargeError,
+    "415": UnsupportedImageTypeError,
+}
+
+_CHECK_CONSTRAINT = re.compile(r'violates check constraint "([^"]+)"')
+
+
+def _translate_postgrest(exc: Any) -> CarbookError:
+    code = str(getattr(exc, "code", "") or "").strip()
+    message = str(getattr(exc, "message", "") or "").strip()
+    hint = getattr(exc, "hint", None)
+    detail = getattr(exc, "details", None)
+    if (not code and not message) or code in {"500", "502", "503", "504", "520"}:
+        # No answer worth the name (a crash mid-request, a proxy page): whether the call
+        # took effect is unknown, which is exactly a connection error; retry to find out.
+        return CarbookConnectionError("the REST service failed without an answer", status=503)
+    message = message or str(exc)
+    if code in {"PGRST000", "PGRST001", "PGRST002", "PGRST003"}:
+        # PostgREST (or the gateway in front of it) cannot reach the database or the REST service.
+        return CarbookConnectionError(f"the REST service is unavailable: {message}", status=503)
+    if code == "42501":
+        return AccessDeniedError(f"permission denied: {message}", status=403)
+    if code == "23514":
+        m = _CHECK_CONSTRAINT.search(message)
+        return ValidationError(constraint_message(m.group(1) if m else None) or message)
+    if code == "22P02":
+        m = INVALID_TEXT.search(message)
+        return ValidationError(f"not a valid {m.group(1)}: {m.group(2)!r}" if m else message)
+    if code in {"23502", "22001", "22003", "22007", "22008", "PGRST204", "PGRST100", "PGRST102"}:
+        return ValidationError(message, hint=hint, detail=detail)
+    if code == "23505":
+        return ConflictError(message, status=409, detail=detail)
+    if code == "23503" and "cars_booked_by_fkey" in message:
+        # A valid token whose user has been deleted since: the booking cannot name them.
+        return NotAuthenticatedError("the signed-in user no longer exists; sign in again", status=401)
+    if code == "23503":
+        return ValidationError(message, detail=detail)
+    if code in {"PGRST301", "PGRST302", "PGRST303"}:
+        return SessionExpiredError(f"the access token was refused: {message}", status=401)
+    if code == "PGRST116":
+        return NotFoundError(message, status=406)
+    return DatabaseError(message, sqlstate=code or None, hint=hint, detail=detail)
+
+
+def _translate_auth(exc: Any) -> CarbookError:
+    from supabase_auth.errors import AuthRetryableError, AuthSessionMissingError, AuthWeakPasswordError
+
+    message = str(getattr(exc, "message", "") or exc)
+    status = getattr(exc, "status", None)
+    if isinstance(exc, AuthSessionMissingError):
+        return NotAuthenticatedError()
+    if isinstance(exc, AuthWeakPasswordError):
+        reasons = ", ".join(getattr(exc, "reasons", []) or [])
+        return WeakPasswordError(message, status=status, hint=f"reasons: {reasons}" if reasons else None)
+    if isinstance(exc, AuthRetryableError):
+        return CarbookConnectionError(f"the auth service is unreachable: {message}", status=status or None)
+    kind = _AUTH_CODES.get(str(getattr(exc, "code", "") or ""))
+    if kind is None:
+        kind = NotAuthenticatedError if status == 401 else AccessDeniedError if status == 403 else AuthError
+    if kind is InvalidCredentialsError:
+        return InvalidCredentialsError(status=status)
+    return kind(message, status=status)
+
+
+def _translate_storage(exc: Any) -> CarbookError:
+    status = str(getattr(exc, "status", "") or "")
+    message = str(getattr(exc, "message", "") or exc)
+    kind = _STORAGE_STATUS.get(status, StorageError)
+    http = int(status) if status.isdigit() else None
+    return kind(message, status=http)
+
+
+def translate(exc: BaseException, *, url: str | None = None) -> CarbookError | None:
+    """The carbook error for a third-party exception, or None when it is not one we know."""
+    import httpx
+    import pydantic
+    from postgrest.exceptions import APIError
+    from storage3.exceptions import StorageApiError
+    from supabase_auth.errors import AuthError as SupabaseAuthError
+
+    if isinstance(exc, CarbookError):
+        return exc
+    if isinstance(exc, APIError):
+        return _translate_postgrest(exc)
+    if isinstance(exc, SupabaseAuthError):
+        return _translate_auth(exc)
+    if isinstance(exc, StorageApiError):
+        return _translate_storage(exc)
+    if isinstance(exc, httpx.TimeoutException):
+        where = f" {url}" if url else ""
+        return CarbookConnectionError(f"timed out waiting for{where}: {type(exc).__name__}")
+    if isinstance(exc, httpx.TransportError):
+        where = f" {url}" if url else " the server"
+        return CarbookConnectionError(
+            f"could not connect to{where}: {str(exc) or type(exc).__name__}",
+            hint="Is the stack running? `carbook stack start` starts the local one.",
+        )
+    if isinstance(exc, httpx.HTTPStatusError):
+        return CarbookError(
+            f"HTTP {exc.response.status_code} from {exc.request.url}", status=exc.response.status_code
+        )
+    if isinstance(exc, pydantic.ValidationError):
+        return ValidationError(f"unexpected reply: {exc.errors()[0]['msg']}")
+    return None

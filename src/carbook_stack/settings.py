@@ -1,0 +1,90 @@
+"""The one settings object every part of the local stack reads: written by the supervisor
+to ``.carbook/stack.json``, read back by the gateway process (``load_settings``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from carbook_sdk.config import (
+    LOCAL_ANON_KEY,
+    LOCAL_JWT_SECRET,
+    LOCAL_SERVICE_ROLE_KEY,
+    LocalConfig,
+    load_local_config,
+)
+
+__all__ = ["StackSettings", "load_settings"]
+
+
+class StackSettings(BaseModel):
+    """Everything a stack needs to know; written to ``stack.json`` for the gateway."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    state_dir: Path
+    host: str = "127.0.0.1"
+    api_port: int = 54321
+    db_port: int = 54322
+    postgrest_port: int = 0
+    postgrest_admin_port: int = 0
+    jwt_secret: str = LOCAL_JWT_SECRET
+    anon_key: str = LOCAL_ANON_KEY
+    service_role_key: str = LOCAL_SERVICE_ROLE_KEY
+    jwt_expiry: int = 3600
+    enable_signup: bool = True
+    enable_confirmations: bool = False
+    minimum_password_length: int = 6
+    storage_file_size_limit: int = 50 * 1024 * 1024
+    schemas: tuple[str, ...] = ("public",)
+    extra_search_path: tuple[str, ...] = ("public", "extensions")
+    max_rows: int = 1000
+    postgrest_pool: int = 10
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.host}:{self.api_port}"
+
+    @property
+    def db_url(self) -> str:
+        return f"postgresql://postgres:postgres@{self.host}:{self.db_port}/postgres"
+
+    @property
+    def postgrest_url(self) -> str:
+        return f"http://{self.host}:{self.postgrest_port}"
+
+    @property
+    def storage_dir(self) -> Path:
+        return self.state_dir / "storage"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @classmethod
+    def from_config(
+        cls, state_dir: Path, config: LocalConfig | None = None, **overrides: Any
+    ) -> StackSettings:
+        cfg = config or load_local_config()
+        values: dict[str, Any] = {
+            "state_dir": state_dir,
+            "api_port": cfg.api_port,
+            "db_port": cfg.db_port,
+            "jwt_expiry": cfg.jwt_expiry,
+            "enable_signup": cfg.enable_signup,
+            "enable_confirmations": cfg.enable_confirmations,
+            "minimum_password_length": cfg.minimum_password_length,
+            "storage_file_size_limit": cfg.storage_file_size_limit,
+            "schemas": cfg.api_schemas,
+            "extra_search_path": cfg.api_extra_search_path,
+            "max_rows": cfg.api_max_rows,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+def load_settings(path: Path) -> StackSettings:
+    return StackSettings.model_validate(json.loads(Path(path).read_text()))
