@@ -57,6 +57,14 @@ def transform(name: str, source: str) -> str:
     for module in ("threading", "time"):  # what `import asyncio` became, where unused
         if not re.search(rf"\b{module}\.\w", body):
             body = body.replace(f"import {module}\n", "", 1)
+    # `import asyncio` became other modules: keep the plain imports sorted, as ruff wants them.
+    body = re.sub(
+        r"(?:^import \w+\n)+",
+        lambda m: "".join(sorted(m.group(0).splitlines(keepends=True))),
+        body,
+        count=1,
+        flags=re.M,
+    )
     doc = re.sub(r"\(async\)", "(sync)", doc.strip())
     doc = re.sub(r"\bAsync([A-Z]\w*)", r"\1", doc)
     return HEADER.format(name=name, doc=doc) + "\n" + body

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -17,7 +14,7 @@ from .output import EXIT_FAILED, car_json, car_table, console, err_console, esca
 if TYPE_CHECKING:
     from rich.progress import Progress
 
-    from carbook_sdk import NewCar
+    from carbook_sdk.importer import ImportReport
 
 app = typer.Typer(
     help="Cars: what you may see; admins add, change and import them.",
@@ -202,119 +199,6 @@ def unpublish(car_id: CarId, json: Json = False) -> None:
     )
 
 
-# Import -----------------------------------------------------------------------------------
-IMPORT_COLUMNS = ("ref", "make", "model", "year", "price", "currency", "image")
-
-
-@dataclass
-class Row:
-    line: int
-    ref: str
-    car: NewCar
-    image: Path
-
-
-@dataclass
-class ImportReport:
-    imported: list[tuple[int, str, str]] = field(default_factory=list)  # line, ref, car id
-    skipped: list[tuple[int, str]] = field(default_factory=list)
-    failed: list[tuple[int, str, str]] = field(default_factory=list)  # line, ref, reason
-
-
-def _first_line(last_line: int, raw: dict[str | None, Any]) -> int:
-    """The line a CSV record starts on, from the line it ends on and its quoted line breaks."""
-    values = [v for v in raw.values() if isinstance(v, str)]
-    values += [x for v in raw.values() if isinstance(v, list) for x in v if isinstance(x, str)]
-    return last_line - sum(v.count("\n") for v in values)
-
-
-def read_rows(path: Path, images_dir: Path, validate_image: Any) -> tuple[list[Row], list[tuple[int, str]]]:
-    """Every row checked before anything is sent: (good rows, [(line, reason)])."""
-    from carbook_sdk import CarbookError, NewCar
-    from carbook_sdk.models import validated
-
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        from carbook_sdk import ValidationError
-
-        raise ValidationError(f"cannot read {path}: {exc}") from None
-    # The reader counts physical lines itself, so blank lines and quoted line breaks
-    # inside a field do not shift the line numbers reported back.
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    missing = [c for c in IMPORT_COLUMNS if c not in (reader.fieldnames or [])]
-    if missing:
-        from carbook_sdk import ValidationError
-
-        raise ValidationError(
-            f"{path} lacks column(s) {', '.join(missing)}; expected {', '.join(IMPORT_COLUMNS)} [, published]"
-        )
-    rows: list[Row] = []
-    errors: list[tuple[int, str]] = []
-    seen: dict[str, int] = {}
-    for raw in reader:
-        n = _first_line(reader.line_num, raw)
-        try:
-            ref = (raw.get("ref") or "").strip()
-            if not ref:
-                raise ValueError("ref is empty")
-            if ref in seen:
-                raise ValueError(f"ref {ref!r} already on line {seen[ref]}")
-            published = (raw.get("published") or "").strip().lower()
-            if published not in ("", "true", "false", "yes", "no", "1", "0"):
-                raise ValueError(f"published must be true or false, not {published!r}")
-            year = (raw.get("year") or "").strip()
-            if not year.isdigit():
-                raise ValueError(f"year must be a number, not {year!r}")
-            car = validated(
-                NewCar,
-                make=raw.get("make") or "",
-                model=raw.get("model") or "",
-                year=int(year),
-                price=_money((raw.get("price") or "").strip(), raw.get("currency") or ""),
-                is_published=published in ("true", "yes", "1"),
-                ref=ref,
-            )
-            image_name = (raw.get("image") or "").strip()
-            if not image_name or "/" in image_name or image_name in (".", ".."):
-                raise ValueError(f"image must be a file name inside the images folder, not {image_name!r}")
-            image = images_dir / image_name
-            validate_image(image)
-            seen[ref] = n
-            rows.append(Row(line=n, ref=ref, car=car, image=image))
-        except (ValueError, CarbookError) as exc:
-            errors.append((n, str(exc)))
-    return rows, errors
-
-
-async def _import(rows: list[Row], concurrency: int, progress: Progress | None, report: ImportReport) -> None:
-    import asyncio
-
-    from carbook_sdk import CarbookError, ConflictError
-
-    async with async_client(signed_in=True) as cb:
-        await cb.auth.access_token()  # refresh once up front, not from many tasks at once
-        existing = await cb.cars.by_refs([r.ref for r in rows])
-        todo = [r for r in rows if r.ref not in existing]
-        report.skipped.extend((r.line, r.ref) for r in rows if r.ref in existing)
-        task = progress.add_task("Importing", total=len(todo)) if progress else None
-        gate = asyncio.Semaphore(concurrency)
-
-        async def one(row: Row) -> None:
-            async with gate:
-                try:
-                    car = await cb.cars.create(row.car, row.image)
-                    report.imported.append((row.line, row.ref, str(car.id)))
-                except ConflictError:
-                    report.skipped.append((row.line, row.ref))  # imported meanwhile by someone else
-                except CarbookError as exc:
-                    report.failed.append((row.line, row.ref, str(exc)))
-                if progress is not None and task is not None:
-                    progress.advance(task)
-
-        await asyncio.gather(*(one(r) for r in todo))
-
-
 @app.command("import")
 def import_(
     file: Annotated[
@@ -332,43 +216,53 @@ def import_(
     rows already imported (same ref) are skipped, so a re-run is safe."""
     import asyncio
 
-    from carbook_sdk import ValidationError
+    from carbook_sdk.importer import ImportFileError
 
-    with client() as cb:
-        cb.auth.is_admin()  # fail early on a missing session
-        rows, errors = read_rows(file, images_dir, cb.images.validate)
-        if not rows and not errors:
-            raise ValidationError(f"{file} has no rows")
-        if errors:
-            if json:
-                print_json({"valid": False, "errors": [{"line": n, "reason": r} for n, r in errors]})
-            else:
-                table = Table(title=f"{len(errors)} bad row(s) in {escape(str(file))}: nothing was imported")
-                table.add_column("line", justify="right")
-                table.add_column("reason")
-                for n, reason in errors:
-                    table.add_row(str(n), escape(reason))
-                err_console.print(table)
-            raise ValidationError(f"{len(errors)} bad row(s); fix them and run again (nothing was imported)")
-        if not cb.auth.is_admin():
-            from carbook_sdk import AccessDeniedError
+    async def run(progress: Progress | None) -> ImportReport:
+        task = progress.add_task("Importing", total=None) if progress else None
 
-            raise AccessDeniedError("importing cars is for admins only")
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        def advance(done: int, total: int) -> None:
+            if progress is not None and task is not None:
+                progress.update(task, completed=done, total=total)
 
-    report = ImportReport()
-    if json:
-        asyncio.run(_import(rows, concurrency, None, report))
-    else:
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        with Progress(*columns, console=err_console, transient=False) as progress:
-            asyncio.run(_import(rows, concurrency, progress, report))
+        async with async_client(signed_in=True) as cb:
+            return await cb.cars.import_csv(file, images_dir, concurrency=concurrency, progress=advance)
+
+    try:
+        if json:
+            report = asyncio.run(run(None))
+        else:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            columns = (
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+            )
+            with Progress(*columns, console=err_console, transient=False) as progress:
+                report = asyncio.run(run(progress))
+    except ImportFileError as exc:
+        if json:
+            print_json(
+                {"valid": False, "errors": [{"line": p.line, "reason": p.reason} for p in exc.problems]}
+            )
+        else:
+            table = Table(
+                title=f"{len(exc.problems)} bad row(s) in {escape(str(file))}: nothing was imported"
+            )
+            table.add_column("line", justify="right")
+            table.add_column("reason")
+            for p in exc.problems:
+                table.add_row(str(p.line), escape(p.reason))
+            err_console.print(table)
+        raise
     if json:
         print_json(
             {
-                "imported": [{"line": n, "ref": ref, "id": cid} for n, ref, cid in sorted(report.imported)],
-                "skipped": [{"line": n, "ref": ref} for n, ref in sorted(report.skipped)],
-                "failed": [{"line": n, "ref": ref, "reason": why} for n, ref, why in sorted(report.failed)],
+                "imported": [{"line": r.line, "ref": r.ref, "id": r.id} for r in report.imported],
+                "skipped": [{"line": r.line, "ref": r.ref} for r in report.skipped],
+                "failed": [{"line": r.line, "ref": r.ref, "reason": r.reason} for r in report.failed],
             }
         )
     else:
@@ -379,7 +273,7 @@ def import_(
         summary.add_row("skipped (already imported)", str(len(report.skipped)))
         summary.add_row("failed", str(len(report.failed)))
         console.print(summary)
-        for n, ref, why in sorted(report.failed):
-            err_console.print(f"line {n} ({escape(ref)}): {escape(why)}", soft_wrap=True)
+        for r in report.failed:
+            err_console.print(f"line {r.line} ({escape(r.ref)}): {escape(r.reason)}", soft_wrap=True)
     if report.failed:
         raise typer.Exit(EXIT_FAILED)

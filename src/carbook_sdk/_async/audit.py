@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from .._base import (
     check_limit,
@@ -14,9 +13,6 @@ from ..errors import (
 )
 from ..models import AuditEntry, parse_car_id, validated
 from ._service import AsyncService
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["AsyncAuditService"]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .._base import (
     check_email,
@@ -14,9 +14,6 @@ from ..errors import (
 )
 from ..models import User, validated
 from ._service import AsyncService
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["AsyncAuthService"]
 

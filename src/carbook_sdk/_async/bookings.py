@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING
 
 from .._base import (
     booking_from_result,
 )
 from ..models import Booking, parse_car_id
 from ._service import AsyncService
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["AsyncBookingsService"]
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .._base import (
     cars_page,
@@ -15,18 +16,26 @@ from .._base import (
     keyset_filter,
     parse_car,
 )
+from .._concurrency import gather_limited
 from ..errors import (
     AccessDeniedError,
     CarbookConnectionError,
     CarbookError,
     CarNotFoundError,
+    ConflictError,
     ValidationError,
+)
+from ..importer import (
+    ImportedCar,
+    ImportFailure,
+    ImportReport,
+    ImportRow,
+    ProgressCallback,
+    SkippedRow,
+    read_import_file,
 )
 from ..models import Car, CarUpdate, NewCar, Page, parse_car_id, validated
 from ._service import AsyncService
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["AsyncCarsService"]
 
@@ -116,6 +125,57 @@ class AsyncCarsService(AsyncService):
                 if car.ref is not None:
                     found[car.ref] = car
         return found
+
+    async def import_csv(
+        self,
+        path: Path | str,
+        images_dir: Path | str,
+        *,
+        concurrency: int = 4,
+        progress: ProgressCallback | None = None,
+    ) -> ImportReport:
+        """Import cars from a CSV file (admins): ``ref,make,model,year,price,currency,image[,published]``.
+
+        Every row, its image included, is checked before anything is sent. Rows whose
+        ``ref`` was imported before are skipped, so a re-run is safe. Each car is created
+        image first (as `create`); ``concurrency`` cars at a time; ``progress(done, total)``
+        is called after each one.
+
+        Raises:
+            ValidationError: the file cannot be read, lacks a column or has no rows; bad concurrency.
+            ImportFileError: bad rows, each named by its line; nothing was imported.
+            AccessDeniedError: not an admin.
+        """
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 1 <= concurrency <= 32:
+            raise ValidationError(f"concurrency must be a whole number from 1 to 32, not {concurrency!r}")
+        await self._c.auth.access_token()  # refresh once up front, not from many calls at once
+        rows = read_import_file(path, images_dir, self._c.images.validate)
+        await self._c._check_admin("importing cars")
+        existing = await self.by_refs([r.ref for r in rows])
+        todo = [r for r in rows if r.ref not in existing]
+        imported: list[ImportedCar] = []
+        skipped = [SkippedRow(line=r.line, ref=r.ref) for r in rows if r.ref in existing]
+        failed: list[ImportFailure] = []
+        done: list[int] = []
+
+        async def one(row: ImportRow) -> None:
+            try:
+                car = await self.create(row.car, row.image)
+                imported.append(ImportedCar(line=row.line, ref=row.ref, id=str(car.id)))
+            except ConflictError:
+                skipped.append(SkippedRow(line=row.line, ref=row.ref))  # imported meanwhile elsewhere
+            except CarbookError as exc:
+                failed.append(ImportFailure(line=row.line, ref=row.ref, reason=str(exc)))
+            done.append(row.line)
+            if progress is not None:
+                progress(len(done), len(todo))
+
+        await gather_limited([functools.partial(one, r) for r in todo], concurrency)
+        return ImportReport(
+            imported=tuple(sorted(imported, key=lambda r: r.line)),
+            skipped=tuple(sorted(skipped, key=lambda r: r.line)),
+            failed=tuple(sorted(failed, key=lambda r: r.line)),
+        )
 
     async def list_all(
         self,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .._base import (
     ImageFile,
@@ -15,9 +14,6 @@ from ..errors import (
     NotFoundError,
 )
 from ._service import AsyncService
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["AsyncImagesService"]
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from .._base import (
     check_limit,
@@ -18,9 +17,6 @@ from ..errors import (
 )
 from ..models import AuditEntry, parse_car_id, validated
 from ._service import Service
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["AuditService"]
 

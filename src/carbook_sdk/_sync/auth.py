@@ -7,7 +7,7 @@ Auth: sign up, sign in and out, the current user, the admin role.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .._base import (
     check_email,
@@ -18,9 +18,6 @@ from ..errors import (
 )
 from ..models import User, validated
 from ._service import Service
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["AuthService"]
 

@@ -7,16 +7,12 @@ Bookings: exactly one winner, however many try at once.
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING
 
 from .._base import (
     booking_from_result,
 )
 from ..models import Booking, parse_car_id
 from ._service import Service
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["BookingsService"]
 

@@ -7,7 +7,6 @@ Images: validated by content, uploaded to the car-images bucket, removed.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .._base import (
     ImageFile,
@@ -19,9 +18,6 @@ from ..errors import (
     NotFoundError,
 )
 from ._service import Service
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["ImagesService"]
 

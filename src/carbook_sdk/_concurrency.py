@@ -1,0 +1,34 @@
+"""Run many calls at once, at most N at a time: tasks for the async client, threads for
+the sync one. ``scripts/unasync.py`` turns ``gather_limited`` into ``run_limited``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+__all__ = ["gather_limited", "run_limited"]
+
+
+async def gather_limited(calls: Sequence[Callable[[], Awaitable[None]]], concurrency: int) -> None:
+    """Await every call, at most ``concurrency`` at once; the first exception is raised
+    after every call has ended (none is left running)."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(call: Callable[[], Awaitable[None]]) -> None:
+        async with gate:
+            await call()
+
+    results = await asyncio.gather(*(one(c) for c in calls), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+
+
+def run_limited(calls: Sequence[Callable[[], None]], concurrency: int) -> None:
+    """Run every call in at most ``concurrency`` threads; the first exception is raised
+    after every call has ended."""
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        futures = [pool.submit(c) for c in calls]
+    for future in futures:
+        future.result()
