@@ -23,7 +23,7 @@ DbUrl = Annotated[
     str | None,
     typer.Option(
         "--db-url",
-        envvar="SUPABASE_DB_URL",
+        envvar=["CARBOOK_DB_URL", "SUPABASE_DB_URL"],
         help="PostgreSQL URL of the database. Default: the local stack's.",
         show_envvar=True,
     ),

@@ -76,14 +76,17 @@ def callback(
     url: Annotated[
         str | None,
         typer.Option(
-            "--url", envvar="SUPABASE_URL", help="Project URL. Default: the local stack.", show_envvar=True
+            "--url",
+            envvar=["CARBOOK_URL", "SUPABASE_URL"],
+            help="Project URL. Default: the local stack.",
+            show_envvar=True,
         ),
     ] = None,
     anon_key: Annotated[
         str | None,
         typer.Option(
             "--anon-key",
-            envvar="SUPABASE_ANON_KEY",
+            envvar=["CARBOOK_ANON_KEY", "SUPABASE_ANON_KEY"],
             help="The project's anon key. Default: the local stack's.",
             show_envvar=True,
         ),
@@ -92,7 +95,7 @@ def callback(
         str | None,
         typer.Option(
             "--service-role-key",
-            envvar="SUPABASE_SERVICE_ROLE_KEY",
+            envvar=["CARBOOK_SERVICE_ROLE_KEY", "SUPABASE_SERVICE_ROLE_KEY"],
             help="The service_role key, for `admin` and `race`. Default: the local stack's.",
             show_envvar=True,
         ),

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +15,17 @@ from pydantic import BaseModel, ConfigDict
 from .errors import ConfigurationError
 
 __all__ = [
+    "ENV_VARS",
     "BucketConfig",
     "LocalConfig",
     "default_db_url",
+    "from_environment",
     "load_local_config",
+    "local_stack",
     "parse_size",
     "project_root",
+    "read_stack_state",
+    "stack_state_file",
     "supabase_dir",
 ]
 
@@ -94,15 +101,12 @@ class LocalConfig(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    project_id: str = "carbook"
     api_port: int = 54321
     db_port: int = 54322
-    db_major_version: int = 15
     jwt_expiry: int = 3600
     enable_signup: bool = True
     enable_confirmations: bool = False
     minimum_password_length: int = 6
-    site_url: str = "http://127.0.0.1:3000"
     api_schemas: tuple[str, ...] = ("public",)
     api_extra_search_path: tuple[str, ...] = ("public", "extensions")
     api_max_rows: int = 1000
@@ -139,15 +143,12 @@ def load_local_config(path: Path | None = None) -> LocalConfig:
         for name, b in storage.get("buckets", {}).items()
     )
     return LocalConfig(
-        project_id=raw.get("project_id", "carbook"),
         api_port=api.get("port", 54321),
         db_port=db.get("port", 54322),
-        db_major_version=db.get("major_version", 15),
         jwt_expiry=auth.get("jwt_expiry", 3600),
         enable_signup=auth.get("enable_signup", True) and email.get("enable_signup", True),
         enable_confirmations=email.get("enable_confirmations", False),
         minimum_password_length=auth.get("minimum_password_length", 6),
-        site_url=auth.get("site_url", "http://127.0.0.1:3000"),
         api_schemas=tuple(api.get("schemas", ("public",))),
         api_extra_search_path=tuple(api.get("extra_search_path", ("public", "extensions"))),
         api_max_rows=api.get("max_rows", 1000),
@@ -156,11 +157,79 @@ def load_local_config(path: Path | None = None) -> LocalConfig:
     )
 
 
+#: Environment variables per setting, in the one order of precedence carbook has:
+#: an explicit argument (or CLI flag) > ``CARBOOK_*`` > ``SUPABASE_*`` > the local stack.
+ENV_VARS: dict[str, tuple[str, ...]] = {
+    "url": ("CARBOOK_URL", "SUPABASE_URL"),
+    "anon_key": ("CARBOOK_ANON_KEY", "SUPABASE_ANON_KEY", "SUPABASE_KEY"),
+    "service_role_key": ("CARBOOK_SERVICE_ROLE_KEY", "SUPABASE_SERVICE_ROLE_KEY"),
+    "db_url": ("CARBOOK_DB_URL", "SUPABASE_DB_URL"),
+    "timeout": ("CARBOOK_TIMEOUT",),
+}
+
+
+def from_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The settings the environment gives, each from its first variable that is set."""
+    environ = os.environ if environ is None else environ
+    found: dict[str, str] = {}
+    for name, variables in ENV_VARS.items():
+        for var in variables:
+            if environ.get(var):
+                found[name] = environ[var]
+                break
+    return found
+
+
+def stack_state_file(state_dir: Path | None = None) -> Path:
+    """Where a running local stack records its ports and keys: ``.carbook/stack.json``."""
+    return Path(state_dir) / "stack.json" if state_dir else project_root() / ".carbook" / "stack.json"
+
+
+def read_stack_state(state_dir: Path | None = None) -> dict[str, Any] | None:
+    """What the local stack recorded when it last started, or None (never started, or the
+    file is unreadable). The one reader of ``stack.json``: the SDK's defaults, the CLI and
+    the stack's own processes all come through here."""
+    path = stack_state_file(state_dir)
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return state if isinstance(state, dict) else None
+
+
+def local_stack(state_dir: Path | None = None) -> dict[str, Any]:
+    """The local stack's URL, keys and database URL: from its state file when it has run,
+    else from ``supabase/config.toml``'s ports; and the bucket's limits."""
+    cfg = load_local_config()
+    host, api_port, db_port = "127.0.0.1", cfg.api_port, cfg.db_port
+    anon_key, service_role_key = LOCAL_ANON_KEY, LOCAL_SERVICE_ROLE_KEY
+    state = read_stack_state(state_dir)
+    if state is not None:
+        try:
+            host = str(state.get("host", host))
+            api_port, db_port = int(state["api_port"]), int(state["db_port"])
+            anon_key = str(state.get("anon_key", anon_key))
+            service_role_key = str(state.get("service_role_key", service_role_key))
+        except (KeyError, TypeError, ValueError):
+            pass  # a broken state file: config.toml's ports
+    values: dict[str, Any] = {
+        "url": f"http://{host}:{api_port}",
+        "anon_key": anon_key,
+        "service_role_key": service_role_key,
+        "db_url": f"postgresql://postgres:postgres@{host}:{db_port}/postgres",
+    }
+    bucket = next((b for b in cfg.buckets if b.name == "car-images"), None)
+    if bucket is not None:
+        if bucket.file_size_limit:
+            values["image_max_bytes"] = bucket.file_size_limit
+        if bucket.allowed_mime_types:
+            values["image_types"] = bucket.allowed_mime_types
+    return values
+
+
 def default_db_url(explicit: str | None = None) -> str:
-    """The database URL: the argument, else ``SUPABASE_DB_URL``, else the local stack's."""
+    """The database URL by carbook's one precedence: the argument, ``CARBOOK_DB_URL``,
+    ``SUPABASE_DB_URL``, then the local stack's."""
     if explicit:
         return explicit
-    env = os.environ.get("SUPABASE_DB_URL") or os.environ.get("CARBOOK_DB_URL")
-    if env:
-        return env
-    return f"postgresql://postgres:postgres@127.0.0.1:{load_local_config().db_port}/postgres"
+    return from_environment().get("db_url") or str(local_stack()["db_url"])

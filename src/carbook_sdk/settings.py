@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .config import LOCAL_ANON_KEY, LOCAL_SERVICE_ROLE_KEY, load_local_config, project_root
+from .config import from_environment, local_stack
 from .errors import ConfigurationError
 
 __all__ = ["Settings"]
-
-#: Environment variables per field, most specific first.
-ENV_VARS: dict[str, tuple[str, ...]] = {
-    "url": ("CARBOOK_URL", "SUPABASE_URL"),
-    "anon_key": ("CARBOOK_ANON_KEY", "SUPABASE_ANON_KEY", "SUPABASE_KEY"),
-    "service_role_key": ("CARBOOK_SERVICE_ROLE_KEY", "SUPABASE_SERVICE_ROLE_KEY"),
-    "db_url": ("CARBOOK_DB_URL", "SUPABASE_DB_URL"),
-    "timeout": ("CARBOOK_TIMEOUT",),
-}
 
 
 class Settings(BaseModel):
@@ -47,37 +37,19 @@ class Settings(BaseModel):
     def _url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018  (raises on a port that is not a number)
+        except ValueError:
+            raise ValueError(f"not a URL: {value!r}") from None
+        if not parts.hostname:
+            raise ValueError(f"has no host: {value!r}")
         return value.rstrip("/")
 
     @classmethod
     def local(cls, state_dir: Path | None = None) -> dict[str, Any]:
         """The local stack's values: its ``stack.json`` when it has run, else config.toml's ports."""
-        cfg = load_local_config()
-        bucket = next((b for b in cfg.buckets if b.name == "car-images"), None)
-        values: dict[str, Any] = {
-            "url": f"http://127.0.0.1:{cfg.api_port}",
-            "anon_key": LOCAL_ANON_KEY,
-            "service_role_key": LOCAL_SERVICE_ROLE_KEY,
-            "db_url": f"postgresql://postgres:postgres@127.0.0.1:{cfg.db_port}/postgres",
-        }
-        if bucket is not None:
-            values["image_max_bytes"] = bucket.file_size_limit or values.get("image_max_bytes")
-            values["image_types"] = bucket.allowed_mime_types or cls.model_fields["image_types"].default
-        state = Path(state_dir) if state_dir else project_root() / ".carbook"
-        saved = state / "stack.json"
-        if saved.is_file():
-            try:
-                stack = json.loads(saved.read_text())
-                host = stack.get("host", "127.0.0.1")
-                values.update(
-                    url=f"http://{host}:{stack['api_port']}",
-                    anon_key=stack.get("anon_key", LOCAL_ANON_KEY),
-                    service_role_key=stack.get("service_role_key", LOCAL_SERVICE_ROLE_KEY),
-                    db_url=f"postgresql://postgres:postgres@{host}:{stack['db_port']}/postgres",
-                )
-            except (ValueError, KeyError, OSError):
-                pass  # a broken state file: fall back to config.toml's ports
-        return values
+        return local_stack(state_dir)
 
     @classmethod
     def resolve(
@@ -88,20 +60,14 @@ class Settings(BaseModel):
         use_local_defaults: bool = True,
         **explicit: Any,
     ) -> Settings:
-        """Merge explicit arguments (win), ``CARBOOK_*``/``SUPABASE_*`` variables, and the
-        local stack's defaults.
+        """Merge, in carbook's one order of precedence: explicit arguments > ``CARBOOK_*``
+        variables > ``SUPABASE_*`` variables > the local stack's defaults.
 
         Raises:
             ConfigurationError: a value is missing or invalid, named field by field.
         """
-        environ = os.environ if env is None else env
         values: dict[str, Any] = cls.local(state_dir) if use_local_defaults else {}
-        from_env = {}
-        for name, variables in ENV_VARS.items():
-            for var in variables:
-                if environ.get(var):
-                    from_env[name] = environ[var]
-                    break
+        from_env: dict[str, Any] = from_environment(env)
         local_url = values.get("url")
         given = {k: v for k, v in explicit.items() if v is not None}
         values.update(from_env)
@@ -120,7 +86,10 @@ class Settings(BaseModel):
         try:
             return cls.model_validate(values)
         except pydantic.ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
+                for e in exc.errors()
+            )
             raise ConfigurationError(
                 f"invalid carbook settings: {problems}",
                 hint="pass it explicitly or set SUPABASE_URL / SUPABASE_ANON_KEY",

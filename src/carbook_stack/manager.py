@@ -30,6 +30,7 @@ from pydantic import BaseModel
 
 from carbook_sdk.config import (
     project_root,
+    read_stack_state,
     supabase_dir,
 )
 from carbook_sdk.errors import CarbookError, ConfigurationError
@@ -179,10 +180,10 @@ class LocalStack:
     @classmethod
     def default(cls, state_dir: Path | None = None) -> LocalStack:
         state = Path(state_dir or project_root() / ".carbook")
-        saved = state / "stack.json"
-        if saved.is_file():
-            with contextlib.suppress(ValueError, OSError):
-                return cls(StackSettings.model_validate_json(saved.read_text()))
+        saved = read_stack_state(state)
+        if saved is not None:
+            with contextlib.suppress(ValueError):
+                return cls(StackSettings.model_validate(saved))
         return cls(StackSettings.from_config(state))
 
     @classmethod
@@ -439,7 +440,6 @@ class LocalStack:
             )
         self._save()
         env = dict(os.environ)
-        env["CARBOOK_STACK_FILE"] = str(self.state_file)
         self._spawn("gateway", [sys.executable, "-m", "carbook_stack.gateway", str(self.state_file)], env)
         self._wait("gateway", self._gateway_alive)
 

@@ -3,7 +3,6 @@ to ``.carbook/stack.json``, read back by the gateway process (``load_settings``)
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,9 @@ from carbook_sdk.config import (
     LOCAL_SERVICE_ROLE_KEY,
     LocalConfig,
     load_local_config,
+    read_stack_state,
 )
+from carbook_sdk.errors import ConfigurationError
 
 __all__ = ["StackSettings", "load_settings"]
 
@@ -87,4 +88,13 @@ class StackSettings(BaseModel):
 
 
 def load_settings(path: Path) -> StackSettings:
-    return StackSettings.model_validate(json.loads(Path(path).read_text()))
+    """The settings a stack recorded in ``path`` (its ``stack.json``).
+
+    Raises:
+        ConfigurationError: the file is missing or unreadable.
+    """
+    path = Path(path)
+    state = read_stack_state(path.parent) if path.name == "stack.json" else None
+    if state is None:
+        raise ConfigurationError(f"cannot read the stack's settings from {path}")
+    return StackSettings.model_validate(state)

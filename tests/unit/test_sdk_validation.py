@@ -120,8 +120,16 @@ def test_nothing_to_update(offline: Carbook) -> None:
 def test_settings_are_validated_field_by_field() -> None:
     with pytest.raises(ConfigurationError) as err:
         Settings.resolve(env={}, use_local_defaults=False, url="ftp://x")
-    assert "url: Value error, must start with http:// or https://" in str(err.value)
+    assert "url: must start with http:// or https://" in str(err.value)
+    assert "Value error" not in str(err.value)
     assert "anon_key: Field required" in str(err.value)
+
+
+@pytest.mark.parametrize("url", ["http://", "https://", "http://:80", "http://host:port"])
+def test_a_url_without_a_host_is_refused_before_supabase_py_sees_it(url: str) -> None:
+    # supabase-py raises its own SupabaseException("Invalid URL") for these; it must never leak.
+    with pytest.raises(ConfigurationError, match="url: "):
+        Carbook(url, "some-key")
 
 
 def test_settings_precedence() -> None:
@@ -197,3 +205,32 @@ def test_images_delete_and_replace_check_their_input(offline: Carbook) -> None:
         offline.cars.replace_image("10000000-0000-4000-8000-000000000001", b"plain text")
     with pytest.raises(ValidationError, match="colour: Extra inputs are not permitted"):
         offline.cars.replace_image("10000000-0000-4000-8000-000000000001", PNG, colour="red")
+
+
+def test_one_precedence_for_the_database_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    from carbook_sdk.config import default_db_url
+
+    monkeypatch.setenv("SUPABASE_DB_URL", "postgresql://supabase-env/db")
+    assert default_db_url() == "postgresql://supabase-env/db"
+    monkeypatch.setenv("CARBOOK_DB_URL", "postgresql://carbook-env/db")
+    assert default_db_url() == "postgresql://carbook-env/db"
+    assert default_db_url("postgresql://explicit/db") == "postgresql://explicit/db"
+    s = Settings.resolve(env={"CARBOOK_DB_URL": "postgresql://a/db", "SUPABASE_DB_URL": "postgresql://b/db"})
+    assert s.db_url == "postgresql://a/db"
+
+
+def test_the_cli_reads_carbook_variables_before_supabase_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from carbook_cli.context import settings
+    from carbook_cli.main import app
+
+    monkeypatch.setenv("SUPABASE_URL", "http://supabase-env:1")
+    monkeypatch.setenv("CARBOOK_URL", "http://carbook-env:2")
+    monkeypatch.setenv("CARBOOK_ANON_KEY", "carbook-key")
+    monkeypatch.setenv("SUPABASE_ANON_KEY", "supabase-key")
+    # `--version` is eager; `auth` with no command shows help: both parse the global options.
+    result = CliRunner().invoke(app, ["auth", "--help"])
+    assert result.exit_code == 0
+    s = settings()
+    assert (s.url, s.anon_key) == ("http://carbook-env:2", "carbook-key")
