@@ -19,6 +19,7 @@ from .errors import (
     CarbookError,
     CarNotFoundError,
     CarNotPublishedError,
+    ConfigurationError,
     ConflictError,
     DatabaseError,
     ImageTooLargeError,
@@ -177,6 +178,8 @@ def translate(exc: BaseException, *, url: str | None = None) -> CarbookError | N
     import pydantic
     from postgrest.exceptions import APIError
     from storage3.exceptions import StorageApiError
+    from supabase._async.client import SupabaseException as AsyncSupabaseException
+    from supabase._sync.client import SupabaseException as SyncSupabaseException
     from supabase_auth.errors import AuthError as SupabaseAuthError
 
     if isinstance(exc, CarbookError):
@@ -200,6 +203,13 @@ def translate(exc: BaseException, *, url: str | None = None) -> CarbookError | N
         return CarbookError(
             f"HTTP {exc.response.status_code} from {exc.request.url}", status=exc.response.status_code
         )
+    if isinstance(exc, httpx.InvalidURL):
+        return ConfigurationError(f"not a valid project URL: {exc}")
+    if isinstance(exc, httpx.HTTPError):  # what is left: a reply that could not be read
+        return CarbookConnectionError(f"unreadable reply from{f' {url}' if url else ' the server'}: {exc}")
     if isinstance(exc, pydantic.ValidationError):
         return ValidationError(f"unexpected reply: {exc.errors()[0]['msg']}")
+    if isinstance(exc, (AsyncSupabaseException, SyncSupabaseException)):
+        # supabase-py's own checks of the URL and key, before any request.
+        return ConfigurationError(f"invalid project settings: {getattr(exc, 'message', None) or exc}")
     return None
