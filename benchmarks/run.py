@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
+from tests.factories import PASSWORD, make_cars, make_users
+from tests.factories import stack_db as db
 
 from carbook_sdk import AsyncCarbook, CarAlreadyBookedError
 from carbook_stack.local_postgres import find_pg_bindir, free_port
@@ -39,7 +40,6 @@ from carbook_stack.manager import LocalStack, StackSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG = (ROOT / "supabase" / "images" / "sample-car.png").read_bytes()
-PASSWORD = "bench-password-1"
 
 
 @dataclass(frozen=True)
@@ -74,40 +74,6 @@ def pct(values: list[float], q: float) -> float:
         return 0.0
     k = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
     return round(ordered[k], 2)
-
-
-def db(stack: LocalStack) -> psycopg.Connection[Any]:
-    return psycopg.connect(stack.settings.db_url, autocommit=True)
-
-
-def make_users(stack: LocalStack, n: int, tag: str, password: str = PASSWORD) -> list[tuple[str, str]]:
-    """n (id, email) users straight into auth.users with a cheap bcrypt hash: signing in is
-    not what is measured (the fault and soak tests use this too)."""
-    users = [(str(uuid.uuid4()), f"{tag}-{i:04d}@bench.carbook.invalid") for i in range(n)]
-    with db(stack) as conn:
-        row = conn.execute(
-            "select extensions.crypt(%s, extensions.gen_salt('bf', 4))", (password,)
-        ).fetchone()
-        assert row is not None
-        with conn.cursor() as cur:
-            cur.executemany(
-                """insert into auth.users (id, email, encrypted_password, email_confirmed_at)
-                   values (%s, %s, %s, now())""",
-                [(uid, email, row[0]) for uid, email in users],
-            )
-    return users
-
-
-def make_cars(stack: LocalStack, n: int, tag: str) -> list[str]:
-    with db(stack) as conn:
-        rows = conn.execute(
-            """insert into public.cars (make, model, year, image_path, is_published, price_in_paise, ref)
-               select 'Bench', %s || '-' || g, 2024, 'bench/car.png', true, 100000, %s || '-' || g
-                 from generate_series(1, %s) g
-               returning id::text""",
-            (tag, tag, n),
-        ).fetchall()
-    return [r[0] for r in rows]
 
 
 async def signed_in_clients(stack: LocalStack, users: list[tuple[str, str]]) -> list[AsyncCarbook]:

@@ -10,13 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from typer.testing import CliRunner
 
 from carbook_cli import app
 from carbook_stack.manager import LocalStack
 from tests.helpers import ADMIN_EMAIL, ADMIN_PASSWORD, PNG, carbook_for, unique_email
+
+from ..factories import stack_db
 
 runner = CliRunner()
 ALREADY = "Already booked. Be fast next time."
@@ -69,7 +70,7 @@ class Cli:
         return email
 
     def state(self) -> tuple[Any, ...]:
-        with _db(self.stack) as conn:
+        with stack_db(self.stack) as conn:
             rows = tuple(
                 conn.execute(q).fetchall()
                 for q in (
@@ -83,10 +84,6 @@ class Cli:
             )
         files = sorted(p.name for p in (self.stack.settings.storage_dir / "objects").glob("*"))
         return (*rows, files)
-
-
-def _db(stack: LocalStack) -> psycopg.Connection[Any]:
-    return psycopg.connect(stack.settings.db_url, autocommit=True)
 
 
 @pytest.fixture
@@ -253,7 +250,7 @@ def test_cars_update_publish_unpublish(cli: Cli, image: Path, tmp_path: Path) ->
     new_image.write_bytes(PNG + b"new")
     replaced = cli.json("cars", "update", car["id"], "--image", str(new_image))
     assert replaced["image_path"] != car["image_path"]
-    with _db(cli.stack) as conn:
+    with stack_db(cli.stack) as conn:
         names = {r[0] for r in conn.execute("select name from storage.objects")}
     assert replaced["image_path"] in names and car["image_path"] not in names
 
@@ -324,7 +321,7 @@ def test_cars_import_validates_everything_first_then_is_idempotent(cli: Cli, tmp
     assert re.search(r"imported\s+│\s+0", second.stdout) and re.search(
         r"already imported\)\s+│\s+50", second.stdout
     )
-    with _db(cli.stack) as conn:
+    with stack_db(cli.stack) as conn:
         count = conn.execute(
             "select count(*) from public.cars where ref like %s", (f"fleet-{folder.name}-%",)
         )
@@ -472,14 +469,14 @@ def test_every_group_as_a_real_subprocess(cli: Cli, image: Path) -> None:
 def test_markup_and_huge_numbers_in_input_are_just_text(cli: Cli, image: Path) -> None:
     cli.login_admin()
     car = _add(cli, image, "--publish")
-    with _db(cli.stack) as conn:
+    with stack_db(cli.stack) as conn:
         conn.execute(
             "update public.cars set make = '[/x] [bold]Tata', currency = 'XAU' where id = %s", (car["id"],)
         )
     try:
         listed = cli("cars", "show", car["id"])
     finally:  # the stack is shared: other tests read this car's price
-        with _db(cli.stack) as conn:
+        with stack_db(cli.stack) as conn:
             conn.execute(
                 "update public.cars set currency = 'INR', is_published = false where id = %s", (car["id"],)
             )
@@ -582,7 +579,7 @@ def test_cars_update_fields_and_image_change_together_or_not_at_all(
     car = _add(cli, image)
     other = tmp_path / "other.png"
     other.write_bytes(PNG + b"other")
-    with _db(cli.stack) as conn:
+    with stack_db(cli.stack) as conn:
         conn.execute("alter table public.cars add constraint test_no_rejected check (make <> 'Rejected')")
     try:
         before = cli.state()
@@ -590,10 +587,10 @@ def test_cars_update_fields_and_image_change_together_or_not_at_all(
         assert bad.exit_code == 3 and "test_no_rejected" in bad.stderr, bad.output
         assert cli.state() == before  # neither the make, nor the image, nor a stray file
     finally:
-        with _db(cli.stack) as conn:
+        with stack_db(cli.stack) as conn:
             conn.execute("alter table public.cars drop constraint test_no_rejected")
     good = cli.json("cars", "update", car["id"], "--make", "Hyundai", "--image", str(other))
     assert good["make"] == "Hyundai" and good["image_path"] != car["image_path"]
-    with _db(cli.stack) as conn:
+    with stack_db(cli.stack) as conn:
         names = {r[0] for r in conn.execute("select name from storage.objects")}
     assert good["image_path"] in names and car["image_path"] not in names

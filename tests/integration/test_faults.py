@@ -18,9 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
-from benchmarks.run import make_cars, make_users
 
 from carbook_sdk import (
     AsyncCarbook,
@@ -31,12 +29,10 @@ from carbook_sdk import (
 from carbook_stack.manager import LocalStack
 from tests.helpers import ADMIN_EMAIL, ADMIN_PASSWORD, PNG, supabase_client
 
+from ..factories import make_cars, make_users, stack_db
+
 PASSWORD = "fault-password-1"
 TIMEOUT = 5.0
-
-
-def _db(stack: LocalStack) -> psycopg.Connection[Any]:
-    return psycopg.connect(stack.settings.db_url, autocommit=True)
 
 
 def _users_and_cars(stack: LocalStack, n_users: int, n_cars: int) -> tuple[list[str], list[str]]:
@@ -100,7 +96,7 @@ def _race_through_a_fault(stack: LocalStack, break_it: Callable[[], None]) -> No
                 if isinstance(outcome, CarbookConnectionError)
             ]
             assert failed, "the fault hit no call: it came too late to test anything"
-            with _db(stack) as conn:
+            with stack_db(stack) as conn:
                 holders = dict(
                     conn.execute("select id::text, booked_by from public.cars where id = any(%s)", (cars,))
                 )
@@ -163,7 +159,7 @@ def test_postgresql_crashed_mid_race(own_stack: LocalStack) -> None:
 
 # Uploads cut off -----------------------------------------------------------------------------
 def _storage(stack: LocalStack) -> tuple[Any, ...]:
-    with _db(stack) as conn:
+    with stack_db(stack) as conn:
         rows = conn.execute("select bucket_id, name from storage.objects order by 1, 2").fetchall()
     return rows, sorted(p.name for p in (stack.settings.storage_dir / "objects").glob("*"))
 

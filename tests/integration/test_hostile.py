@@ -9,12 +9,13 @@ from typing import Any
 
 import httpx
 import jwt
-import psycopg
 import pytest
 
 from carbook_sdk import AccessDeniedError, Carbook, CarbookError, Money, NewCar, NotAuthenticatedError
 from carbook_stack.manager import LocalStack
 from tests.helpers import ADMIN_EMAIL, ADMIN_PASSWORD, PNG, carbook_for, unique_email
+
+from ..factories import stack_db
 
 PASSWORD = "correct-horse-9"
 INJECTIONS = [
@@ -26,12 +27,8 @@ INJECTIONS = [
 ]
 
 
-def _db(stack: LocalStack) -> psycopg.Connection[Any]:
-    return psycopg.connect(stack.settings.db_url, autocommit=True)
-
-
 def _state(stack: LocalStack) -> tuple[Any, ...]:
-    with _db(stack) as conn:
+    with stack_db(stack) as conn:
         return tuple(
             conn.execute(q).fetchall()
             for q in (
@@ -62,7 +59,7 @@ def test_forged_service_role_and_deleted_users_are_refused(stack: LocalStack) ->
 
     # A valid token whose user was deleted since.
     email = unique_email("gone")
-    with _db(stack) as conn:
+    with stack_db(stack) as conn:
         row = conn.execute(
             "insert into public.cars (make, model, year, is_published) values ('Gone', 'Car', 2024, true)"
             " returning id::text"
@@ -95,7 +92,7 @@ def test_injection_and_unicode_are_stored_literally(stack: LocalStack, text: str
         again = admin.cars.get(car.id)
         assert (again.make, again.model) == (text[:100].strip(), text[-100:].strip())
         assert admin.audit.list(action=text) == []  # a filter value, never SQL
-    with _db(stack) as conn:
+    with stack_db(stack) as conn:
         assert conn.execute("select to_regclass('public.cars')").fetchone() == ("cars",)
 
 
@@ -196,7 +193,7 @@ def test_cli_text_fields_are_stored_literally_or_refused(stack: LocalStack, tmp_
         )  # fmt: skip
         if added.exit_code == 0:
             car_id = json.loads(added.stdout)["id"]
-            with _db(stack) as conn:
+            with stack_db(stack) as conn:
                 row = conn.execute("select make, model from public.cars where id = %s", (car_id,)).fetchone()
             assert row == (text, text)
         else:
@@ -225,7 +222,7 @@ def test_cli_text_fields_are_stored_literally_or_refused(stack: LocalStack, tmp_
     )
     assert result.exit_code == 0, result.output
     ids = [entry["id"] for entry in json.loads(result.stdout)["imported"]]
-    with _db(stack) as conn:
+    with stack_db(stack) as conn:
         stored = conn.execute(
             "select make, model from public.cars where id = any(%s::uuid[])", (ids,)
         ).fetchall()

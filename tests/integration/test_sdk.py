@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 
 from carbook_sdk import (
@@ -33,6 +32,8 @@ from carbook_stack.local_postgres import free_port
 from carbook_stack.manager import LocalStack
 from tests.helpers import ADMIN_EMAIL, ADMIN_PASSWORD, PNG, async_carbook_for, carbook_for, unique_email
 
+from ..factories import stack_db
+
 PASSWORD = "correct-horse-9"
 
 
@@ -50,12 +51,8 @@ def user(stack: LocalStack) -> Iterator[Carbook]:
         yield cb
 
 
-def _db(stack: LocalStack) -> psycopg.Connection[Any]:
-    return psycopg.connect(stack.settings.db_url, autocommit=True)
-
-
 def _counts(stack: LocalStack) -> tuple[int, ...]:
-    with _db(stack) as conn:
+    with stack_db(stack) as conn:
         row = conn.execute(
             """select (select count(*) from public.cars), (select count(*) from public.audit_logs),
                       (select count(*) from storage.objects)"""
@@ -156,14 +153,14 @@ def test_race_of_50_async_clients(admin: Carbook, stack: LocalStack) -> None:
     winners = [r for r in results if isinstance(r, Booking)]
     losers = [r for r in results if isinstance(r, CarAlreadyBookedError)]
     assert (len(winners), len(losers)) == (1, 49)
-    with _db(stack) as conn:
+    with stack_db(stack) as conn:
         row = conn.execute("select booked_by from public.cars where id = %s", (car.id,)).fetchone()
     assert row == (winners[0].booked_by,)
 
 
 def test_failed_insert_removes_the_uploaded_image(admin: Carbook, stack: LocalStack) -> None:
     """The row insert fails for real (a constraint) after the upload: the image goes again."""
-    with _db(stack) as conn:
+    with stack_db(stack) as conn:
         conn.execute("alter table public.cars add constraint test_no_rejects check (model <> 'RejectMe')")
     try:
         before = _counts(stack)
@@ -171,7 +168,7 @@ def test_failed_insert_removes_the_uploaded_image(admin: Carbook, stack: LocalSt
             admin.cars.create(_new_car(model="RejectMe"), PNG)
         assert _counts(stack) == before
     finally:
-        with _db(stack) as conn:
+        with stack_db(stack) as conn:
             conn.execute("alter table public.cars drop constraint test_no_rejects")
 
 
@@ -228,7 +225,7 @@ def test_a_lost_booking_reply_retried_returns_already_yours(
     me = user.auth.current_user()
     assert me is not None
     assert (again.already_yours, again.booked_by) == (True, me.id)
-    with _db(stack) as conn:
+    with stack_db(stack) as conn:
         row = conn.execute(
             """select c.booked_by, (select count(*) from public.audit_logs a
                                      where a.record_id = c.id and a.action = 'car.booked')
@@ -239,7 +236,7 @@ def test_a_lost_booking_reply_retried_returns_already_yours(
 
 
 def _car_rows(stack: LocalStack, model: str) -> list[tuple[Any, ...]]:
-    with _db(stack) as conn:
+    with stack_db(stack) as conn:
         return conn.execute(
             """select c.id, c.image_path, o.name is not null from public.cars c
                  left join storage.objects o on o.bucket_id = 'car-images' and o.name = c.image_path
@@ -430,7 +427,7 @@ def test_many_tasks_on_a_nearly_expired_session_refresh_once(stack: LocalStack) 
 
     done, with_items = asyncio.run(run())
     assert done == with_items == 20
-    with _db(stack) as conn:
+    with stack_db(stack) as conn:
         rotated = conn.execute(
             """select count(*) filter (where revoked), count(*) from auth.refresh_tokens t
                  join auth.users u on u.id = t.user_id where u.email = %s""",

@@ -18,11 +18,12 @@ from typing import Any
 
 import psycopg
 import pytest
-from benchmarks.run import make_cars, make_users
 
 from carbook_sdk import AsyncCarbook, CarAlreadyBookedError
 from carbook_stack.manager import LocalStack
 from tests.helpers import ADMIN_EMAIL, ADMIN_PASSWORD, PNG
+
+from ..factories import make_cars, make_users
 
 SECONDS = float(os.environ.get("CARBOOK_SOAK_SECONDS", "60"))
 CONCURRENCY = 32

@@ -5,22 +5,18 @@ and the Auth routes supabase-py uses less often (PUT /user, /settings, admin met
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import httpx
 import jwt
-import psycopg
 import pytest
 
 from carbook_stack.manager import LocalStack
 from tests.helpers import supabase_client, unique_email
 
+from ..factories import stack_db
+
 PASSWORD = "correct-horse-9"
 UNPUBLISHED = "10000000-0000-4000-8000-000000000007"  # seed: the one unpublished car
-
-
-def _db(stack: LocalStack) -> psycopg.Connection[Any]:
-    return psycopg.connect(stack.settings.db_url, autocommit=True)
 
 
 def test_the_apikey_may_come_as_a_query_parameter(stack: LocalStack) -> None:
@@ -55,7 +51,7 @@ def test_access_tokens_carry_gotrue_claims_and_passwords_are_bcrypt(stack: Local
     assert claims["app_metadata"]["provider"] == "email"
     assert uuid.UUID(claims["session_id"])
     assert claims["exp"] - claims["iat"] == s.jwt_expiry == session.expires_in
-    with _db(stack) as conn:
+    with stack_db(stack) as conn:
         row = conn.execute("select encrypted_password from auth.users where email = %s", (email,)).fetchone()
     assert row is not None and row[0].startswith("$2") and PASSWORD not in row[0]
 

@@ -7,13 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 from postgrest.exceptions import APIError
 from storage3.exceptions import StorageApiError
 
 from carbook_stack.manager import LocalStack
 from tests.helpers import ADMIN_EMAIL, ADMIN_PASSWORD, PNG, supabase_client, unique_email
+
+from ..factories import stack_db
 
 BUCKET = "car-images"
 
@@ -32,12 +33,8 @@ def _admin(stack: LocalStack) -> Any:
     return _signed_in(stack, ADMIN_EMAIL, ADMIN_PASSWORD)
 
 
-def _db(stack: LocalStack) -> psycopg.Connection[Any]:
-    return psycopg.connect(stack.settings.db_url, autocommit=True)
-
-
 def _new_car(stack: LocalStack, *, published: bool = True) -> str:
-    with _db(stack) as conn:
+    with stack_db(stack) as conn:
         row = conn.execute(
             """insert into public.cars (make, model, year, image_path, is_published, price_in_paise)
                values ('Skoda', 'Kushaq', 2024, 'cars/k.png', %s, 1200000) returning id::text""",
@@ -48,7 +45,7 @@ def _new_car(stack: LocalStack, *, published: bool = True) -> str:
 
 
 def _storage_state(stack: LocalStack) -> tuple[Any, ...]:
-    with _db(stack) as conn:
+    with stack_db(stack) as conn:
         rows = conn.execute("select bucket_id, name, version from storage.objects order by 1, 2").fetchall()
     files = sorted(p.name for p in (stack.settings.storage_dir / "objects").glob("*"))
     return rows, files
@@ -68,7 +65,7 @@ def test_anon_and_users_see_only_published_available_cars(stack: LocalStack) -> 
     admin = _admin(stack)
     assert admin.table("cars").select("id").eq("id", hidden).execute().data == [{"id": hidden}]
     counted = admin.table("cars").select("id", count="exact").limit(1).execute().count
-    with _db(stack) as conn:
+    with stack_db(stack) as conn:
         total = conn.execute("select count(*) from public.cars").fetchone()
     assert total is not None and counted == total[0]
 
@@ -156,7 +153,7 @@ def test_remove_deletes_row_and_file(stack: LocalStack) -> None:
     removed = admin.storage.from_(BUCKET).remove([name])
     assert [r["name"] for r in removed] == [name]
     assert httpx.get(admin.storage.from_(BUCKET).get_public_url(name)).status_code == 400
-    with _db(stack) as conn:
+    with stack_db(stack) as conn:
         assert conn.execute("select count(*) from storage.objects where name = %s", (name,)).fetchone() == (
             0,
         )
@@ -204,7 +201,7 @@ def test_bad_credentials_are_refused_with_401_and_change_nothing(stack: LocalSta
     user = httpx.get(f"{info.auth_url}/user", headers=headers)
     assert (rpc.status_code, upload.status_code) == (401, 401)
     assert user.status_code in (401, 403)  # GoTrue answers a bad JWT with 403 bad_jwt
-    with _db(stack) as conn:
+    with stack_db(stack) as conn:
         status = conn.execute("select booking_status from public.cars where id = %s", (car,)).fetchone()
     assert status == ("available",)
     assert _storage_state(stack) == before
@@ -351,7 +348,7 @@ def _stored_files(stack: LocalStack) -> set[str]:
 
 
 def _stored_versions(stack: LocalStack) -> set[str]:
-    with _db(stack) as conn:
+    with stack_db(stack) as conn:
         return {r[0] for r in conn.execute("select version from storage.objects")}
 
 
@@ -386,7 +383,7 @@ def test_copies_and_moves_racing_upserts_leave_no_file_behind(stack: LocalStack)
         statuses = list(pool.map(transfer, [j for i, job in enumerate(jobs) for j in (job, ("upsert", i))]))
     assert set(statuses) <= {200, 400}, statuses  # never a 500
     assert _stored_files(stack) == _stored_versions(stack)
-    with _db(stack) as conn:
+    with stack_db(stack) as conn:
         left = [
             r[0]
             for r in conn.execute("select name from storage.objects where name like %s", (f"race-{tag}/%",))

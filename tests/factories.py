@@ -1,0 +1,52 @@
+"""Factories for tests (and the benchmarks): a connection to a stack's database as its
+owner, users and cars made straight in the database, where making them is not what is
+tested or measured."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import psycopg
+
+from carbook_stack.manager import LocalStack
+
+__all__ = ["PASSWORD", "make_cars", "make_users", "stack_db"]
+
+PASSWORD = "bench-password-1"
+
+
+def stack_db(stack: LocalStack) -> psycopg.Connection[Any]:
+    """An autocommit connection to the stack's database, as its owner (RLS does not apply)."""
+    return psycopg.connect(stack.settings.db_url, autocommit=True)
+
+
+def make_users(stack: LocalStack, n: int, tag: str, password: str = PASSWORD) -> list[tuple[str, str]]:
+    """n (id, email) users straight into auth.users with a cheap bcrypt hash: signing in is
+    not what is tested or measured."""
+    users = [(str(uuid.uuid4()), f"{tag}-{i:04d}@bench.carbook.invalid") for i in range(n)]
+    with stack_db(stack) as conn:
+        row = conn.execute(
+            "select extensions.crypt(%s, extensions.gen_salt('bf', 4))", (password,)
+        ).fetchone()
+        assert row is not None
+        with conn.cursor() as cur:
+            cur.executemany(
+                """insert into auth.users (id, email, encrypted_password, email_confirmed_at)
+                   values (%s, %s, %s, now())""",
+                [(uid, email, row[0]) for uid, email in users],
+            )
+    return users
+
+
+def make_cars(stack: LocalStack, n: int, tag: str) -> list[str]:
+    """n published, available cars (ids), with an import key ``<tag>-<i>``."""
+    with stack_db(stack) as conn:
+        rows = conn.execute(
+            """insert into public.cars (make, model, year, image_path, is_published, price_in_paise, ref)
+               select 'Bench', %s || '-' || g, 2024, 'bench/car.png', true, 100000, %s || '-' || g
+                 from generate_series(1, %s) g
+               returning id::text""",
+            (tag, tag, n),
+        ).fetchall()
+    return [r[0] for r in rows]
