@@ -34,6 +34,7 @@ import httpx
 from tests.factories import PASSWORD, make_cars, make_users
 from tests.factories import stack_db as db
 
+from benchmarks.hot_car import bench_hot_car
 from carbook_sdk import AsyncCarbook, CarAlreadyBookedError
 from carbook_stack.local_postgres import find_pg_bindir, free_port
 from carbook_stack.manager import LocalStack, StackSettings
@@ -53,6 +54,8 @@ class Sizes:
     listing_requests: int = 200
     import_rows: int = 500
     startup_runs: int = 3
+    hot_seconds: int = 5
+    hot_free_cars: int = 30_000
 
 
 TINY = Sizes(
@@ -65,6 +68,8 @@ TINY = Sizes(
     listing_requests=5,
     import_rows=4,
     startup_runs=1,
+    hot_seconds=1,
+    hot_free_cars=50,
 )
 
 
@@ -440,6 +445,7 @@ def bench_import(stack: LocalStack, sizes: Sizes) -> dict[str, Any]:
 # Report --------------------------------------------------------------------------------------------
 def markdown(r: dict[str, Any]) -> str:
     race, tp, listing, start, imp = r["race"], r["throughput"], r["listing"], r["startup"], r["import"]
+    hot = r["hot_car"]
     lines = [
         f"Run {r['date']} on {r['machine']} with `{r['command']}`.",
         "",
@@ -456,6 +462,19 @@ def markdown(r: dict[str, Any]) -> str:
             f"SDK/supabase-py **{lv['sdk_vs_supabase_py']}**, HTTP/pgbench **{lv['http_vs_pgbench']}**, "
             f"supabase-py/pgbench {lv['supabase_py_vs_pgbench']}, SDK/pgbench {lv['sdk_vs_pgbench']} |"
         )
+    for lv in hot["levels"]:
+        lines.append(
+            f"| hot car: {lv['concurrency']} clients on one booked car (pgbench, {hot['seconds']} s) | "
+            f"read first (today) **{lv['read_first']}/s**, lock first (before) {lv['lock_first']}/s | "
+            f"floor (`not_found`) {lv['floor']}/s; read first/floor **{lv['read_first_vs_floor']}**, "
+            f"lock first/floor {lv['lock_first_vs_floor']} |"
+        )
+    lines.append(
+        f"| other cars while 100 clients hammer a booked car (pgbench, c=8) | read first "
+        f"{hot['other_cars_hammered']}/s, lock first {hot['other_cars_hammered_lock_first']}/s | "
+        f"alone {hot['other_cars_alone']}/s; ratio **{hot['other_cars_ratio']}** "
+        f"(lock first {hot['other_cars_ratio_lock_first']}) |"
+    )
     lines += [
         f"| listing: page of 50 of {listing['cars']:,} cars | SDK p50 {listing['sdk_p50_ms']} ms, "
         f"p99 {listing['sdk_p99_ms']} ms; index used: **{listing['index_used']}** | "
@@ -475,6 +494,7 @@ async def run_all(stack: LocalStack, sizes: Sizes, only: set[str] | None = None)
     steps: list[tuple[str, Any]] = [
         ("race", lambda: bench_race(stack, sizes)),
         ("throughput", lambda: bench_throughput(stack, sizes)),
+        ("hot_car", lambda: bench_hot_car(stack, sizes.hot_seconds, sizes.hot_free_cars)),
         ("import", lambda: bench_import(stack, sizes)),
         ("startup", lambda: bench_startup(sizes)),
         ("listing", lambda: bench_listing(stack, sizes)),  # last: it fills the table
@@ -496,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tiny", action="store_true", help="every benchmark at smoke size")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results", help="where results go")
     parser.add_argument(
-        "--only", action="append", choices=["race", "throughput", "import", "startup", "listing"],
+        "--only", action="append", choices=["race", "throughput", "hot_car", "import", "startup", "listing"],
         help="run just these (repeatable); the report is printed, not written",
     )  # fmt: skip
     args = parser.parse_args(argv)

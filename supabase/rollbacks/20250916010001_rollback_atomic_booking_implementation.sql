@@ -1,9 +1,11 @@
--- Rollback of 20250916010000_atomic_booking_implementation.sql.
+-- Rollback of 20250916010000_atomic_booking_implementation.sql, and of what builds on
+-- it: 20250920000000_book_car_read_first.sql (the function's read-first body, dropped
+-- with the function; `carbook db rollback` removes both history rows).
 --
 -- NOT a migration: it lives outside supabase/migrations/ so that `supabase db reset`
 -- and `carbook db migrate` never apply it. Run it through `carbook db rollback`,
 -- which backs up the booking and price data first, refuses while cars are booked
--- unless forced, and removes the migration's history row in the same transaction.
+-- unless forced, and removes the migrations' history rows in the same transaction.
 --
 -- Afterwards the database is exactly as 20250916000000_base_schema.sql left it;
 -- every car keeps its id, make, model, year, image and publish flag.

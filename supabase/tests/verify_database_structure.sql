@@ -118,7 +118,8 @@ as $checks$
      where p.oid = pg_catalog.to_regprocedure('private.is_admin()')
   ),
   fn as (
-    select p.oid, p.prosecdef, p.proconfig, pg_catalog.format_type(p.prorettype, null) as rettype
+    select p.oid, p.prosecdef, p.proconfig, pg_catalog.format_type(p.prorettype, null) as rettype,
+           pg_catalog.md5(p.prosrc) as body_md5
       from pg_catalog.pg_proc p
      where p.oid = pg_catalog.to_regprocedure('public.book_car_atomic(uuid)')
   ),
@@ -157,6 +158,16 @@ as $checks$
     select 'function:public.book_car_atomic(uuid)',
            exists (select 1 from fn where rettype = 'jsonb'),
            coalesce((select 'returns ' || rettype from fn), 'missing'),
+           3
+    union all
+    -- The body of migration 20250920000000 (read first, lock only a bookable car): an older
+    -- or edited body is reported, not taken on trust.
+    select 'function:book_car_atomic.body',
+           coalesce((select body_md5 = '1c1d00a29f3a7b937e84794e25fddf85' from fn), false),
+           coalesce((select case when body_md5 = '1c1d00a29f3a7b937e84794e25fddf85'
+                                 then 'reads first, locks only a bookable car (20250920000000)'
+                                 else 'another body (md5 ' || body_md5 || '): re-apply 20250920000000' end
+                       from fn), 'missing'),
            3
     union all
     select 'function:book_car_atomic.security_definer',

@@ -22,9 +22,13 @@ def test_every_benchmark_runs_at_tiny_size(stack: LocalStack) -> None:
     start = results["startup"]
     assert start["cold_s"] > 0 and start["warm_s"] > 0
     assert start["cold_wall_s"] >= start["cold_s"] and start["warm_wall_s"] >= start["warm_s"]
+    hot = results["hot_car"]
+    assert [lv["concurrency"] for lv in hot["levels"]] == [8, 32]
+    assert all(lv[k] > 0 for lv in hot["levels"] for k in ("read_first", "lock_first", "floor"))
+    assert hot["other_cars_alone"] > 0 and hot["other_cars_hammered"] > 0
     table = markdown({"date": "today", "machine": "here", "command": "tiny", **results})
-    # header, race, one row per level, listing, start, help, import
-    assert table.count("\n| ") == 2 + len(levels) + 4
+    # header, race, one row per level, two hot-car rows and the other-cars row, listing, start, help, import
+    assert table.count("\n| ") == 2 + len(levels) + 3 + 4
 
 
 def test_the_bench_command_itself_runs() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -106,3 +107,115 @@ def test_1000_attempts_over_200_cars_each_booked_exactly_once(db: Db) -> None:
         booked = dict(conn.execute("select id, booked_by from public.cars").fetchall())
     assert booked == {car: w[0] for car, w in winners.items()}
     assert db.scalar("select count(*) from public.audit_logs where action = 'car.booked'") == 200
+
+
+def _waiting_on_locks(monitor: psycopg.Connection[Any], pids: set[int]) -> set[int]:
+    """Which of these backends are waiting for a lock right now."""
+    rows = monitor.execute(
+        """select pid from pg_catalog.pg_stat_activity
+            where wait_event_type = 'Lock' and pid = any(%s)
+           union
+           select pid from pg_catalog.pg_locks where not granted and pid = any(%s)""",
+        (list(pids), list(pids)),
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def test_latecomers_are_answered_without_queueing_on_the_row_lock(db: Db) -> None:
+    """Read first, lock only a car that looks bookable (migration 20250920000000).
+
+    While the winner's booking is uncommitted, a caller must wait (the car still looks
+    available, so it takes the lock and decides on the row the winner leaves). Once the
+    booking is committed, callers are answered from a plain read: none of them ever waits
+    for a lock, however many come at once.
+    """
+    car = create_car(db)
+    winner, second, *late = _users(db, 2 + 50)
+    monitor = db.connect()
+    first = db.connect()
+    as_role(first, "authenticated", winner)
+    first.autocommit = False
+    try:
+        result = first.execute("select public.book_car_atomic(%s)", (str(car),)).fetchone()
+        assert result is not None and result[0]["code"] == "booked"  # uncommitted, row locked
+
+        blocked = db.connect()
+        as_role(blocked, "authenticated", second)
+        blocked_pid = blocked.info.backend_pid
+        answer: list[dict[str, Any]] = []
+        caller = threading.Thread(
+            target=lambda: answer.append(
+                blocked.execute("select public.book_car_atomic(%s)", (str(car),)).fetchone()[0]  # type: ignore[index]
+            )
+        )
+        caller.start()
+        deadline = time.monotonic() + 10
+        while blocked_pid not in _waiting_on_locks(monitor, {blocked_pid}):
+            assert time.monotonic() < deadline, (
+                "the second caller should wait while the booking is uncommitted"
+            )
+            assert caller.is_alive(), f"the second caller did not wait: {answer}"
+            time.sleep(0.01)
+        first.commit()
+        caller.join(10)
+        assert not caller.is_alive()
+        assert answer[0]["code"] == "already_booked"
+        blocked.close()
+    finally:
+        first.close()
+
+    conns = []
+    for user in late:
+        conn = db.connect()
+        as_role(conn, "authenticated", user)
+        conns.append(conn)
+    pids = {c.info.backend_pid for c in conns}
+    start = threading.Barrier(len(conns) + 1)
+    done = threading.Event()
+    codes: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    def latecomer(conn: psycopg.Connection[Any]) -> None:
+        start.wait()
+        for _ in range(10):
+            row = conn.execute("select public.book_car_atomic(%s)", (str(car),)).fetchone()
+            assert row is not None
+            with lock:
+                codes[row[0]["code"]] += 1
+
+    seen_waiting: set[int] = set()
+    samples = 0
+    with ThreadPoolExecutor(max_workers=len(conns)) as pool:
+        futures = [pool.submit(latecomer, c) for c in conns]
+        start.wait()
+        while not all(f.done() for f in futures):
+            seen_waiting |= _waiting_on_locks(monitor, pids)
+            samples += 1
+        for f in futures:
+            f.result()
+    done.set()
+    for conn in conns:
+        conn.close()
+    monitor.close()
+    assert samples > 0
+    assert codes == Counter({"already_booked": 500})
+    assert seen_waiting == set(), f"{len(seen_waiting)} latecomers queued on the row lock"
+    assert db.scalar("select count(*) from public.audit_logs where action = 'car.booked'") == 1
+
+
+def test_a_rolled_back_winner_leaves_the_car_to_the_next_caller(db: Db) -> None:
+    car = create_car(db)
+    winner, next_user = _users(db, 2)
+    conn = db.connect()
+    as_role(conn, "authenticated", winner)
+    conn.autocommit = False
+    row = conn.execute("select public.book_car_atomic(%s)", (str(car),)).fetchone()
+    assert row is not None and row[0]["code"] == "booked"
+    conn.rollback()  # the winner's transaction fails after the booking
+    conn.close()
+    assert db.scalar("select booking_status from public.cars where id = %s", (car,)) == "available"
+    with db.connect() as other:
+        as_role(other, "authenticated", next_user)
+        got = other.execute("select public.book_car_atomic(%s)", (str(car),)).fetchone()
+    assert got is not None and got[0]["code"] == "booked" and got[0]["booked_by"] == str(next_user)
+    assert db.scalar("select count(*) from public.audit_logs where action = 'car.booked'") == 1

@@ -11,7 +11,14 @@ import pytest
 from carbook_sdk import ConfigurationError, Database, MigrationError, PlatformState, supabase_dir
 from tests.helpers import Db
 
-VERSIONS = ["20250916000000", "20250916010000", "20250917000000", "20250918000000", "20250919000000"]
+VERSIONS = [
+    "20250916000000",
+    "20250916010000",
+    "20250917000000",
+    "20250918000000",
+    "20250919000000",
+    "20250920000000",
+]
 
 
 def _history(db: Db) -> list[tuple[Any, ...]]:
@@ -46,6 +53,7 @@ def test_migrate_on_empty_database_applies_both_then_nothing(empty_db: Db) -> No
         ("20250917000000", "car_import_ref"),
         ("20250918000000", "tighten_api_grants"),
         ("20250919000000", "audit_append_only"),
+        ("20250920000000", "book_car_read_first"),
     ]
 
     second = database.migrate()

@@ -118,3 +118,20 @@ def test_verify_reports_missing_platform(empty_db: Db) -> None:
     report = empty_db.database.verify()
     assert not report.ok
     assert "platform" in {c.name for c in report.failed}
+
+
+def test_verify_reports_an_older_body_of_book_car_atomic(db: Db) -> None:
+    # The body of 20250916010000 (lock first), put back over 20250920000000's (read first).
+    original = (
+        supabase_dir() / "migrations" / "20250916010000_atomic_booking_implementation.sql"
+    ).read_text()
+    start = original.index("create or replace function public.book_car_atomic")
+    old_definition = original[start : original.index("$$;", start) + 3]
+    with db.connect() as conn:
+        conn.execute(old_definition)
+    report = db.database.verify()
+    failed = {c.name: c.detail for c in report.failed}
+    assert list(failed) == ["function:book_car_atomic.body"]
+    assert "re-apply 20250920000000" in failed["function:book_car_atomic.body"]
+    # The psql script fails on it too.
+    assert _psql(db.url).returncode != 0

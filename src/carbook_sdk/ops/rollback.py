@@ -20,6 +20,9 @@ __all__ = ["ATOMIC_BOOKING_VERSION", "RestoreResult", "Rollback", "RollbackPlan"
 
 #: The migration that `rollback` undoes.
 ATOMIC_BOOKING_VERSION = "20250916010000"
+#: Later migrations that build on the feature (they redefine its function): rolling the
+#: feature back undoes them too, so a later `migrate` re-applies them after it.
+DEPENDENT_VERSIONS = ("20250920000000",)
 ROLLBACK_FILE = "20250916010001_rollback_atomic_booking_implementation.sql"
 BACKUP_FORMAT = "carbook.rollback-backup"
 #: The columns the rollback drops, and so the ones its backup keeps.
@@ -96,7 +99,8 @@ class Rollback(Migrations):
                 "drop indexes cars_available_listing_idx, cars_booked_by_idx",
                 "drop columns " + ", ".join(BOOKING_COLUMNS) + " and their constraints",
                 "restore the original cars policies and audit trigger function",
-                f"remove migration {ATOMIC_BOOKING_VERSION} from supabase_migrations.schema_migrations",
+                f"remove migrations {', '.join((ATOMIC_BOOKING_VERSION, *DEPENDENT_VERSIONS))}"
+                " from supabase_migrations.schema_migrations",
             ),
         )
 
@@ -136,8 +140,8 @@ class Rollback(Migrations):
                     backup_path, count = self._write_backup(conn, backup_dir)
                     conn.execute(script)
                     conn.execute(
-                        "delete from supabase_migrations.schema_migrations where version = %s",
-                        (ATOMIC_BOOKING_VERSION,),
+                        "delete from supabase_migrations.schema_migrations where version = any(%s)",
+                        ([ATOMIC_BOOKING_VERSION, *DEPENDENT_VERSIONS],),
                     )
             except psycopg.Error as exc:
                 raise translate_db_error(exc) from exc
