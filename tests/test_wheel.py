@@ -147,7 +147,12 @@ def test_the_all_install_is_the_whole_cli_from_an_empty_folder(
         assert command in helped.stdout
     stack_help = _run(env_dir, [carbook, "stack", "--help"], empty_folder)
     assert stack_help.returncode == 0 and "start" in stack_help.stdout
-    # The packaged migrations, applied from a folder that has none.
+    # A new project from the packaged files, then its migrations applied.
+    outside = _run(env_dir, [carbook, "db", "migrate", "--db-url", empty_db.url], empty_folder)
+    assert outside.returncode == 10 and "carbook init" in outside.stderr
+    initialised = _run(env_dir, [carbook, "init"], empty_folder)
+    assert initialised.returncode == 0, initialised.stderr
+    assert (empty_folder / "supabase" / "images" / "sample-car.png").is_file()
     migrated = _run(env_dir, [carbook, "db", "migrate", "--db-url", empty_db.url, "--json"], empty_folder)
     assert migrated.returncode == 0, migrated.stderr
     assert len(json.loads(migrated.stdout)["applied"]) >= 5

@@ -19,6 +19,7 @@ class State:
     url: str | None = None
     anon_key: str | None = None
     service_role_key: str | None = None
+    workdir: Path | None = None
 
 
 state = State()

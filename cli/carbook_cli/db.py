@@ -31,17 +31,23 @@ DbUrl = Annotated[
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of tables.")]
 
 
-def _database(url: str | None) -> Database:
+def _database(url: str | None, *, project: bool = False) -> Database:
+    """The database to act on. ``project``: the command applies the project's own files
+    (migrations, seed), so there must be a project (`carbook init`); the others fall back
+    to carbook's packaged schema when run outside one."""
     # Imported here: psycopg loads only when a db command runs, not for `carbook --help`.
+    from carbook_sdk.config import project_root
     from carbook_sdk.ops import Database
 
+    if project:
+        return Database(url, project_dir=project_root() / "supabase")
     return Database(url)
 
 
 @app.command()
 def migrate(db_url: DbUrl = None, json: Json = False) -> None:
     """Apply the platform bootstrap (if needed) and every pending migration, each in one transaction."""
-    result = _database(db_url).migrate()
+    result = _database(db_url, project=True).migrate()
     if json:
         print_json(
             {
@@ -199,5 +205,5 @@ def restore(
 @app.command()
 def seed(db_url: DbUrl = None) -> None:
     """Load the demo data of supabase/seed.sql."""
-    _database(db_url).seed()
+    _database(db_url, project=True).seed()
     console.print("Seed data loaded.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -10,7 +11,7 @@ from typer.core import TyperGroup
 from carbook_sdk import __version__
 from carbook_sdk.errors import CarbookError
 
-from . import admin, audit, auth, bookings, cars, db, race, stack_missing
+from . import admin, audit, auth, bookings, cars, db, project, race, stack_missing
 from .context import state
 from .output import err_console, exit_code_for, print_error
 
@@ -55,6 +56,7 @@ try:  # `carbook stack` only where the local stack is installed (fastapi-cli's p
     app.add_typer(stack.app, name="stack")
 except ImportError:
     app.add_typer(stack_missing.app, name="stack")
+app.command("init")(project.init)
 app.add_typer(auth.app, name="auth")
 app.add_typer(cars.app, name="cars")
 app.command("book")(bookings.book)
@@ -73,6 +75,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def callback(
+    ctx: typer.Context,
     url: Annotated[
         str | None,
         typer.Option(
@@ -100,6 +103,14 @@ def callback(
             show_envvar=True,
         ),
     ] = None,
+    workdir: Annotated[
+        Path | None,
+        typer.Option(
+            "--workdir",
+            help="The project folder (holding supabase/config.toml). Default: the nearest one from here upwards.",
+            show_default=False,
+        ),
+    ] = None,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Show tracebacks and more detail on errors.")
     ] = False,
@@ -109,7 +120,12 @@ def callback(
     ] = False,
 ) -> None:
     """Book cars atomically on Supabase: one car, exactly one winner."""
+    from carbook_sdk.config import use_workdir
+
     state.verbose = verbose
+    # `init` makes a project, so its folder need not be one yet; it reads --workdir itself.
+    use_workdir(workdir if ctx.invoked_subcommand != "init" else None)
+    state.workdir = workdir
     state.url = url
     state.anon_key = anon_key
     state.service_role_key = service_role_key

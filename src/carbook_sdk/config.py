@@ -7,6 +7,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -16,17 +17,21 @@ from .errors import ConfigurationError
 
 __all__ = [
     "ENV_VARS",
+    "WORKDIR_VARS",
     "BucketConfig",
     "LocalConfig",
     "default_db_url",
+    "find_project",
     "from_environment",
     "load_local_config",
     "local_stack",
+    "packaged_dir",
     "parse_size",
     "project_root",
     "read_stack_state",
     "stack_state_file",
     "supabase_dir",
+    "use_workdir",
 ]
 
 #: The Supabase CLI's well-known local JWT secret and keys (public by design).
@@ -41,36 +46,92 @@ LOCAL_SERVICE_ROLE_KEY = (
 )
 
 
-def supabase_dir() -> Path:
-    """The folder with carbook's ``migrations/``, ``rollbacks/``, ``seed.sql`` and ``config.toml``.
+#: ``--workdir`` of the running command (the CLI sets it once per invocation).
+_WORKDIR: ContextVar[Path | None] = ContextVar("carbook_workdir", default=None)
+#: The variables that name a project folder, as the Supabase CLI's ``SUPABASE_WORKDIR``.
+WORKDIR_VARS = ("CARBOOK_WORKDIR", "SUPABASE_WORKDIR")
 
-    ``CARBOOK_SUPABASE_DIR`` wins; then the copy bundled in an installed wheel; then
-    the source tree's ``supabase/`` (editable installs and checkouts).
+
+def use_workdir(workdir: Path | str | None) -> None:
+    """Make ``workdir`` the project folder for what follows in this context (``--workdir``).
 
     Raises:
-        ConfigurationError: no such folder was found.
+        ConfigurationError: the folder does not exist or holds no ``supabase/config.toml``.
     """
-    env = os.environ.get("CARBOOK_SUPABASE_DIR")
-    candidates = [Path(env)] if env else []
-    here = Path(__file__).resolve().parent
-    candidates += [here / "_supabase", here.parents[1] / "supabase"]
-    for folder in candidates:
-        if (folder / "migrations").is_dir():
+    if workdir is None:
+        _WORKDIR.set(None)
+        return
+    _WORKDIR.set(_checked_workdir(Path(workdir), "--workdir"))
+
+
+def _checked_workdir(folder: Path, source: str) -> Path:
+    folder = folder.expanduser()
+    if not folder.is_dir():
+        raise ConfigurationError(f"{source} {folder} is not a folder")
+    if not (folder / "supabase" / "config.toml").is_file():
+        raise ConfigurationError(
+            f"{source} {folder} is not a carbook project (no supabase/config.toml)",
+            hint=f"run `carbook init --workdir {folder}`",
+        )
+    return folder.resolve()
+
+
+def find_project(start: Path | None = None) -> Path | None:
+    """The project folder, found as the Supabase CLI finds one: ``--workdir``, else
+    ``CARBOOK_WORKDIR``/``SUPABASE_WORKDIR``, else the nearest folder from the current one
+    upwards that holds ``supabase/config.toml``; None when there is none.
+
+    Raises:
+        ConfigurationError: a workdir that was given is not a project.
+    """
+    given = _WORKDIR.get()
+    if given is not None:
+        return given
+    for var in WORKDIR_VARS:
+        if os.environ.get(var):
+            return _checked_workdir(Path(os.environ[var]), var)
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "supabase" / "config.toml").is_file():
             return folder
-    raise ConfigurationError(
-        "carbook's supabase/ folder (migrations, rollbacks, seed) was not found",
-        hint="set CARBOOK_SUPABASE_DIR to it",
-    )
+    return None
 
 
 def project_root() -> Path:
-    """Where the project's ``.carbook/`` (stack state, tools) lives.
+    """The project folder (see `find_project`); its ``.carbook/`` holds the stack's state.
 
-    In a checkout, the folder holding ``supabase/``; for an installed wheel, whose SQL is
-    bundled inside the package, the current folder (never site-packages).
+    Raises:
+        ConfigurationError: no project here.
     """
-    folder = supabase_dir()
-    return Path.cwd() if folder.name == "_supabase" else folder.parent
+    root = find_project()
+    if root is None:
+        raise ConfigurationError(
+            f"no carbook project here ({Path.cwd()}): no supabase/config.toml in this folder or above",
+            hint="run `carbook init`, or pass --workdir",
+        )
+    return root
+
+
+def packaged_dir() -> Path:
+    """carbook's own ``supabase/`` files (migrations, rollbacks, seed, config.toml, tests,
+    images): the copy inside an installed wheel, or the source tree's ``supabase/``.
+    ``carbook init`` copies them into a project."""
+    here = Path(__file__).resolve().parent
+    for folder in (here / "_supabase", here.parents[1] / "supabase"):
+        if (folder / "migrations").is_dir():
+            return folder
+    raise ConfigurationError("carbook's packaged supabase/ files are missing: reinstall carbook")
+
+
+def supabase_dir() -> Path:
+    """The ``supabase/`` folder in force: the project's (see `find_project`), else
+    carbook's packaged one (its default config.toml and migrations).
+
+    Raises:
+        ConfigurationError: a workdir that was given is not a project.
+    """
+    root = find_project()
+    return root / "supabase" if root is not None else packaged_dir()
 
 
 _SIZE = re.compile(r"^\s*(\d+)\s*(B|KB|KIB|MB|MIB|GB|GIB)?\s*$", re.IGNORECASE)
@@ -180,9 +241,13 @@ def from_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]
     return found
 
 
-def stack_state_file(state_dir: Path | None = None) -> Path:
-    """Where a running local stack records its ports and keys: ``.carbook/stack.json``."""
-    return Path(state_dir) / "stack.json" if state_dir else project_root() / ".carbook" / "stack.json"
+def stack_state_file(state_dir: Path | None = None) -> Path | None:
+    """Where a local stack records what it started: ``<project>/.carbook/stack.json``
+    (None outside a project)."""
+    if state_dir:
+        return Path(state_dir) / "stack.json"
+    root = find_project()
+    return root / ".carbook" / "stack.json" if root is not None else None
 
 
 def read_stack_state(state_dir: Path | None = None) -> dict[str, Any] | None:
@@ -190,6 +255,8 @@ def read_stack_state(state_dir: Path | None = None) -> dict[str, Any] | None:
     file is unreadable). The one reader of ``stack.json``: the SDK's defaults, the CLI and
     the stack's own processes all come through here."""
     path = stack_state_file(state_dir)
+    if path is None:
+        return None
     try:
         state = json.loads(path.read_text())
     except (OSError, ValueError):
