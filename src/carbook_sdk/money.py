@@ -7,14 +7,23 @@ amounts with more decimals than the currency has, and never touches a float.
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+import difflib
+import re
+from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from .errors import ValidationError
 
-__all__ = ["CURRENCY_EXPONENTS", "Money", "currency_exponent"]
+__all__ = [
+    "ACCEPTED_FORMS",
+    "CURRENCY_EXPONENTS",
+    "Money",
+    "currency_exponent",
+    "normalise_currency",
+    "parse_amount",
+]
 
 _ZERO = [
     "BIF",
@@ -200,17 +209,75 @@ def currency_exponent(currency: str) -> int:
     """Decimal places of ``currency``'s minor unit.
 
     Raises:
-        ValidationError: not an ISO 4217 code this library knows.
+        ValidationError: not an ISO 4217 code this library knows (naming the closest ones).
     """
     try:
         return CURRENCY_EXPONENTS[currency]
     except (KeyError, TypeError):
+        close = difflib.get_close_matches(str(currency).upper(), CURRENCY_EXPONENTS, n=3, cutoff=0.5)
+        suggestion = (
+            f"; did you mean {' or '.join(close)}?"
+            if close
+            else ": expected an ISO 4217 code such as INR, USD or JPY"
+        )
+        raise ValidationError(f"unknown currency {currency!r}{suggestion}") from None
+
+
+def normalise_currency(value: Any) -> str:
+    """An ISO 4217 code as people type it (``inr``, `` INR ``) in its canonical form.
+
+    Raises:
+        ValidationError: not a string, or not a code this library knows.
+    """
+    if not isinstance(value, str):
+        raise ValidationError(f"currency must be a string, not {type(value).__name__}")
+    code = value.strip().upper()
+    currency_exponent(code if code.isascii() else value)
+    return code
+
+
+# One grammar for amounts typed by people: ASCII digits, '.' as the decimal mark, and
+# commas only as real thousands separators (Western 1,234,567.89; for INR also the
+# Indian lakh grouping 12,34,567.89). No sign: prices are never negative.
+_FRACTION = r"(?:\.(?P<frac>[0-9]+))?"
+_PLAIN = re.compile(r"(?P<int>[0-9]+)" + _FRACTION)
+_WESTERN = re.compile(r"(?P<int>[0-9]{1,3}(?:,[0-9]{3})+)" + _FRACTION)
+_INDIAN = re.compile(r"(?P<int>[0-9]{1,2}(?:,[0-9]{2})*,[0-9]{3})" + _FRACTION)
+_DECIMAL_COMMA = re.compile(r"[0-9]{1,3}(?:\.[0-9]{3})*,(?P<frac>[0-9]{1,2})|[0-9]+,(?P<frac2>[0-9]{1,2})")
+ACCEPTED_FORMS = "digits with '.' for decimals, like 1499.00 or 1,499.00"
+
+
+def parse_amount(text: str, currency: str | None = None) -> Decimal:
+    """An amount as a person types it, by carbook's one grammar (see ``ACCEPTED_FORMS``).
+
+    Raises:
+        ValidationError: anything else, with the accepted forms (and, for what looks like
+            a decimal comma, the amount that was probably meant).
+    """
+    value = text.strip()
+    for pattern in (_PLAIN, _WESTERN, *((_INDIAN,) if currency == "INR" else ())):
+        m = pattern.fullmatch(value)
+        if m:
+            digits = m["int"].replace(",", "") + (f".{m['frac']}" if m["frac"] else "")
+            return Decimal(digits)
+    if value.startswith(("-", "+")):
+        raise ValidationError(f"not an amount: {text!r}: a price has no sign (it is never negative)")
+    comma = _DECIMAL_COMMA.fullmatch(value)
+    if comma:
+        meant = value.replace(".", "").replace(",", ".")
         raise ValidationError(
-            f"unknown currency {currency!r}: expected an ISO 4217 code such as INR, USD or JPY"
-        ) from None
+            f"not an amount: {text!r}: use '.' for decimals (did you mean {meant}?)",
+            hint=f"accepted: {ACCEPTED_FORMS}",
+        )
+    if currency != "INR" and _INDIAN.fullmatch(value):
+        raise ValidationError(
+            f"not an amount: {text!r}: lakh grouping (12,34,567) is for INR only",
+            hint=f"accepted: {ACCEPTED_FORMS}",
+        )
+    raise ValidationError(f"not an amount: {text!r}", hint=f"accepted: {ACCEPTED_FORMS}")
 
 
-def _to_decimal(value: Any) -> Decimal:
+def _to_decimal(value: Any, currency: str | None = None) -> Decimal:
     if isinstance(value, bool | float):
         raise ValidationError("money amounts must be Decimal, int or str, never float (floats are inexact)")
     if isinstance(value, Decimal):
@@ -218,10 +285,7 @@ def _to_decimal(value: Any) -> Decimal:
     elif isinstance(value, int):
         amount = Decimal(value)
     elif isinstance(value, str):
-        try:
-            amount = Decimal(value.strip().replace(",", "").replace("_", ""))
-        except InvalidOperation:
-            raise ValidationError(f"not an amount: {value!r}") from None
+        amount = parse_amount(value, currency)
     else:
         raise ValidationError(f"not an amount: {value!r}")
     if not amount.is_finite():
@@ -239,18 +303,21 @@ class Money(BaseModel):
     amount: Decimal
     currency: str
 
+    @model_validator(mode="before")
+    @classmethod
+    def _parse(cls, data: Any) -> Any:
+        # The amount is read knowing the currency: INR also takes lakh grouping.
+        if isinstance(data, dict) and "currency" in data:
+            currency = normalise_currency(data["currency"])
+            data = {**data, "currency": currency}
+            if "amount" in data:
+                data["amount"] = _to_decimal(data["amount"], currency)
+        return data
+
     @field_validator("amount", mode="before")
     @classmethod
     def _amount(cls, value: Any) -> Decimal:
         return _to_decimal(value)
-
-    @field_validator("currency", mode="before")
-    @classmethod
-    def _currency(cls, value: Any) -> str:
-        if not isinstance(value, str):
-            raise ValidationError(f"currency must be a string, not {type(value).__name__}")
-        currency_exponent(value)
-        return value
 
     @model_validator(mode="after")
     def _precision(self) -> Money:

@@ -198,9 +198,11 @@ def test_cars_add_and_its_bad_input(cli: Cli, image: Path, tmp_path: Path) -> No
     fake.write_text("not a picture")
     before = cli.state()
     cases = [
-        (["--price", "-5"], 3, "price must not be negative"),
+        (["--price", "-5"], 3, "a price has no sign"),
         (["--price", "1.234"], 3, "has more decimals than INR allows"),
-        (["--currency", "inr"], 3, "unknown currency 'inr'"),
+        (["--price", "1,49"], 3, "did you mean 1.49?"),
+        (["--price", "1e3"], 3, "not an amount: '1e3'"),
+        (["--currency", "IRN"], 3, "unknown currency 'IRN'; did you mean"),
         (["--image", str(fake)], 3, "is not a JPEG, PNG, WEBP image"),
         (["--year", "1700"], 3, "greater than or equal to 1886"),
         (["--ref", "bad ref!"], 3, "ref"),

@@ -6,6 +6,7 @@ connection error, so getting a ValidationError proves nothing was sent.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ def _car(**changes: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"price": Money.of("-1", "INR")}, "price must not be negative"),
+        ({"price": Money.of(Decimal("-1"), "INR")}, "price must not be negative"),
         ({"make": "  "}, "make must be 1 to 100 characters"),
         ({"year": 1700}, "year: Input should be greater than or equal to 1886"),
         ({"colour": "red"}, "colour: Extra inputs are not permitted"),
