@@ -77,7 +77,9 @@ def init_project(workdir: Path | str | None = None, *, force: bool = False) -> I
     else:
         differing = sorted(rel for rel in present if (root / rel).read_bytes() != wanted[rel].read_bytes())
         if differing and not force:
-            shown = ", ".join(differing[:8]) + (f" and {len(differing) - 8} more" if len(differing) > 8 else "")
+            shown = ", ".join(differing[:8]) + (
+                f" and {len(differing) - 8} more" if len(differing) > 8 else ""
+            )
             raise ValidationError(
                 f"{root / 'supabase'} already exists; init would replace {shown}",
                 hint="nothing was changed; pass --force to replace them",
@@ -95,7 +97,9 @@ def init_project(workdir: Path | str | None = None, *, force: bool = False) -> I
             lines = gitignore.read_text().splitlines()
             if not any(line.strip().rstrip("/") in (".carbook", "/.carbook") for line in lines):
                 with gitignore.open("a") as f:
-                    f.write(("" if not lines or gitignore.read_text().endswith("\n") else "\n") + ".carbook/\n")
+                    f.write(
+                        ("" if not lines or gitignore.read_text().endswith("\n") else "\n") + ".carbook/\n"
+                    )
                 updated = True
     except OSError as exc:
         raise ConfigurationError(f"cannot write the project in {root}: {exc.strerror or exc}") from None
