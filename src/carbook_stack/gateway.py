@@ -2,7 +2,7 @@
 
 - ``/rest/v1/*`` is proxied to PostgREST over pooled keep-alive connections;
 - ``/auth/v1/*`` is a Supabase Auth (GoTrue) stand-in (``auth_api``);
-- ``/storage/v1/*`` is a Supabase Storage stand-in (``storage_api``).
+- ``/storage/v1/*`` is a Supabase Storage stand-in (``storage``).
 
 Like hosted Supabase (Kong), every route needs one of the project's API keys in the
 ``apikey`` header or query parameter, except public object URLs. When a request has no
@@ -195,7 +195,7 @@ async def not_found(request: Request) -> Response:
 
 def create_app(settings: StackSettings) -> Starlette:
     """The gateway app for a stack's settings."""
-    from . import auth_api, storage_api
+    from . import auth_api, storage
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -219,7 +219,7 @@ def create_app(settings: StackSettings) -> Starlette:
                 methods=["GET", "HEAD", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"],
             ),
             Mount("/auth/v1", routes=auth_api.routes()),
-            Mount("/storage/v1", routes=storage_api.routes()),
+            Mount("/storage/v1", routes=storage.routes()),
             Route("/{path:path}", not_found, methods=["GET", "HEAD", "POST", "PATCH", "PUT", "DELETE"]),
         ],
         lifespan=lifespan,

@@ -153,7 +153,7 @@ def test_car_update(changes: dict[str, Any]) -> None:
 @given(st.text(max_size=300))
 def test_storage_object_names(name: str) -> None:
     """No accepted name can address anything outside its bucket or smuggle a control byte."""
-    from carbook_stack.storage_api import StorageError, check_name
+    from carbook_stack.storage import StorageError, check_name
 
     try:
         accepted = check_name(name)
