@@ -1,7 +1,7 @@
 """The local stack's API gateway: one ASGI app on ``[api].port``.
 
 - ``/rest/v1/*`` is proxied to PostgREST over pooled keep-alive connections;
-- ``/auth/v1/*`` is a Supabase Auth (GoTrue) stand-in (``auth_api``);
+- ``/auth/v1/*`` is a Supabase Auth (GoTrue) stand-in (``auth``);
 - ``/storage/v1/*`` is a Supabase Storage stand-in (``storage``).
 
 Like hosted Supabase (Kong), every route needs one of the project's API keys in the
@@ -195,7 +195,7 @@ async def not_found(request: Request) -> Response:
 
 def create_app(settings: StackSettings) -> Starlette:
     """The gateway app for a stack's settings."""
-    from . import auth_api, storage
+    from . import auth, storage
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -218,7 +218,7 @@ def create_app(settings: StackSettings) -> Starlette:
                 rest_proxy,
                 methods=["GET", "HEAD", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"],
             ),
-            Mount("/auth/v1", routes=auth_api.routes()),
+            Mount("/auth/v1", routes=auth.routes()),
             Mount("/storage/v1", routes=storage.routes()),
             Route("/{path:path}", not_found, methods=["GET", "HEAD", "POST", "PATCH", "PUT", "DELETE"]),
         ],

@@ -1,0 +1,34 @@
+"""``/auth/v1``: the subset of Supabase Auth (GoTrue) that supabase-py uses.
+
+Same paths, JSON shapes and error codes as GoTrue, so ``supabase_auth`` builds its
+``Session``/``User`` models and raises ``AuthApiError`` with the right ``code``.
+Passwords are bcrypt hashes in ``auth.users`` (``users``); a user's own routes are in
+``sessions``, the service role's in ``admin``.
+"""
+
+from __future__ import annotations
+
+from starlette.routing import Route
+
+from ..gateway import endpoint
+from .admin import admin_create_user, admin_list_users, admin_user
+from .http import AuthError
+from .sessions import get_user, health, logout, settings, signup, token, update_user
+from .users import check_email
+
+__all__ = ["AuthError", "check_email", "routes"]
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/health", endpoint(health), methods=["GET"]),
+        Route("/settings", endpoint(settings), methods=["GET"]),
+        Route("/signup", endpoint(signup), methods=["POST"]),
+        Route("/token", endpoint(token), methods=["POST"]),
+        Route("/user", endpoint(get_user), methods=["GET"]),
+        Route("/user", endpoint(update_user), methods=["PUT"]),
+        Route("/logout", endpoint(logout), methods=["POST"]),
+        Route("/admin/users", endpoint(admin_create_user), methods=["POST"]),
+        Route("/admin/users", endpoint(admin_list_users), methods=["GET"]),
+        Route("/admin/users/{user_id}", endpoint(admin_user), methods=["GET", "PUT", "DELETE"]),
+    ]
