@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -36,6 +35,7 @@ from carbook_sdk.errors import CarbookError, ConfigurationError
 from carbook_sdk.ops import Database
 
 from .local_postgres import LocalPostgres, free_port, port_in_use
+from .processes import pid_alive, terminate
 from .settings import StackSettings
 
 __all__ = [
@@ -121,47 +121,6 @@ class StackInfo(BaseModel):
     fresh_database: bool = False
     #: Migrations not yet applied to an existing database (`carbook db migrate` applies them).
     pending_migrations: int = 0
-
-
-def _pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child of ours is not alive.
-    with contextlib.suppress(OSError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.rsplit(")", 1)[1].split()[0] == "Z":
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)
-            return False
-    return True
-
-
-def _terminate(pid: int | None, timeout: float = 5.0) -> None:
-    """SIGTERM, wait, SIGKILL: PostgREST may ignore a first SIGTERM."""
-    if not _pid_alive(pid):
-        return
-    assert pid is not None
-    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGTERM, 2.0), (signal.SIGKILL, 5.0)):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, sig) if _is_group_leader(pid) else os.kill(pid, sig)
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if not _pid_alive(pid):
-                return
-            time.sleep(0.05)
-
-
-def _is_group_leader(pid: int) -> bool:
-    try:
-        return os.getpgid(pid) == pid
-    except ProcessLookupError:
-        return False
 
 
 @dataclass
@@ -291,7 +250,7 @@ class LocalStack:
             # Leave nothing running that this call started: a failed start is not half a stack.
             for part in ("gateway", "postgrest"):
                 if part in started:
-                    _terminate(self._read_pid(part))
+                    terminate(self._read_pid(part))
                     self._pidfile(part).unlink(missing_ok=True)
             if "database" in started:
                 self.postgres.stop()
@@ -376,7 +335,7 @@ class LocalStack:
         asked twice more before it counts as dead, so `start` does not restart a part
         that is merely slow on a loaded machine.
         """
-        if not _pid_alive(self._read_pid(part)):
+        if not pid_alive(self._read_pid(part)):
             return False
         for _ in range(3 if patient else 1):
             try:
@@ -392,7 +351,7 @@ class LocalStack:
         while time.monotonic() < deadline:
             if check():
                 return
-            if not _pid_alive(self._read_pid(part)):
+            if not pid_alive(self._read_pid(part)):
                 break
             time.sleep(0.05)
         tail = ""
@@ -403,11 +362,11 @@ class LocalStack:
     def _start_postgrest(self) -> None:
         binary = find_postgrest(self.settings.state_dir)
         s = self.settings
-        _terminate(self._read_pid("postgrest"))
+        terminate(self._read_pid("postgrest"))
         # Keep the ports a running gateway already proxies to; move only if taken.
         if not s.postgrest_port or port_in_use(s.postgrest_port, s.host):
             if s.postgrest_port:
-                _terminate(self._read_pid("gateway"))  # it would proxy to the old port
+                terminate(self._read_pid("gateway"))  # it would proxy to the old port
             s.postgrest_port = free_port(avoid={s.api_port, s.db_port, s.postgrest_admin_port})
         if not s.postgrest_admin_port or port_in_use(s.postgrest_admin_port, s.host):
             s.postgrest_admin_port = free_port(avoid={s.api_port, s.db_port, s.postgrest_port})
@@ -431,7 +390,7 @@ class LocalStack:
 
     def _start_gateway(self) -> None:
         s = self.settings
-        _terminate(self._read_pid("gateway"))
+        terminate(self._read_pid("gateway"))
         if port_in_use(s.api_port, s.host):
             raise StackStartError(
                 f"port {s.api_port} is already in use",
@@ -446,7 +405,7 @@ class LocalStack:
     def stop(self) -> None:
         """Stop every part (gateway, PostgREST, PostgreSQL); harmless when stopped."""
         for part in ("gateway", "postgrest"):
-            _terminate(self._read_pid(part))
+            terminate(self._read_pid(part))
             self._pidfile(part).unlink(missing_ok=True)
         self.postgres.stop()
 
@@ -469,7 +428,7 @@ class LocalStack:
             ("gateway", s.api_url, self._gateway_alive),
         ):
             pid = self._read_pid(part)
-            running = _pid_alive(pid)
+            running = pid_alive(pid)
             parts.append(
                 PartStatus(
                     name=part,
