@@ -14,12 +14,14 @@ and the stack keeps running until ``carbook stack stop``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -264,41 +266,39 @@ class LocalStack:
 
     def _seed_images(self) -> None:
         """Give the seeded cars their images (seed.sql can insert rows, not files)."""
-        import hashlib
-        import uuid
-
-        import psycopg
-        from psycopg.types.json import Jsonb
-
         sample = supabase_dir() / "images" / "sample-car.png"
         if not sample.is_file():
             return
-        data = sample.read_bytes()
-        objects = self.settings.storage_dir / "objects"
-        objects.mkdir(parents=True, exist_ok=True)
-        meta = {
-            "eTag": f'"{hashlib.md5(data).hexdigest()}"',
-            "size": len(data),
-            "mimetype": "image/png",
-            "cacheControl": "max-age=3600",
-            "contentLength": len(data),
-            "httpStatusCode": 200,
-        }
-        with psycopg.connect(self.settings.db_url, autocommit=True) as conn:
-            paths = [
-                r[0]
-                for r in conn.execute(
-                    "select distinct image_path from public.cars where image_path like 'seed/%'"
-                )
-            ]
-            for path in paths:
-                version = str(uuid.uuid4())
-                (objects / version).write_bytes(data)
-                conn.execute(
-                    """insert into storage.objects (bucket_id, name, metadata, version)
-                       values ('car-images', %s, %s, %s) on conflict (bucket_id, name) do nothing""",
-                    (path, Jsonb(meta), version),
-                )
+        # A thread of its own: start() may be called where an event loop already runs.
+        with ThreadPoolExecutor(1) as worker:
+            worker.submit(asyncio.run, self._write_images(sample.read_bytes())).result()
+
+    async def _write_images(self, data: bytes) -> None:
+        """Each seeded image path as an object, written as an upload writes one."""
+        import hashlib
+
+        import psycopg
+
+        from .storage.access import as_platform
+        from .storage.store import Store, object_metadata, write_object
+
+        objects = Store(self.settings.storage_dir)
+        meta = object_metadata(hashlib.md5(data).hexdigest(), len(data), "image/png", "max-age=3600")
+        async with await psycopg.AsyncConnection.connect(self.settings.db_url, autocommit=True) as conn:
+            cur = await conn.execute(
+                "select distinct image_path from public.cars where image_path like 'seed/%'"
+            )
+            for (path,) in await cur.fetchall():
+                temp = objects.temp()
+                temp.write_bytes(data)
+                try:
+                    # An object already there is kept, as seed data never overwrites.
+                    with contextlib.suppress(psycopg.errors.UniqueViolation):
+                        await write_object(
+                            as_platform(conn), objects, temp, bucket_id="car-images", name=path, metadata=meta
+                        )
+                finally:
+                    temp.unlink(missing_ok=True)
 
     def _save(self) -> None:
         self.state_file.write_text(self.settings.model_dump_json(indent=2))

@@ -24,6 +24,7 @@ from .errors import StorageError, bucket_not_found, invalid_request, unauthorize
 __all__ = [
     "MAX_NAME_BYTES",
     "as_caller",
+    "as_platform",
     "bucket_row",
     "caller_of",
     "check_name",
@@ -76,6 +77,14 @@ async def as_caller(gw: Gateway, caller: Caller) -> AsyncIterator[psycopg.AsyncC
                       set_config('request.jwt.claim.role', %s, true)""",
             (caller.role, json.dumps(caller.claims), caller.user_id or "", caller.role),
         )
+        yield conn
+
+
+@contextlib.asynccontextmanager
+async def as_platform(conn: psycopg.AsyncConnection[Any]) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """A transaction on ``conn`` as the role it connected with, no JWT: the platform's own
+    writes (the supervisor's seed images), which RLS does not judge."""
+    async with conn.transaction():
         yield conn
 
 

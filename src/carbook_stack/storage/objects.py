@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import shutil
-import uuid
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ..gateway import Gateway
 from ..tokens import Caller
-from .access import as_caller, bucket_row, caller_of, check_name, json_body, owner_of
+from .access import as_caller, bucket_row, caller_of, check_name, json_body
 from .errors import from_db, invalid_request, not_found
-from .store import lock_names, open_current, store
+from .store import lock_names, open_current, store, write_object
 
 __all__ = ["copy_object", "list_objects", "move_object", "object_info", "remove_objects"]
 
@@ -182,31 +180,23 @@ async def move_object(request: Request, gw: Gateway) -> Response:
 async def copy_object(request: Request, gw: Gateway) -> Response:
     caller, bucket_id, source, dest_bucket, dest = await _transfer(request, gw)
     objects = store(gw)
-    version = str(uuid.uuid4())
+    temp = objects.temp()
     try:
-        async with as_caller(gw, caller) as conn, conn.cursor(row_factory=dict_row) as cur:
-            await lock_names(conn, (dest_bucket, dest))
+        async with as_caller(gw, caller) as conn:
             src, file = await open_current(gw, conn, bucket_id, source, "*")
-            with file, open(objects.path(version), "wb") as out:
-                shutil.copyfileobj(file, out)
-            await cur.execute(
-                """insert into storage.objects (bucket_id, name, owner, owner_id, metadata, version)
-                   values (%s, %s, %s, %s, %s, %s) returning id""",
-                (
-                    dest_bucket,
-                    dest,
-                    owner_of(caller),
-                    caller.user_id,
-                    Jsonb(src["metadata"]),
-                    version,
-                ),
-            )
-            row = await cur.fetchone()
+        with file, open(temp, "wb") as out:
+            shutil.copyfileobj(file, out)
+        row_id = await write_object(
+            as_caller(gw, caller),
+            objects,
+            temp,
+            bucket_id=dest_bucket,
+            name=dest,
+            metadata=src["metadata"],
+            caller=caller,
+        )
     except psycopg.Error as exc:
-        objects.discard(version)
         raise from_db(exc) from None
-    except BaseException:
-        objects.discard(version)
-        raise
-    assert row is not None
-    return JSONResponse({"Id": str(row["id"]), "Key": f"{dest_bucket}/{dest}"})
+    finally:
+        temp.unlink(missing_ok=True)
+    return JSONResponse({"Id": row_id, "Key": f"{dest_bucket}/{dest}"})

@@ -6,16 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg.types.json import Jsonb
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
@@ -23,9 +18,9 @@ from starlette.responses import JSONResponse, Response
 from carbook_sdk.media import detect_image_type
 
 from ..gateway import Gateway
-from .access import as_caller, bucket_row, caller_of, check_name, owner_of
-from .errors import StorageError, from_db, invalid_request, not_found, too_large
-from .store import lock_names, store
+from .access import as_caller, bucket_row, caller_of, check_name
+from .errors import StorageError, from_db, invalid_request, too_large
+from .store import object_metadata, store, write_object
 
 __all__ = ["Upload", "upload_object"]
 
@@ -85,15 +80,7 @@ class Upload:
             self._file = None
 
     def metadata(self) -> dict[str, Any]:
-        return {
-            "eTag": f'"{self.md5.hexdigest()}"',
-            "size": self.size,
-            "mimetype": self.mimetype,
-            "cacheControl": self.cache_control,
-            "lastModified": format_datetime(datetime.now(UTC), usegmt=True),
-            "contentLength": self.size,
-            "httpStatusCode": 200,
-        }
+        return object_metadata(self.md5.hexdigest(), self.size, self.mimetype, self.cache_control)
 
 
 class _Multipart:
@@ -207,8 +194,6 @@ async def upload_object(request: Request, gw: Gateway) -> Response:
     )
     objects = store(gw)
     upload = Upload(temp=objects.temp(), limit=limit)
-    version = str(uuid.uuid4())
-    final = objects.path(version)
     try:
         try:
             await _receive_upload(request, upload)
@@ -226,52 +211,24 @@ async def upload_object(request: Request, gw: Gateway) -> Response:
             raise StorageError(
                 "415", "invalid_mime_type", "InvalidMimeType", f"the content is not {declared}"
             )
-        # Put the bytes in place before the row commits, take them away if it does not.
-        os.replace(upload.temp, final)
         try:
-            async with as_caller(gw, caller) as conn:
-                sql = """insert into storage.objects (bucket_id, name, owner, owner_id, metadata, version)
-                         values (%s, %s, %s, %s, %s, %s)"""
-                if upsert:
-                    sql += """ on conflict (bucket_id, name) do update
-                               set metadata = excluded.metadata, version = excluded.version,
-                                   owner = excluded.owner, owner_id = excluded.owner_id,
-                                   updated_at = now(), last_accessed_at = now()"""
-                await lock_names(conn, (bucket_id, name))
-                old = await conn.execute(
-                    "select version from storage.objects where bucket_id = %s and name = %s for update",
-                    (bucket_id, name),
-                )
-                previous = await old.fetchone()
-                if request.method == "PUT" and previous is None:
-                    raise not_found()  # PUT updates an object; it does not create one
-                cur = await conn.execute(
-                    sql + " returning id",
-                    (
-                        bucket_id,
-                        name,
-                        owner_of(caller),
-                        caller.user_id,
-                        Jsonb(
-                            {
-                                **upload.metadata(),
-                                **({"userMetadata": upload.user_metadata} if upload.user_metadata else {}),
-                            }
-                        ),
-                        version,
-                    ),
-                )
-                row = await cur.fetchone()
+            row_id = await write_object(
+                as_caller(gw, caller),
+                objects,
+                upload.temp,
+                bucket_id=bucket_id,
+                name=name,
+                metadata={
+                    **upload.metadata(),
+                    **({"userMetadata": upload.user_metadata} if upload.user_metadata else {}),
+                },
+                caller=caller,
+                upsert=upsert,
+                must_exist=request.method == "PUT",  # PUT updates an object; it does not create one
+            )
         except psycopg.Error as exc:
-            final.unlink(missing_ok=True)
             raise from_db(exc) from None
-        except BaseException:
-            final.unlink(missing_ok=True)
-            raise
-        assert row is not None
-        if previous and previous[0] and upsert:
-            objects.discard(previous[0])
-        return JSONResponse({"Id": str(row[0]), "Key": f"{bucket_id}/{name}"})
+        return JSONResponse({"Id": row_id, "Key": f"{bucket_id}/{name}"})
     finally:
         upload.close()
         upload.temp.unlink(missing_ok=True)
