@@ -21,14 +21,14 @@ __all__ = ["AuthError", "check_email", "routes"]
 
 def routes() -> list[Route]:
     return [
-        Route("/health", endpoint(health), methods=["GET"]),
-        Route("/settings", endpoint(settings), methods=["GET"]),
-        Route("/signup", endpoint(signup), methods=["POST"]),
-        Route("/token", endpoint(token), methods=["POST"]),
-        Route("/user", endpoint(get_user), methods=["GET"]),
-        Route("/user", endpoint(update_user), methods=["PUT"]),
-        Route("/logout", endpoint(logout), methods=["POST"]),
-        Route("/admin/users", endpoint(admin_create_user), methods=["POST"]),
-        Route("/admin/users", endpoint(admin_list_users), methods=["GET"]),
-        Route("/admin/users/{user_id}", endpoint(admin_user), methods=["GET", "PUT", "DELETE"]),
+        Route("/health", endpoint(health, AuthError), methods=["GET"]),
+        Route("/settings", endpoint(settings, AuthError), methods=["GET"]),
+        Route("/signup", endpoint(signup, AuthError), methods=["POST"]),
+        Route("/token", endpoint(token, AuthError), methods=["POST"]),
+        Route("/user", endpoint(get_user, AuthError), methods=["GET"]),
+        Route("/user", endpoint(update_user, AuthError), methods=["PUT"]),
+        Route("/logout", endpoint(logout, AuthError), methods=["POST"]),
+        Route("/admin/users", endpoint(admin_create_user, AuthError), methods=["POST"]),
+        Route("/admin/users", endpoint(admin_list_users, AuthError), methods=["GET"]),
+        Route("/admin/users/{user_id}", endpoint(admin_user, AuthError), methods=["GET", "PUT", "DELETE"]),
     ]

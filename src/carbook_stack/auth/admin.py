@@ -45,7 +45,7 @@ async def admin_create_user(request: Request, gw: Gateway) -> Response:
             user_id = uuid.UUID(str(body["id"]))
         except ValueError:
             raise AuthError(400, "validation_failed", "id must be a UUID") from None
-    async with gw.pool.connection() as conn:
+    async with gw.connection() as conn:
         row = await insert_user(
             conn,
             email=email,
@@ -72,7 +72,7 @@ async def admin_list_users(request: Request, gw: Gateway) -> Response:
     _admin_caller(request, gw)
     page = _int_param(request, "page", 1, 1_000_000)
     per_page = _int_param(request, "per_page", 50, 1000)
-    async with gw.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+    async with gw.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             f"select {USER_COLUMNS} from auth.users order by created_at desc, id limit %s offset %s",
             (per_page, (page - 1) * per_page),
@@ -97,7 +97,7 @@ def _uuid_param(request: Request) -> uuid.UUID:
 async def admin_user(request: Request, gw: Gateway) -> Response:
     _admin_caller(request, gw)
     user_id = _uuid_param(request)
-    async with gw.pool.connection() as conn:
+    async with gw.connection() as conn:
         if request.method == "GET":
             row = await fetch_user(conn, "id = %s", user_id)
             if row is None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import psycopg
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..gateway import MAX_JSON_BODY, Gateway, ServiceError, _read_limited, bearer_of
+from ..gateway import MAX_JSON_BODY, Gateway, ServiceError, _read_limited, bearer_of, database_unavailable
 from ..tokens import Caller, TokenError, verify_token
 
 __all__ = ["API_VERSION", "AuthError", "caller_of", "error_response", "json_body"]
@@ -23,6 +24,16 @@ class AuthError(ServiceError):
 
     def response(self, request: Request) -> Response:
         return error_response(request, self)
+
+    @classmethod
+    def from_database(cls, exc: psycopg.Error) -> AuthError:
+        """What GoTrue answers when its database fails: ``unexpected_failure``. A 503 for an
+        outage makes supabase-py raise ``AuthRetryableError``, as a network failure does."""
+        if database_unavailable(exc):
+            return cls(503, "unexpected_failure", "The database is unavailable")
+        return cls(
+            500, "unexpected_failure", "Unexpected failure, please check server logs for more information"
+        )
 
 
 def error_response(request: Request, err: AuthError) -> JSONResponse:

@@ -103,7 +103,7 @@ async def signup(request: Request, gw: Gateway) -> Response:
     data = check_metadata(body.get("data"), "data")
     hashed = await hash_password(password)
     confirm_first = gw.settings.enable_confirmations
-    async with gw.pool.connection() as conn:
+    async with gw.connection() as conn:
         user = await insert_user(
             conn,
             email=email,
@@ -127,7 +127,7 @@ async def token(request: Request, gw: Gateway) -> Response:
         email, password = body.get("email"), body.get("password")
         if not isinstance(email, str) or not isinstance(password, str) or not email or not password:
             raise AuthError(400, "validation_failed", "missing email or phone")
-        async with gw.pool.connection() as conn:
+        async with gw.connection() as conn:
             async with conn.cursor(row_factory=dict_row) as cur:
                 await cur.execute(
                     "select id, encrypted_password, email_confirmed_at from auth.users"
@@ -145,7 +145,7 @@ async def token(request: Request, gw: Gateway) -> Response:
         refresh = body.get("refresh_token")
         if not isinstance(refresh, str) or not refresh:
             raise AuthError(400, "validation_failed", "refresh_token required")
-        async with gw.pool.connection() as conn:
+        async with gw.connection() as conn:
             async with conn.transaction():
                 rcur = await conn.execute(
                     """update auth.refresh_tokens set revoked = true, updated_at = now()
@@ -215,14 +215,14 @@ async def _current_user(
 
 
 async def get_user(request: Request, gw: Gateway) -> Response:
-    async with gw.pool.connection() as conn:
+    async with gw.connection() as conn:
         _, user = await _current_user(request, gw, conn)
         return JSONResponse(user_json(user))
 
 
 async def update_user(request: Request, gw: Gateway) -> Response:
     body = await json_body(request)
-    async with gw.pool.connection() as conn:
+    async with gw.connection() as conn:
         _, user = await _current_user(request, gw, conn)
         row = await apply_user_changes(gw, conn, user["id"], body, admin=False)
         return JSONResponse(user_json(row))
@@ -234,7 +234,7 @@ async def logout(request: Request, gw: Gateway) -> Response:
         raise AuthError(400, "validation_failed", f'Unsupported logout scope "{scope}"')
     caller = _user_caller(request, gw)
     session_id = str(caller.claims.get("session_id") or "")
-    async with gw.pool.connection() as conn:
+    async with gw.connection() as conn:
         if scope == "global":
             await conn.execute("delete from auth.sessions where user_id::text = %s", (caller.user_id,))
         elif scope == "local":

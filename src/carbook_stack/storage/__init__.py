@@ -25,30 +25,34 @@ __all__ = ["StorageError", "check_name", "routes"]
 
 def routes() -> list[Route]:
     return [
-        Route("/bucket", endpoint(list_buckets), methods=["GET"]),
-        Route("/bucket", endpoint(create_bucket), methods=["POST"]),
-        Route("/bucket/{bucket}/empty", endpoint(empty_bucket), methods=["POST"]),
-        Route("/bucket/{bucket}", endpoint(bucket_detail), methods=["GET", "PUT", "DELETE"]),
-        Route("/object/list/{bucket}", endpoint(list_objects), methods=["POST"]),
-        Route("/object/move", endpoint(move_object), methods=["POST"]),
-        Route("/object/copy", endpoint(copy_object), methods=["POST"]),
-        Route("/object/info/{bucket}/{name:path}", endpoint(object_info), methods=["GET"]),
+        Route("/bucket", endpoint(list_buckets, StorageError), methods=["GET"]),
+        Route("/bucket", endpoint(create_bucket, StorageError), methods=["POST"]),
+        Route("/bucket/{bucket}/empty", endpoint(empty_bucket, StorageError), methods=["POST"]),
+        Route("/bucket/{bucket}", endpoint(bucket_detail, StorageError), methods=["GET", "PUT", "DELETE"]),
+        Route("/object/list/{bucket}", endpoint(list_objects, StorageError), methods=["POST"]),
+        Route("/object/move", endpoint(move_object, StorageError), methods=["POST"]),
+        Route("/object/copy", endpoint(copy_object, StorageError), methods=["POST"]),
+        Route("/object/info/{bucket}/{name:path}", endpoint(object_info, StorageError), methods=["GET"]),
         Route(
             "/object/public/{bucket}/{name:path}",
-            endpoint(public_object, needs_key=False),
+            endpoint(public_object, StorageError, needs_key=False),
             methods=["GET", "HEAD"],
         ),
         Route(
             "/object/sign/{bucket}/{name:path}",
-            endpoint(signed_object, needs_key=False),
+            endpoint(signed_object, StorageError, needs_key=False),
             methods=["GET", "HEAD"],
         ),
-        Route("/object/sign/{bucket}/{name:path}", endpoint(sign_object), methods=["POST"]),
-        Route("/object/sign/{bucket}", endpoint(sign_objects), methods=["POST"]),
+        Route("/object/sign/{bucket}/{name:path}", endpoint(sign_object, StorageError), methods=["POST"]),
+        Route("/object/sign/{bucket}", endpoint(sign_objects, StorageError), methods=["POST"]),
         Route(
-            "/object/authenticated/{bucket}/{name:path}", endpoint(download_object), methods=["GET", "HEAD"]
+            "/object/authenticated/{bucket}/{name:path}",
+            endpoint(download_object, StorageError),
+            methods=["GET", "HEAD"],
         ),
-        Route("/object/{bucket}/{name:path}", endpoint(download_object), methods=["GET", "HEAD"]),
-        Route("/object/{bucket}/{name:path}", endpoint(upload_object), methods=["POST", "PUT"]),
-        Route("/object/{bucket}", endpoint(remove_objects), methods=["DELETE"]),
+        Route(
+            "/object/{bucket}/{name:path}", endpoint(download_object, StorageError), methods=["GET", "HEAD"]
+        ),
+        Route("/object/{bucket}/{name:path}", endpoint(upload_object, StorageError), methods=["POST", "PUT"]),
+        Route("/object/{bucket}", endpoint(remove_objects, StorageError), methods=["DELETE"]),
     ]

@@ -69,7 +69,7 @@ def owner_of(caller: Caller) -> str | None:
 @contextlib.asynccontextmanager
 async def as_caller(gw: Gateway, caller: Caller) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
     """A transaction running as the caller's role with its JWT claims, as Storage does."""
-    async with gw.pool.connection() as conn, conn.transaction():
+    async with gw.connection() as conn, conn.transaction():
         await conn.execute(
             """select set_config('role', %s, true),
                       set_config('request.jwt.claims', %s, true),
@@ -90,7 +90,7 @@ async def as_platform(conn: psycopg.AsyncConnection[Any]) -> AsyncIterator[psyco
 
 async def bucket_row(gw: Gateway, bucket_id: str) -> dict[str, Any]:
     """The bucket's limits, read as the platform (not subject to RLS)."""
-    async with gw.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+    async with gw.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute("select * from storage.buckets where id = %s", (bucket_id,))
         row = await cur.fetchone()
     if row is None:

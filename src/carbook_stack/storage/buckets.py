@@ -13,7 +13,7 @@ from carbook_sdk.config import parse_size
 
 from ..gateway import Gateway
 from .access import as_caller, bucket_row, caller_of, json_body, owner_of
-from .errors import StorageError, bucket_not_found, from_db, invalid_request
+from .errors import StorageError, bucket_not_found, invalid_request
 from .store import store
 
 __all__ = ["bucket_detail", "create_bucket", "empty_bucket", "list_buckets"]
@@ -82,65 +82,55 @@ async def create_bucket(request: Request, gw: Gateway) -> Response:
             )
     except psycopg.errors.UniqueViolation:
         raise StorageError("409", "Duplicate", "BucketAlreadyExists", "The resource already exists") from None
-    except psycopg.Error as exc:
-        raise from_db(exc) from None
     return JSONResponse({"name": name})
 
 
 async def bucket_detail(request: Request, gw: Gateway) -> Response:
     bucket_id = request.path_params["bucket"]
     caller = caller_of(request, gw)
-    try:
-        if request.method == "GET":
-            async with as_caller(gw, caller) as conn, conn.cursor(row_factory=dict_row) as cur:
-                await cur.execute("select * from storage.buckets where id = %s", (bucket_id,))
-                row = await cur.fetchone()
-            if row is None:
-                raise bucket_not_found()
-            return JSONResponse(_bucket_json(row))
-        if request.method == "PUT":
-            opts = _bucket_options(await json_body(request))
-            if not opts:
-                raise invalid_request("nothing to update")
-            sets = ", ".join(f"{k} = %s" for k in opts)
-            async with as_caller(gw, caller) as conn:
-                cur = await conn.execute(
-                    f"update storage.buckets set {sets}, updated_at = now() where id = %s",
-                    (*opts.values(), bucket_id),
-                )
-                if cur.rowcount == 0:
-                    raise bucket_not_found()
-            return JSONResponse({"message": "Successfully updated"})
+    if request.method == "GET":
+        async with as_caller(gw, caller) as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute("select * from storage.buckets where id = %s", (bucket_id,))
+            row = await cur.fetchone()
+        if row is None:
+            raise bucket_not_found()
+        return JSONResponse(_bucket_json(row))
+    if request.method == "PUT":
+        opts = _bucket_options(await json_body(request))
+        if not opts:
+            raise invalid_request("nothing to update")
+        sets = ", ".join(f"{k} = %s" for k in opts)
         async with as_caller(gw, caller) as conn:
             cur = await conn.execute(
-                "select 1 from storage.objects where bucket_id = %s limit 1", (bucket_id,)
+                f"update storage.buckets set {sets}, updated_at = now() where id = %s",
+                (*opts.values(), bucket_id),
             )
-            if await cur.fetchone():
-                raise StorageError(
-                    "409",
-                    "ResourceNotEmpty",
-                    "ResourceNotEmpty",
-                    "The bucket you tried to delete is not empty",
-                )
-            cur = await conn.execute("delete from storage.buckets where id = %s", (bucket_id,))
             if cur.rowcount == 0:
                 raise bucket_not_found()
-        return JSONResponse({"message": "Successfully deleted"})
-    except psycopg.Error as exc:
-        raise from_db(exc) from None
+        return JSONResponse({"message": "Successfully updated"})
+    async with as_caller(gw, caller) as conn:
+        cur = await conn.execute("select 1 from storage.objects where bucket_id = %s limit 1", (bucket_id,))
+        if await cur.fetchone():
+            raise StorageError(
+                "409",
+                "ResourceNotEmpty",
+                "ResourceNotEmpty",
+                "The bucket you tried to delete is not empty",
+            )
+        cur = await conn.execute("delete from storage.buckets where id = %s", (bucket_id,))
+        if cur.rowcount == 0:
+            raise bucket_not_found()
+    return JSONResponse({"message": "Successfully deleted"})
 
 
 async def empty_bucket(request: Request, gw: Gateway) -> Response:
     bucket_id = request.path_params["bucket"]
     caller = caller_of(request, gw)
     await bucket_row(gw, bucket_id)
-    try:
-        async with as_caller(gw, caller) as conn:
-            cur = await conn.execute(
-                "delete from storage.objects where bucket_id = %s returning version", (bucket_id,)
-            )
-            versions = [r[0] for r in await cur.fetchall()]
-    except psycopg.Error as exc:
-        raise from_db(exc) from None
+    async with as_caller(gw, caller) as conn:
+        cur = await conn.execute(
+            "delete from storage.objects where bucket_id = %s returning version", (bucket_id,)
+        )
+        versions = [r[0] for r in await cur.fetchall()]
     store(gw).discard(*versions)
     return JSONResponse({"message": "Successfully emptied"})

@@ -134,5 +134,5 @@ async def public_object(request: Request, gw: Gateway) -> Response:
     bucket = await bucket_row(gw, bucket_id)
     if not bucket["public"]:
         raise bucket_not_found()
-    async with gw.pool.connection() as conn:
+    async with gw.connection() as conn:
         return await serve_object(request, gw, conn, bucket_id, name)

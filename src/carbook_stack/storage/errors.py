@@ -7,12 +7,11 @@ import psycopg
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from ..gateway import ServiceError
+from ..gateway import ServiceError, database_unavailable
 
 __all__ = [
     "StorageError",
     "bucket_not_found",
-    "from_db",
     "invalid_request",
     "not_found",
     "too_large",
@@ -30,6 +29,21 @@ class StorageError(ServiceError):
             message,
             http_status,
         )
+
+    @classmethod
+    def from_database(cls, exc: psycopg.Error) -> StorageError:
+        """What Storage answers for a database error no handler expected."""
+        if database_unavailable(exc):
+            return cls(
+                "503", "Service Unavailable", "DatabaseError", "The database is unavailable", http_status=503
+            )
+        if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+            return cls("403", "Unauthorized", "AccessDenied", "new row violates row-level security policy")
+        if isinstance(exc, psycopg.errors.UniqueViolation):
+            return cls("409", "Duplicate", "KeyAlreadyExists", "The resource already exists")
+        if isinstance(exc, psycopg.errors.ForeignKeyViolation):
+            return bucket_not_found()
+        return cls("500", "internal", "InternalError", "Internal Server Error", http_status=500)
 
     def response(self, request: Request | None = None) -> JSONResponse:
         return JSONResponse(
@@ -58,15 +72,3 @@ def unauthorized(message: str) -> StorageError:
 
 def invalid_request(message: str) -> StorageError:
     return StorageError("400", "InvalidRequest", "InvalidRequest", message)
-
-
-def from_db(exc: psycopg.Error) -> StorageError:
-    if isinstance(exc, psycopg.errors.InsufficientPrivilege):
-        return StorageError(
-            "403", "Unauthorized", "AccessDenied", "new row violates row-level security policy"
-        )
-    if isinstance(exc, psycopg.errors.UniqueViolation):
-        return StorageError("409", "Duplicate", "KeyAlreadyExists", "The resource already exists")
-    if isinstance(exc, psycopg.errors.ForeignKeyViolation):
-        return bucket_not_found()
-    return StorageError("500", "internal", "InternalError", "Internal Server Error", http_status=500)

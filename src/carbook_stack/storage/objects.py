@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 from typing import Any
 
-import psycopg
 from psycopg.rows import dict_row
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -13,7 +12,7 @@ from starlette.responses import JSONResponse, Response
 from ..gateway import Gateway
 from ..tokens import Caller
 from .access import as_caller, bucket_row, caller_of, check_name, json_body
-from .errors import from_db, invalid_request, not_found
+from .errors import invalid_request, not_found
 from .store import lock_names, open_current, store, write_object
 
 __all__ = ["copy_object", "list_objects", "move_object", "object_info", "remove_objects"]
@@ -74,15 +73,12 @@ async def remove_objects(request: Request, gw: Gateway) -> Response:
         or len(prefixes) > 1000
     ):
         raise invalid_request("prefixes must be a list of up to 1000 names")
-    try:
-        async with as_caller(gw, caller) as conn, conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(
-                "delete from storage.objects where bucket_id = %s and name = any(%s) returning *",
-                (bucket_id, prefixes),
-            )
-            rows = await cur.fetchall()
-    except psycopg.Error as exc:
-        raise from_db(exc) from None
+    async with as_caller(gw, caller) as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "delete from storage.objects where bucket_id = %s and name = any(%s) returning *",
+            (bucket_id, prefixes),
+        )
+        rows = await cur.fetchall()
     store(gw).discard(*(r["version"] for r in rows))
     return JSONResponse([_row_json(r) for r in rows])
 
@@ -162,18 +158,15 @@ async def _transfer(request: Request, gw: Gateway) -> tuple[Caller, str, str, st
 
 async def move_object(request: Request, gw: Gateway) -> Response:
     caller, bucket_id, source, dest_bucket, dest = await _transfer(request, gw)
-    try:
-        async with as_caller(gw, caller) as conn:
-            await lock_names(conn, (bucket_id, source), (dest_bucket, dest))
-            cur = await conn.execute(
-                """update storage.objects set bucket_id = %s, name = %s, updated_at = now()
-                    where bucket_id = %s and name = %s""",
-                (dest_bucket, dest, bucket_id, source),
-            )
-            if cur.rowcount == 0:
-                raise not_found()
-    except psycopg.Error as exc:
-        raise from_db(exc) from None
+    async with as_caller(gw, caller) as conn:
+        await lock_names(conn, (bucket_id, source), (dest_bucket, dest))
+        cur = await conn.execute(
+            """update storage.objects set bucket_id = %s, name = %s, updated_at = now()
+                where bucket_id = %s and name = %s""",
+            (dest_bucket, dest, bucket_id, source),
+        )
+        if cur.rowcount == 0:
+            raise not_found()
     return JSONResponse({"message": "Successfully moved"})
 
 
@@ -195,8 +188,6 @@ async def copy_object(request: Request, gw: Gateway) -> Response:
             metadata=src["metadata"],
             caller=caller,
         )
-    except psycopg.Error as exc:
-        raise from_db(exc) from None
     finally:
         temp.unlink(missing_ok=True)
     return JSONResponse({"Id": row_id, "Key": f"{dest_bucket}/{dest}"})

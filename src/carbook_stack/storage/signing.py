@@ -92,5 +92,5 @@ async def signed_object(request: Request, gw: Gateway) -> Response:
         raise StorageError(
             "400", "InvalidSignature", "InvalidSignature", "The signature does not match the object"
         )
-    async with gw.pool.connection() as conn:
+    async with gw.connection() as conn:
         return await serve_object(request, gw, conn, bucket_id, name)

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
@@ -19,7 +18,7 @@ from carbook_sdk.media import detect_image_type
 
 from ..gateway import Gateway
 from .access import as_caller, bucket_row, caller_of, check_name
-from .errors import StorageError, from_db, invalid_request, too_large
+from .errors import StorageError, invalid_request, too_large
 from .store import object_metadata, store, write_object
 
 __all__ = ["Upload", "upload_object"]
@@ -211,23 +210,20 @@ async def upload_object(request: Request, gw: Gateway) -> Response:
             raise StorageError(
                 "415", "invalid_mime_type", "InvalidMimeType", f"the content is not {declared}"
             )
-        try:
-            row_id = await write_object(
-                as_caller(gw, caller),
-                objects,
-                upload.temp,
-                bucket_id=bucket_id,
-                name=name,
-                metadata={
-                    **upload.metadata(),
-                    **({"userMetadata": upload.user_metadata} if upload.user_metadata else {}),
-                },
-                caller=caller,
-                upsert=upsert,
-                must_exist=request.method == "PUT",  # PUT updates an object; it does not create one
-            )
-        except psycopg.Error as exc:
-            raise from_db(exc) from None
+        row_id = await write_object(
+            as_caller(gw, caller),
+            objects,
+            upload.temp,
+            bucket_id=bucket_id,
+            name=name,
+            metadata={
+                **upload.metadata(),
+                **({"userMetadata": upload.user_metadata} if upload.user_metadata else {}),
+            },
+            caller=caller,
+            upsert=upsert,
+            must_exist=request.method == "PUT",  # PUT updates an object; it does not create one
+        )
         return JSONResponse({"Id": row_id, "Key": f"{bucket_id}/{name}"})
     finally:
         upload.close()
