@@ -275,6 +275,7 @@ class LocalStack:
 
     async def _write_images(self, data: bytes) -> None:
         """Each seeded image path as an object, written as an upload writes one."""
+        # Imported here: the supervisor needs the Storage app's code only to seed.
         import hashlib
 
         import psycopg

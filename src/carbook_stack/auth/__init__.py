@@ -20,6 +20,8 @@ __all__ = ["AuthError", "check_email", "routes"]
 
 
 def routes() -> list[Route]:
+    """The routes under ``/auth/v1``, each behind ``endpoint``: the apikey check and
+    GoTrue's error shape for whatever goes wrong."""
     return [
         Route("/health", endpoint(health, AuthError), methods=["GET"]),
         Route("/settings", endpoint(settings, AuthError), methods=["GET"]),

@@ -24,6 +24,8 @@ __all__ = ["StorageError", "check_name", "routes"]
 
 
 def routes() -> list[Route]:
+    """The routes under ``/storage/v1``, each behind ``endpoint``: the apikey check (not for
+    public and signed object URLs) and Storage's error shape for whatever goes wrong."""
     return [
         Route("/bucket", endpoint(list_buckets, StorageError), methods=["GET"]),
         Route("/bucket", endpoint(create_bucket, StorageError), methods=["POST"]),

@@ -1,5 +1,6 @@
 """Storage's error replies: HTTP 400 with the real code as a string in ``statusCode``
-(as Supabase Storage answers), except bad or missing tokens, which are refused with 401."""
+(as Supabase Storage answers), except bad or missing tokens, which are refused with 401,
+and database failures: 503 when the database cannot be reached, else 500."""
 
 from __future__ import annotations
 
