@@ -1,8 +1,8 @@
 """The local stack's API gateway: one ASGI app on ``[api].port``.
 
 - ``/rest/v1/*`` is proxied to PostgREST over pooled keep-alive connections;
-- ``/auth/v1/*`` is a Supabase Auth (GoTrue) stand-in (``auth_api``);
-- ``/storage/v1/*`` is a Supabase Storage stand-in (``storage_api``).
+- ``/auth/v1/*`` is a Supabase Auth (GoTrue) stand-in (``auth``);
+- ``/storage/v1/*`` is a Supabase Storage stand-in (``storage``).
 
 Like hosted Supabase (Kong), every route needs one of the project's API keys in the
 ``apikey`` header or query parameter, except public object URLs. When a request has no
@@ -13,15 +13,19 @@ Run as ``python -m carbook_stack.gateway STACK_JSON`` (``LocalStack`` does that)
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import sys
+import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpcore
-from psycopg_pool import AsyncConnectionPool
+import psycopg
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -29,7 +33,9 @@ from starlette.routing import Mount, Route
 
 from .settings import StackSettings, load_settings
 
-__all__ = ["Gateway", "create_app", "main"]
+__all__ = ["Gateway", "ServiceError", "create_app", "database_unavailable", "endpoint", "main"]
+
+log = logging.getLogger(__name__)
 
 # Headers that belong to one hop, never forwarded.
 _HOP_BY_HOP = frozenset(
@@ -50,6 +56,11 @@ _HOP_BY_HOP = frozenset(
 REST_TIMEOUTS = {"connect": 5.0, "read": 60.0, "write": 60.0, "pool": 30.0}
 #: Largest JSON body the gateway accepts on REST and Auth routes (uploads excepted).
 MAX_JSON_BODY = 1024 * 1024
+#: Seconds a request waits for a pooled connection before asking whether the database is
+#: there at all: one that is down is a 503 at once, not after the pool's whole wait (30 s).
+POOL_PATIENCE = 1.0
+#: Seconds one probe's answer stands for every request that asks.
+PROBE_TTL = 1.0
 
 
 @dataclass
@@ -59,9 +70,50 @@ class Gateway:
     settings: StackSettings
     rest: httpcore.AsyncConnectionPool
     pool: AsyncConnectionPool
+    _probe_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+    _probed: tuple[float, str | None] = (float("-inf"), None)
 
     def api_keys(self) -> frozenset[str]:
         return frozenset({self.settings.anon_key, self.settings.service_role_key})
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A pooled connection, as ``pool.connection()`` gives one, except that when none is
+        free at once the database is probed first.
+
+        Raises:
+            psycopg.OperationalError: the database cannot be reached, or no connection was
+                free within the pool's timeout (``PoolTimeout``).
+        """
+        try:
+            conn = await self.pool.getconn(timeout=POOL_PATIENCE)
+        except PoolTimeout:
+            await self._reachable()
+            conn = await self.pool.getconn()
+        try:
+            async with conn:
+                yield conn
+        finally:
+            await self.pool.putconn(conn)
+
+    async def _reachable(self) -> None:
+        """Raise OperationalError if the database refuses a new connection now.
+
+        One probe at a time, its answer shared for ``PROBE_TTL``: a queue of requests
+        waiting on a busy pool must not turn into a storm of connection attempts.
+        """
+        async with self._probe_lock:
+            at, refusal = self._probed
+            if time.monotonic() - at > PROBE_TTL:
+                try:
+                    probe = await psycopg.AsyncConnection.connect(self.settings.db_url, connect_timeout=2)
+                    await probe.close()
+                    refusal = None
+                except psycopg.OperationalError as exc:
+                    refusal = str(exc) or type(exc).__name__
+                self._probed = (time.monotonic(), refusal)
+        if refusal is not None:
+            raise psycopg.OperationalError(refusal)
 
 
 def gateway(request: Request) -> Gateway:
@@ -164,16 +216,33 @@ async def _read_limited(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
+def database_unavailable(exc: psycopg.Error) -> bool:
+    """Whether ``exc`` says the database cannot be reached (down, restarting, out of
+    connections, no pooled connection in time) rather than that it refused a statement."""
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    # No SQLSTATE: the client's side of a lost or refused connection (PoolTimeout too).
+    state = exc.sqlstate or ""
+    return not state or state.startswith("08") or state in {"57P01", "57P02", "57P03", "53300"}
+
+
 class ServiceError(Exception):
     """An error a service (Auth, Storage) answers in its own shape."""
 
     def response(self, request: Request) -> Response:
         raise NotImplementedError
 
+    @classmethod
+    def from_database(cls, exc: psycopg.Error) -> ServiceError:
+        """The service's error for a database error its handler let through: a 503 when
+        ``database_unavailable(exc)``, else a 500 unless the service knows better."""
+        raise NotImplementedError
 
-def endpoint(handler: Any, *, needs_key: bool = True) -> Any:
+
+def endpoint(handler: Any, errors: type[ServiceError], *, needs_key: bool = True) -> Any:
     """A route for ``handler(request, gateway)``: the apikey check, then the handler, with
-    the service's own errors turned into its own error replies."""
+    the service's own errors, and the database errors it lets through, turned into the
+    service's own error replies (``errors``)."""
 
     async def run(request: Request) -> Response:
         if needs_key:
@@ -185,6 +254,15 @@ def endpoint(handler: Any, *, needs_key: bool = True) -> Any:
             return response
         except ServiceError as err:
             return err.response(request)
+        except psycopg.Error as exc:
+            # The one place each service's database errors are answered, so that a client
+            # always gets the service's JSON shape (and, for an outage, a status it
+            # retries), never a plain-text 500. The details go to the log only.
+            if database_unavailable(exc):
+                log.warning("%s %s: the database is unavailable: %s", request.method, request.url.path, exc)
+            else:
+                log.error("%s %s: database error", request.method, request.url.path, exc_info=exc)
+            return errors.from_database(exc).response(request)
 
     return run
 
@@ -195,7 +273,7 @@ async def not_found(request: Request) -> Response:
 
 def create_app(settings: StackSettings) -> Starlette:
     """The gateway app for a stack's settings."""
-    from . import auth_api, storage_api
+    from . import auth, storage
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -218,8 +296,8 @@ def create_app(settings: StackSettings) -> Starlette:
                 rest_proxy,
                 methods=["GET", "HEAD", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"],
             ),
-            Mount("/auth/v1", routes=auth_api.routes()),
-            Mount("/storage/v1", routes=storage_api.routes()),
+            Mount("/auth/v1", routes=auth.routes()),
+            Mount("/storage/v1", routes=storage.routes()),
             Route("/{path:path}", not_found, methods=["GET", "HEAD", "POST", "PATCH", "PUT", "DELETE"]),
         ],
         lifespan=lifespan,

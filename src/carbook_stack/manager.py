@@ -14,13 +14,14 @@ and the stack keeps running until ``carbook stack stop``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from carbook_sdk.errors import CarbookError, ConfigurationError
 from carbook_sdk.ops import Database
 
 from .local_postgres import LocalPostgres, free_port, port_in_use
+from .processes import pid_alive, terminate
 from .settings import StackSettings
 
 __all__ = [
@@ -122,47 +124,6 @@ class StackInfo(BaseModel):
     fresh_database: bool = False
     #: Migrations not yet applied to an existing database (`carbook db migrate` applies them).
     pending_migrations: int = 0
-
-
-def _pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child of ours is not alive.
-    with contextlib.suppress(OSError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.rsplit(")", 1)[1].split()[0] == "Z":
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)
-            return False
-    return True
-
-
-def _terminate(pid: int | None, timeout: float = 5.0) -> None:
-    """SIGTERM, wait, SIGKILL: PostgREST may ignore a first SIGTERM."""
-    if not _pid_alive(pid):
-        return
-    assert pid is not None
-    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGTERM, 2.0), (signal.SIGKILL, 5.0)):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, sig) if _is_group_leader(pid) else os.kill(pid, sig)
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if not _pid_alive(pid):
-                return
-            time.sleep(0.05)
-
-
-def _is_group_leader(pid: int) -> bool:
-    try:
-        return os.getpgid(pid) == pid
-    except ProcessLookupError:
-        return False
 
 
 @dataclass
@@ -292,7 +253,7 @@ class LocalStack:
             # Leave nothing running that this call started: a failed start is not half a stack.
             for part in ("gateway", "postgrest"):
                 if part in started:
-                    _terminate(self._read_pid(part))
+                    terminate(self._read_pid(part))
                     self._pidfile(part).unlink(missing_ok=True)
             if "database" in started:
                 self.postgres.stop()
@@ -306,41 +267,40 @@ class LocalStack:
 
     def _seed_images(self) -> None:
         """Give the seeded cars their images (seed.sql can insert rows, not files)."""
-        import hashlib
-        import uuid
-
-        import psycopg
-        from psycopg.types.json import Jsonb
-
         sample = supabase_dir() / "images" / "sample-car.png"
         if not sample.is_file():
             return
-        data = sample.read_bytes()
-        objects = self.settings.storage_dir / "objects"
-        objects.mkdir(parents=True, exist_ok=True)
-        meta = {
-            "eTag": f'"{hashlib.md5(data).hexdigest()}"',
-            "size": len(data),
-            "mimetype": "image/png",
-            "cacheControl": "max-age=3600",
-            "contentLength": len(data),
-            "httpStatusCode": 200,
-        }
-        with psycopg.connect(self.settings.db_url, autocommit=True) as conn:
-            paths = [
-                r[0]
-                for r in conn.execute(
-                    "select distinct image_path from public.cars where image_path like 'seed/%'"
-                )
-            ]
-            for path in paths:
-                version = str(uuid.uuid4())
-                (objects / version).write_bytes(data)
-                conn.execute(
-                    """insert into storage.objects (bucket_id, name, metadata, version)
-                       values ('car-images', %s, %s, %s) on conflict (bucket_id, name) do nothing""",
-                    (path, Jsonb(meta), version),
-                )
+        # A thread of its own: start() may be called where an event loop already runs.
+        with ThreadPoolExecutor(1) as worker:
+            worker.submit(asyncio.run, self._write_images(sample.read_bytes())).result()
+
+    async def _write_images(self, data: bytes) -> None:
+        """Each seeded image path as an object, written as an upload writes one."""
+        # Imported here: the supervisor needs the Storage app's code only to seed.
+        import hashlib
+
+        import psycopg
+
+        from .storage.access import as_platform
+        from .storage.store import Store, object_metadata, write_object
+
+        objects = Store(self.settings.storage_dir)
+        meta = object_metadata(hashlib.md5(data).hexdigest(), len(data), "image/png", "max-age=3600")
+        async with await psycopg.AsyncConnection.connect(self.settings.db_url, autocommit=True) as conn:
+            cur = await conn.execute(
+                "select distinct image_path from public.cars where image_path like 'seed/%'"
+            )
+            for (path,) in await cur.fetchall():
+                temp = objects.temp()
+                temp.write_bytes(data)
+                try:
+                    # An object already there is kept, as seed data never overwrites.
+                    with contextlib.suppress(psycopg.errors.UniqueViolation):
+                        await write_object(
+                            as_platform(conn), objects, temp, bucket_id="car-images", name=path, metadata=meta
+                        )
+                finally:
+                    temp.unlink(missing_ok=True)
 
     def _save(self) -> None:
         self.state_file.write_text(self.settings.model_dump_json(indent=2))
@@ -377,7 +337,7 @@ class LocalStack:
         asked twice more before it counts as dead, so `start` does not restart a part
         that is merely slow on a loaded machine.
         """
-        if not _pid_alive(self._read_pid(part)):
+        if not pid_alive(self._read_pid(part)):
             return False
         for _ in range(3 if patient else 1):
             try:
@@ -393,7 +353,7 @@ class LocalStack:
         while time.monotonic() < deadline:
             if check():
                 return
-            if not _pid_alive(self._read_pid(part)):
+            if not pid_alive(self._read_pid(part)):
                 break
             time.sleep(0.05)
         tail = ""
@@ -404,11 +364,11 @@ class LocalStack:
     def _start_postgrest(self) -> None:
         binary = find_postgrest(self.settings.state_dir)
         s = self.settings
-        _terminate(self._read_pid("postgrest"))
+        terminate(self._read_pid("postgrest"))
         # Keep the ports a running gateway already proxies to; move only if taken.
         if not s.postgrest_port or port_in_use(s.postgrest_port, s.host):
             if s.postgrest_port:
-                _terminate(self._read_pid("gateway"))  # it would proxy to the old port
+                terminate(self._read_pid("gateway"))  # it would proxy to the old port
             s.postgrest_port = free_port(avoid={s.api_port, s.db_port, s.postgrest_admin_port})
         if not s.postgrest_admin_port or port_in_use(s.postgrest_admin_port, s.host):
             s.postgrest_admin_port = free_port(avoid={s.api_port, s.db_port, s.postgrest_port})
@@ -432,7 +392,7 @@ class LocalStack:
 
     def _start_gateway(self) -> None:
         s = self.settings
-        _terminate(self._read_pid("gateway"))
+        terminate(self._read_pid("gateway"))
         if port_in_use(s.api_port, s.host):
             raise StackStartError(
                 f"port {s.api_port} is already in use",
@@ -446,7 +406,7 @@ class LocalStack:
     def stop(self) -> None:
         """Stop every part (gateway, PostgREST, PostgreSQL); harmless when stopped."""
         for part in ("gateway", "postgrest"):
-            _terminate(self._read_pid(part))
+            terminate(self._read_pid(part))
             self._pidfile(part).unlink(missing_ok=True)
         self.postgres.stop()
 
@@ -469,7 +429,7 @@ class LocalStack:
             ("gateway", s.api_url, self._gateway_alive),
         ):
             pid = self._read_pid(part)
-            running = _pid_alive(pid)
+            running = pid_alive(pid)
             parts.append(
                 PartStatus(
                     name=part,

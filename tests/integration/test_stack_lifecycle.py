@@ -13,7 +13,8 @@ import psycopg
 import pytest
 
 from carbook_stack.local_postgres import port_in_use
-from carbook_stack.manager import LocalStack, _pid_alive
+from carbook_stack.manager import LocalStack
+from carbook_stack.processes import pid_alive
 from tests.helpers import supabase_client
 
 
@@ -56,7 +57,7 @@ def test_stop_leaves_nothing_and_reset_returns_to_the_seed(own_stack: LocalStack
 
     pids = _pids(own_stack)
     own_stack.stop()
-    assert all(not _pid_alive(pid) for pid in pids.values() if pid)
+    assert all(not pid_alive(pid) for pid in pids.values() if pid)
     s = own_stack.settings
     assert not any(port_in_use(p) for p in (s.api_port, s.db_port, s.postgrest_port))
     assert not own_stack.status().running

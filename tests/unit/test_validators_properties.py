@@ -153,7 +153,7 @@ def test_car_update(changes: dict[str, Any]) -> None:
 @given(st.text(max_size=300))
 def test_storage_object_names(name: str) -> None:
     """No accepted name can address anything outside its bucket or smuggle a control byte."""
-    from carbook_stack.storage_api import StorageError, check_name
+    from carbook_stack.storage import StorageError, check_name
 
     try:
         accepted = check_name(name)
@@ -182,10 +182,10 @@ def test_parse_size(value: str) -> None:
 
 @given(st.one_of(st.emails(), st.text(max_size=300), anything))
 def test_gateway_auth_email_and_password_checks(value: Any) -> None:
-    from carbook_stack.auth_api import AuthError, _check_email
+    from carbook_stack.auth import AuthError, check_email
 
     try:
-        email = _check_email(value)
+        email = check_email(value)
     except AuthError as exc:
         assert exc.status in (400, 422)
         return

@@ -1,0 +1,36 @@
+"""``/auth/v1``: the subset of Supabase Auth (GoTrue) that supabase-py uses.
+
+Same paths, JSON shapes and error codes as GoTrue, so ``supabase_auth`` builds its
+``Session``/``User`` models and raises ``AuthApiError`` with the right ``code``.
+Passwords are bcrypt hashes in ``auth.users`` (``users``); a user's own routes are in
+``sessions``, the service role's in ``admin``.
+"""
+
+from __future__ import annotations
+
+from starlette.routing import Route
+
+from ..gateway import endpoint
+from .admin import admin_create_user, admin_list_users, admin_user
+from .http import AuthError
+from .sessions import get_user, health, logout, settings, signup, token, update_user
+from .users import check_email
+
+__all__ = ["AuthError", "check_email", "routes"]
+
+
+def routes() -> list[Route]:
+    """The routes under ``/auth/v1``, each behind ``endpoint``: the apikey check and
+    GoTrue's error shape for whatever goes wrong."""
+    return [
+        Route("/health", endpoint(health, AuthError), methods=["GET"]),
+        Route("/settings", endpoint(settings, AuthError), methods=["GET"]),
+        Route("/signup", endpoint(signup, AuthError), methods=["POST"]),
+        Route("/token", endpoint(token, AuthError), methods=["POST"]),
+        Route("/user", endpoint(get_user, AuthError), methods=["GET"]),
+        Route("/user", endpoint(update_user, AuthError), methods=["PUT"]),
+        Route("/logout", endpoint(logout, AuthError), methods=["POST"]),
+        Route("/admin/users", endpoint(admin_create_user, AuthError), methods=["POST"]),
+        Route("/admin/users", endpoint(admin_list_users, AuthError), methods=["GET"]),
+        Route("/admin/users/{user_id}", endpoint(admin_user, AuthError), methods=["GET", "PUT", "DELETE"]),
+    ]

@@ -1,0 +1,74 @@
+"""The HTTP side of every Auth route: GoTrue's error shape, the JSON body, the caller's token."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import psycopg
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ..gateway import MAX_JSON_BODY, Gateway, ServiceError, _read_limited, bearer_of, database_unavailable
+from ..tokens import Caller, TokenError, verify_token
+
+__all__ = ["API_VERSION", "AuthError", "caller_of", "error_response", "json_body"]
+
+API_VERSION = "2024-01-01"
+
+
+class AuthError(ServiceError):
+    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.extra = status, code, message, extra
+
+    def response(self, request: Request) -> Response:
+        return error_response(request, self)
+
+    @classmethod
+    def from_database(cls, exc: psycopg.Error) -> AuthError:
+        """What GoTrue answers when its database fails: ``unexpected_failure``. A 503 for an
+        outage makes supabase-py raise ``AuthRetryableError``, as a network failure does."""
+        if database_unavailable(exc):
+            return cls(503, "unexpected_failure", "The database is unavailable")
+        return cls(
+            500, "unexpected_failure", "Unexpected failure, please check server logs for more information"
+        )
+
+
+def error_response(request: Request, err: AuthError) -> JSONResponse:
+    """GoTrue's error body: the 2024-01-01 shape when the client asks for it, else the legacy one."""
+    if request.headers.get("x-supabase-api-version", "") >= API_VERSION:
+        body: dict[str, Any] = {"code": err.code, "message": err.message, **err.extra}
+    else:
+        body = {"code": err.status, "error_code": err.code, "msg": err.message, **err.extra}
+    return JSONResponse(
+        body,
+        status_code=err.status,
+        headers={"X-Supabase-Api-Version": API_VERSION, "x-sb-error-code": err.code},
+    )
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    raw = await _read_limited(request, MAX_JSON_BODY)
+    if raw is None:
+        raise AuthError(413, "request_too_large", "Request body too large")
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise AuthError(400, "bad_json", "Could not parse request body as JSON") from None
+    if not isinstance(data, dict):
+        raise AuthError(400, "bad_json", "Request body must be a JSON object")
+    return data
+
+
+def caller_of(request: Request, gw: Gateway) -> Caller:
+    token = bearer_of(request)
+    if not token:
+        raise AuthError(401, "no_authorization", "This endpoint requires a valid Bearer token")
+    try:
+        return verify_token(token, gw.settings.jwt_secret)
+    except TokenError as exc:
+        raise AuthError(403, "bad_jwt", f"invalid JWT: {exc}") from None

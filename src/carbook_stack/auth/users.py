@@ -1,0 +1,183 @@
+"""Users in ``auth.users``: their JSON shape, the checks on email, password and metadata,
+bcrypt hashing, and the statements that read, insert and change a user."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+from typing import Any
+
+import anyio
+import bcrypt
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from ..gateway import Gateway
+from .http import AuthError
+
+__all__ = [
+    "USER_COLUMNS",
+    "apply_user_changes",
+    "check_email",
+    "check_metadata",
+    "check_password",
+    "fetch_user",
+    "hash_password",
+    "insert_user",
+    "password_matches",
+    "user_json",
+]
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+USER_COLUMNS = """id, aud, role, email, email_confirmed_at, last_sign_in_at, raw_app_meta_data,
+                  raw_user_meta_data, is_anonymous, banned_until, created_at, updated_at"""
+# Compared against when the email is unknown, so both answers take as long.
+_DUMMY_HASH = bcrypt.hashpw(b"carbook-timing-equaliser", bcrypt.gensalt(rounds=10))
+BCRYPT_ROUNDS = 10
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def user_json(row: dict[str, Any]) -> dict[str, Any]:
+    confirmed = _iso(row["email_confirmed_at"])
+    return {
+        "id": str(row["id"]),
+        "aud": row["aud"],
+        "role": row["role"],
+        "email": row["email"] or "",
+        "email_confirmed_at": confirmed,
+        "phone": "",
+        "confirmed_at": confirmed,
+        "last_sign_in_at": _iso(row["last_sign_in_at"]),
+        "app_metadata": row["raw_app_meta_data"] or {},
+        "user_metadata": row["raw_user_meta_data"] or {},
+        "identities": [],
+        "created_at": _iso(row["created_at"]),
+        "updated_at": _iso(row["updated_at"]),
+        "is_anonymous": bool(row["is_anonymous"]),
+        **({"banned_until": _iso(row["banned_until"])} if row["banned_until"] else {}),
+    }
+
+
+def check_password(gw: Gateway, password: Any) -> str:
+    if not isinstance(password, str) or not password:
+        raise AuthError(400, "validation_failed", "Signup requires a valid password")
+    minimum = gw.settings.minimum_password_length
+    if len(password) < minimum:
+        raise AuthError(
+            422,
+            "weak_password",
+            f"Password should be at least {minimum} characters.",
+            weak_password={"reasons": ["length"]},
+        )
+    return password
+
+
+def check_email(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise AuthError(400, "validation_failed", "missing email or phone")
+    email = value.strip().lower()
+    if not _EMAIL.match(email) or len(email) > 255:
+        raise AuthError(400, "validation_failed", "Unable to validate email address: invalid format")
+    return email
+
+
+def check_metadata(value: Any, name: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise AuthError(400, "validation_failed", f"{name} must be a JSON object")
+    return value
+
+
+async def hash_password(password: str) -> str:
+    hashed = await anyio.to_thread.run_sync(
+        lambda: bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=BCRYPT_ROUNDS))
+    )
+    return hashed.decode()
+
+
+async def password_matches(password: str, stored: str | None) -> bool:
+    target = stored.encode() if stored else _DUMMY_HASH
+    ok = await anyio.to_thread.run_sync(lambda: bcrypt.checkpw(password.encode(), target))
+    return ok and stored is not None
+
+
+async def fetch_user(conn: psycopg.AsyncConnection[Any], where: str, value: Any) -> dict[str, Any] | None:
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(f"select {USER_COLUMNS} from auth.users where {where}", (value,))
+        return await cur.fetchone()
+
+
+async def insert_user(
+    conn: psycopg.AsyncConnection[Any],
+    *,
+    email: str,
+    password_hash: str | None,
+    confirmed: bool,
+    app_metadata: dict[str, Any],
+    user_metadata: dict[str, Any],
+    user_id: uuid.UUID | None = None,
+    duplicate_code: str = "user_already_exists",
+) -> dict[str, Any]:
+    app_meta = {"provider": "email", "providers": ["email"], **app_metadata}
+    try:
+        async with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(
+                f"""insert into auth.users (id, email, encrypted_password, email_confirmed_at,
+                                            raw_app_meta_data, raw_user_meta_data)
+                    values (coalesce(%s, gen_random_uuid()), %s, %s,
+                            case when %s then now() end, %s, %s)
+                    returning {USER_COLUMNS}""",
+                (user_id, email, password_hash, confirmed, Jsonb(app_meta), Jsonb(user_metadata)),
+            )
+            row = await cur.fetchone()
+    except psycopg.errors.UniqueViolation:
+        if duplicate_code == "email_exists":
+            raise AuthError(
+                422, "email_exists", "A user with this email address has already been registered"
+            ) from None
+        raise AuthError(422, "user_already_exists", "User already registered") from None
+    assert row is not None
+    return row
+
+
+async def apply_user_changes(
+    gw: Gateway, conn: psycopg.AsyncConnection[Any], user_id: Any, body: dict[str, Any], *, admin: bool
+) -> dict[str, Any]:
+    sets: list[str] = []
+    params: list[Any] = []
+    if "email" in body and body["email"] is not None:
+        sets.append("email = %s")
+        params.append(check_email(body["email"]))
+    if "password" in body and body["password"] is not None:
+        sets.append("encrypted_password = %s")
+        params.append(await hash_password(check_password(gw, body["password"])))
+    meta_key = "user_metadata" if admin and "user_metadata" in body else "data"
+    if body.get(meta_key) is not None:
+        sets.append("raw_user_meta_data = raw_user_meta_data || %s")
+        params.append(Jsonb(check_metadata(body[meta_key], meta_key)))
+    if admin and body.get("app_metadata") is not None:
+        sets.append("raw_app_meta_data = raw_app_meta_data || %s")
+        params.append(Jsonb(check_metadata(body["app_metadata"], "app_metadata")))
+    if admin and body.get("email_confirm") is True:
+        sets.append("email_confirmed_at = coalesce(email_confirmed_at, now())")
+    sets.append("updated_at = now()")
+    try:
+        async with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(
+                f"update auth.users set {', '.join(sets)} where id = %s returning {USER_COLUMNS}",
+                (*params, user_id),
+            )
+            row = await cur.fetchone()
+    except psycopg.errors.UniqueViolation:
+        raise AuthError(
+            422, "email_exists", "A user with this email address has already been registered"
+        ) from None
+    if row is None:
+        raise AuthError(404, "user_not_found", "User not found")
+    return row

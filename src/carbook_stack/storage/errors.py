@@ -1,0 +1,75 @@
+"""Storage's error replies: HTTP 400 with the real code as a string in ``statusCode``
+(as Supabase Storage answers), except bad or missing tokens, which are refused with 401,
+and database failures: 503 when the database cannot be reached, else 500."""
+
+from __future__ import annotations
+
+import psycopg
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from ..gateway import ServiceError, database_unavailable
+
+__all__ = [
+    "StorageError",
+    "bucket_not_found",
+    "invalid_request",
+    "not_found",
+    "too_large",
+    "unauthorized",
+]
+
+
+class StorageError(ServiceError):
+    def __init__(self, status: str, error: str, code: str, message: str, http_status: int = 400) -> None:
+        super().__init__(message)
+        self.status, self.error, self.code, self.message, self.http_status = (
+            status,
+            error,
+            code,
+            message,
+            http_status,
+        )
+
+    @classmethod
+    def from_database(cls, exc: psycopg.Error) -> StorageError:
+        """What Storage answers for a database error no handler expected."""
+        if database_unavailable(exc):
+            return cls(
+                "503", "Service Unavailable", "DatabaseError", "The database is unavailable", http_status=503
+            )
+        if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+            return cls("403", "Unauthorized", "AccessDenied", "new row violates row-level security policy")
+        if isinstance(exc, psycopg.errors.UniqueViolation):
+            return cls("409", "Duplicate", "KeyAlreadyExists", "The resource already exists")
+        if isinstance(exc, psycopg.errors.ForeignKeyViolation):
+            return bucket_not_found()
+        return cls("500", "internal", "InternalError", "Internal Server Error", http_status=500)
+
+    def response(self, request: Request | None = None) -> JSONResponse:
+        return JSONResponse(
+            {"statusCode": self.status, "error": self.error, "code": self.code, "message": self.message},
+            status_code=self.http_status,
+        )
+
+
+def not_found() -> StorageError:
+    return StorageError("404", "not_found", "NoSuchKey", "Object not found")
+
+
+def bucket_not_found() -> StorageError:
+    return StorageError("404", "Bucket not found", "NoSuchBucket", "Bucket not found")
+
+
+def too_large() -> StorageError:
+    return StorageError(
+        "413", "Payload too large", "EntityTooLarge", "The object exceeded the maximum allowed size"
+    )
+
+
+def unauthorized(message: str) -> StorageError:
+    return StorageError("401", "Unauthorized", "InvalidJWT", message, http_status=401)
+
+
+def invalid_request(message: str) -> StorageError:
+    return StorageError("400", "InvalidRequest", "InvalidRequest", message)
