@@ -497,11 +497,26 @@ def test_markup_and_huge_numbers_in_input_are_just_text(cli: Cli, image: Path) -
         "--year",
         "2024",
         "--price",
-        "1e30",
+        "1" + "0" * 30,
         "--image",
         str(image),
     )
     assert huge.exit_code == 3 and "too large" in huge.stderr
+    exponent = cli(
+        "cars",
+        "add",
+        "--make",
+        "A",
+        "--model",
+        "B",
+        "--year",
+        "2024",
+        "--price",
+        "1e30",
+        "--image",
+        str(image),
+    )
+    assert exponent.exit_code == 3 and "not an amount: '1e30'" in exponent.stderr
     assert cli.state() == before
 
 
