@@ -12,7 +12,7 @@ import pytest
 
 from carbook_stack.manager import LocalStack
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 
 

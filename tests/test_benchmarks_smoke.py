@@ -37,7 +37,7 @@ def test_the_bench_command_itself_runs() -> None:
     import subprocess
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[1]
     result = subprocess.run(
         ["bash", "scripts/bench.sh", "--tiny", "--only", "race"],
         cwd=root,
