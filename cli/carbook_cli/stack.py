@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from .output import EXIT_STACK_DOWN, console, err_console, print_json
+from .output import EXIT_STACK_DOWN, console, err_console, escape, print_json
 
 if TYPE_CHECKING:
     from carbook_stack.manager import LocalStack, StackInfo
@@ -34,7 +34,9 @@ Json = Annotated[bool, typer.Option("--json", help="Print one JSON document inst
 def _stack(state_dir: Path | None) -> LocalStack:
     from carbook_stack.manager import LocalStack
 
-    return LocalStack.default(state_dir)
+    stack = LocalStack.default(state_dir)
+    stack.progress = lambda line: err_console.print(line, markup=False)
+    return stack
 
 
 def _print_info(info: StackInfo, json: bool) -> None:
@@ -71,6 +73,15 @@ def start(state_dir: StateDir = None, json: Json = False) -> None:
 
 
 @app.command()
+def restart(state_dir: StateDir = None, json: Json = False) -> None:
+    """Stop the stack and start it again, applying supabase/config.toml as it is now (data kept)."""
+    info = _stack(state_dir).restart()
+    if not json:
+        console.print(f"[green]Restarted[/] in {info.started_in:.2f} s.\n")
+    _print_info(info, json)
+
+
+@app.command()
 def stop(state_dir: StateDir = None) -> None:
     """Stop every part of the stack; no process is left behind."""
     _stack(state_dir).stop()
@@ -87,6 +98,8 @@ def status(state_dir: StateDir = None, json: Json = False) -> None:
             {
                 "healthy": st.healthy,
                 "parts": [p.model_dump(mode="json") for p in st.parts],
+                "config_file": str(st.config_file) if st.config_file else None,
+                "config_changed": list(st.changed),
                 **(stack.info().model_dump() if st.healthy else {}),
             }
         )
@@ -100,6 +113,13 @@ def status(state_dir: StateDir = None, json: Json = False) -> None:
             )
             table.add_row(p.name, state, p.url, str(p.pid or ""), str(p.log or ""))
         console.print(table)
+        if st.config_file is not None:
+            console.print(f"Config: {escape(str(st.config_file))}")
+        if st.changed:
+            console.print(
+                f"[yellow]Changed since the start:[/] {escape(', '.join(st.changed))};"
+                " `carbook stack restart` applies them."
+            )
         if st.healthy:
             console.print()
             _print_info(stack.info(), False)

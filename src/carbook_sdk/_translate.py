@@ -102,6 +102,10 @@ _STORAGE_STATUS: dict[str, type[CarbookError]] = {
     "409": ConflictError,
     "413": ImageTooLargeError,
     "415": UnsupportedImageTypeError,
+    # Storage up but its database not (or a proxy without an upstream): try again later.
+    "502": CarbookConnectionError,
+    "503": CarbookConnectionError,
+    "504": CarbookConnectionError,
 }
 
 _CHECK_CONSTRAINT = re.compile(r'violates check constraint "([^"]+)"')

@@ -32,8 +32,9 @@ if _missing:
 
 if TYPE_CHECKING:
     from .local_postgres import LocalPostgres, find_pg_bindir, free_port, port_in_use
-    from .manager import LocalStack, StackInfo, StackStartError, StackStatus, find_postgrest
+    from .manager import LocalStack, StackConfigChangedError, StackInfo, StackStartError, StackStatus
     from .settings import StackSettings, load_settings
+    from .tools import ensure_postgrest, find_postgrest, install_postgrest
 
 # Imported on first use: the gateway process (``python -m carbook_stack.gateway``) must
 # not load the supervisor, and ``carbook --help`` must not load any of it.
@@ -46,7 +47,10 @@ _LAZY: dict[str, str] = {
     "StackInfo": ".manager",
     "StackStartError": ".manager",
     "StackStatus": ".manager",
-    "find_postgrest": ".manager",
+    "StackConfigChangedError": ".manager",
+    "find_postgrest": ".tools",
+    "ensure_postgrest": ".tools",
+    "install_postgrest": ".tools",
     "StackSettings": ".settings",
     "load_settings": ".settings",
 }
@@ -54,13 +58,16 @@ _LAZY: dict[str, str] = {
 __all__ = [
     "LocalPostgres",
     "LocalStack",
+    "StackConfigChangedError",
     "StackInfo",
     "StackSettings",
     "StackStartError",
     "StackStatus",
+    "ensure_postgrest",
     "find_pg_bindir",
     "find_postgrest",
     "free_port",
+    "install_postgrest",
     "load_settings",
     "port_in_use",
 ]

@@ -232,7 +232,7 @@ class LocalPostgres:
         if port_in_use(self.port, self.host):
             raise PostgresStartError(
                 f"port {self.port} on {self.host} is already in use",
-                hint="stop what listens there or choose another port",
+                hint="stop what listens there, or change [db].port in supabase/config.toml",
             )
         options = [
             f"-p {self.port}",

