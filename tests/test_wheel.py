@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from carbook_stack.local_postgres import free_port
 from carbook_stack.manager import LocalStack
 
 from .helpers import Db
@@ -41,6 +43,8 @@ NOT_IN_BASE = (
 @pytest.fixture(scope="module")
 def workdir() -> Iterator[Path]:
     base = Path(tempfile.mkdtemp(prefix="carbook-wheel-"))
+    # The local stack's PostgreSQL runs as another user when we are root: let it in.
+    os.chmod(base, 0o755)
     try:
         yield base
     finally:
@@ -102,7 +106,14 @@ def _run(env_dir: Path, args: list[str], cwd: Path, **env: str) -> subprocess.Co
 @pytest.fixture
 def empty_folder(workdir: Path) -> Path:
     folder = Path(tempfile.mkdtemp(dir=workdir, prefix="empty-"))
+    os.chmod(folder, 0o755)
     return folder
+
+
+@pytest.fixture(scope="module")
+def all_env(wheel: Path, workdir: Path) -> Path:
+    """A fresh virtualenv with ``carbook[all]`` from the wheel."""
+    return _venv(workdir, "all", f"carbook[all] @ {wheel.as_uri()}")
 
 
 def test_the_base_install_is_the_sdk_alone(
@@ -137,9 +148,9 @@ print(json.dumps({{"missing": missing, "cars": len(page.items), "ops": ops}}))
 
 
 def test_the_all_install_is_the_whole_cli_from_an_empty_folder(
-    wheel: Path, workdir: Path, empty_db: Db, stack: LocalStack, empty_folder: Path
+    all_env: Path, empty_db: Db, stack: LocalStack, empty_folder: Path
 ) -> None:
-    env_dir = _venv(workdir, "all", f"carbook[all] @ {wheel.as_uri()}")
+    env_dir = all_env
     carbook = str(env_dir / "bin/carbook")
     helped = _run(env_dir, [carbook, "--help"], empty_folder)
     assert helped.returncode == 0, helped.stderr
@@ -175,3 +186,55 @@ def test_the_all_install_is_the_whole_cli_from_an_empty_folder(
     )
     assert listed.returncode == 0, listed.stderr
     assert json.loads(listed.stdout)["cars"]
+
+
+def _set_port(config: Path, section: str, port: int) -> None:
+    text = config.read_text()
+    start = text.index(f"[{section}]\n")
+    head, rest = text[:start], text[start:]
+    config.write_text(head + re.sub(r"(?m)^port = \d+$", f"port = {port}", rest, count=1))
+
+
+def test_the_main_job_from_an_installed_wheel(all_env: Path, workdir: Path, empty_folder: Path) -> None:
+    """pip install, carbook init, carbook stack start, and the README's main job, from an
+    empty folder, with PostgREST installed on first start into a cache of its own."""
+    carbook = str(all_env / "bin/carbook")
+    env = {
+        "CARBOOK_TOOLS_DIR": str(workdir / "tools-cache"),
+        "CARBOOK_CONFIG_DIR": str(empty_folder / ".config"),
+    }
+
+    def run(*args: str, cwd: Path = empty_folder) -> subprocess.CompletedProcess[str]:
+        result = _run(all_env, [carbook, *args], cwd, **env)
+        assert result.returncode == 0, (args, result.stdout, result.stderr)
+        return result
+
+    run("init")
+    config = empty_folder / "supabase" / "config.toml"
+    api = free_port()
+    _set_port(config, "api", api)
+    _set_port(config, "db", free_port(avoid={api}))
+    try:
+        started = run("stack", "start")
+        assert "Installing PostgREST" in started.stderr
+        assert f"http://127.0.0.1:{api}" in started.stdout
+        run("db", "verify", "--failed")
+        run("auth", "login", "--email", "admin@carbook.local", "--password", "carbook-admin")
+        car = json.loads(
+            run(
+                "cars", "add", "--make", "Tata", "--model", "Nexon EV", "--year", "2024",
+                "--price", "1499.00", "--currency", "INR", "--image", "supabase/images/sample-car.png", "--json",
+            ).stdout
+        )  # fmt: skip
+        run("cars", "publish", car["id"])
+        race = json.loads(run("race", car["id"], "--clients", "10", "--json").stdout)
+        assert (race["winners"], race["losers"], race["errors"]) == (1, 9, 0)
+        deep = empty_folder / "app" / "src"
+        deep.mkdir(parents=True)
+        run("stack", "stop", cwd=deep)
+        down = _run(all_env, [carbook, "stack", "status"], deep, **env)
+        assert down.returncode == 11
+    finally:
+        _run(all_env, [carbook, "stack", "stop"], empty_folder, **env)
+    left = subprocess.run(["pgrep", "-af", str(empty_folder)], capture_output=True, text=True)
+    assert left.stdout.strip() == "", left.stdout
