@@ -35,6 +35,7 @@ from tests.factories import PASSWORD, make_cars, make_users
 from tests.factories import stack_db as db
 
 from benchmarks.hot_car import bench_hot_car
+from benchmarks.http import bench_http
 from carbook_sdk import AsyncCarbook, CarAlreadyBookedError
 from carbook_stack.local_postgres import find_pg_bindir, free_port
 from carbook_stack.manager import LocalStack, StackSettings
@@ -56,6 +57,8 @@ class Sizes:
     startup_runs: int = 3
     hot_seconds: int = 5
     hot_free_cars: int = 30_000
+    http_seconds: int = 5
+    http_cars: int = 8_000
 
 
 TINY = Sizes(
@@ -70,6 +73,8 @@ TINY = Sizes(
     startup_runs=1,
     hot_seconds=1,
     hot_free_cars=50,
+    http_seconds=1,
+    http_cars=50,
 )
 
 
@@ -445,7 +450,7 @@ def bench_import(stack: LocalStack, sizes: Sizes) -> dict[str, Any]:
 # Report --------------------------------------------------------------------------------------------
 def markdown(r: dict[str, Any]) -> str:
     race, tp, listing, start, imp = r["race"], r["throughput"], r["listing"], r["startup"], r["import"]
-    hot = r["hot_car"]
+    hot, http = r["hot_car"], r["http"]
     lines = [
         f"Run {r['date']} on {r['machine']} with `{r['command']}`.",
         "",
@@ -475,6 +480,17 @@ def markdown(r: dict[str, Any]) -> str:
         f"alone {hot['other_cars_alone']}/s; ratio **{hot['other_cars_ratio']}** "
         f"(lock first {hot['other_cars_ratio_lock_first']}) |"
     )
+    for lv in http["levels"]:
+        for what, label in (
+            ("listing", "listing GET (page of 50)"),
+            ("booking", "booking RPC (a new car each)"),
+        ):
+            stack_run, direct = lv[f"stack_{what}"], lv[f"direct_{what}"]
+            lines.append(
+                f"| wrk, {label}, c={lv['concurrency']} | API port (nginx) **{stack_run['rps']}/s**, "
+                f"p99 {stack_run['p99_ms']} ms | PostgREST direct {direct['rps']}/s, p99 {direct['p99_ms']} ms; "
+                f"ratio **{lv[f'{what}_ratio']}** |"
+            )
     lines += [
         f"| listing: page of 50 of {listing['cars']:,} cars | SDK p50 {listing['sdk_p50_ms']} ms, "
         f"p99 {listing['sdk_p99_ms']} ms; index used: **{listing['index_used']}** | "
@@ -495,6 +511,7 @@ async def run_all(stack: LocalStack, sizes: Sizes, only: set[str] | None = None)
         ("race", lambda: bench_race(stack, sizes)),
         ("throughput", lambda: bench_throughput(stack, sizes)),
         ("hot_car", lambda: bench_hot_car(stack, sizes.hot_seconds, sizes.hot_free_cars)),
+        ("http", lambda: bench_http(stack, sizes.http_seconds, sizes.http_cars)),
         ("import", lambda: bench_import(stack, sizes)),
         ("startup", lambda: bench_startup(sizes)),
         ("listing", lambda: bench_listing(stack, sizes)),  # last: it fills the table
@@ -516,7 +533,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tiny", action="store_true", help="every benchmark at smoke size")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results", help="where results go")
     parser.add_argument(
-        "--only", action="append", choices=["race", "throughput", "hot_car", "import", "startup", "listing"],
+        "--only", action="append", choices=["race", "throughput", "hot_car", "http", "import", "startup", "listing"],
         help="run just these (repeatable); the report is printed, not written",
     )  # fmt: skip
     args = parser.parse_args(argv)

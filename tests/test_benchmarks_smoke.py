@@ -26,9 +26,15 @@ def test_every_benchmark_runs_at_tiny_size(stack: LocalStack) -> None:
     assert [lv["concurrency"] for lv in hot["levels"]] == [8, 32]
     assert all(lv[k] > 0 for lv in hot["levels"] for k in ("read_first", "lock_first", "floor"))
     assert hot["other_cars_alone"] > 0 and hot["other_cars_hammered"] > 0
+    http = results["http"]
+    assert [lv["concurrency"] for lv in http["levels"]] == [8, 32]
+    for lv in http["levels"]:
+        for key in ("stack_listing", "direct_listing", "stack_booking", "direct_booking"):
+            assert lv[key]["rps"] > 0 and lv[key]["non_2xx"] == 0, (key, lv[key])
     table = markdown({"date": "today", "machine": "here", "command": "tiny", **results})
-    # header, race, one row per level, two hot-car rows and the other-cars row, listing, start, help, import
-    assert table.count("\n| ") == 2 + len(levels) + 3 + 4
+    # header, race, a row per level, two hot-car rows and the other-cars row, four wrk rows,
+    # listing, start, help, import
+    assert table.count("\n| ") == 2 + len(levels) + 3 + 4 + 4
 
 
 def test_the_bench_command_itself_runs() -> None:

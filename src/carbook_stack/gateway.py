@@ -1,12 +1,12 @@
-"""The local stack's API gateway: one ASGI app on ``[api].port``.
+"""The local stack's Python app, behind nginx on an internal port:
 
-- ``/rest/v1/*`` is proxied to PostgREST over pooled keep-alive connections;
 - ``/auth/v1/*`` is a Supabase Auth (GoTrue) stand-in (``auth``);
 - ``/storage/v1/*`` is a Supabase Storage stand-in (``storage``).
 
-Like hosted Supabase (Kong), every route needs one of the project's API keys in the
-``apikey`` header or query parameter, except public object URLs. When a request has no
-``Authorization`` header, the apikey is its bearer token.
+nginx (``carbook_stack.nginx``) owns the API port: it checks the apikey and sends
+``/rest/v1`` straight to PostgREST. The app checks the apikey again on its own routes,
+so it is never open on its port either. When a request has no ``Authorization``
+header, the apikey is its bearer token.
 
 Run as ``python -m carbook_stack.gateway STACK_JSON`` (``LocalStack`` does that).
 """
@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpcore
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from starlette.applications import Starlette
@@ -37,24 +36,7 @@ __all__ = ["Gateway", "ServiceError", "create_app", "database_unavailable", "end
 
 log = logging.getLogger(__name__)
 
-# Headers that belong to one hop, never forwarded.
-_HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailers",
-        "transfer-encoding",
-        "upgrade",
-        "host",
-        "content-length",
-    }
-)
-#: Seconds the gateway waits on PostgREST: a dead upstream ends in an error, never a hang.
-REST_TIMEOUTS = {"connect": 5.0, "read": 60.0, "write": 60.0, "pool": 30.0}
-#: Largest JSON body the gateway accepts on REST and Auth routes (uploads excepted).
+#: Largest JSON body the app accepts on Auth routes (uploads excepted).
 MAX_JSON_BODY = 1024 * 1024
 #: Seconds a request waits for a pooled connection before asking whether the database is
 #: there at all: one that is down is a 503 at once, not after the pool's whole wait (30 s).
@@ -68,7 +50,6 @@ class Gateway:
     """Shared state of the running app."""
 
     settings: StackSettings
-    rest: httpcore.AsyncConnectionPool
     pool: AsyncConnectionPool
     _probe_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
     _probed: tuple[float, str | None] = (float("-inf"), None)
@@ -154,56 +135,6 @@ def bearer_of(request: Request) -> str:
     return apikey_of(request) or ""
 
 
-# REST ----------------------------------------------------------------------------------
-async def rest_proxy(request: Request) -> Response:
-    denied = check_apikey(request)
-    if denied:
-        return denied
-    gw = gateway(request)
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > MAX_JSON_BODY:
-        return JSONResponse({"message": "Payload too large"}, status_code=413)
-    body = await _read_limited(request, MAX_JSON_BODY)
-    if body is None:
-        return JSONResponse({"message": "Payload too large"}, status_code=413)
-    headers = [
-        (k, v)
-        for k, v in request.headers.raw
-        if k.lower().decode("latin-1") not in _HOP_BY_HOP and k != b"apikey"
-    ]
-    if b"authorization" not in {k.lower() for k, _ in headers}:
-        headers.append((b"authorization", f"Bearer {apikey_of(request)}".encode()))
-    query = "&".join(p for p in request.url.query.split("&") if p and not p.startswith("apikey="))
-    target = f"{gw.settings.postgrest_url}/{request.path_params.get('path', '')}" + (
-        f"?{query}" if query else ""
-    )
-    try:
-        # httpcore, not httpx: this is the hot path, and the thinner client is markedly faster.
-        reply = await gw.rest.request(
-            request.method, target, headers=headers, content=body, extensions={"timeout": REST_TIMEOUTS}
-        )
-    except httpcore.TimeoutException:
-        return JSONResponse(
-            {"code": "PGRST003", "message": "The REST service timed out", "details": None, "hint": None},
-            status_code=504,
-        )
-    except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.ConnectionNotAvailable) as exc:
-        # What PostgREST itself answers when it cannot reach its database.
-        return JSONResponse(
-            {
-                "code": "PGRST000",
-                "message": "The REST service is unavailable",
-                "details": type(exc).__name__,
-                "hint": None,
-            },
-            status_code=503,
-        )
-    out = [(k, v) for k, v in reply.headers if k.lower().decode("latin-1") not in _HOP_BY_HOP]
-    response = Response(reply.content, status_code=reply.status)
-    response.raw_headers = [*out, (b"content-length", str(len(reply.content)).encode())]
-    return response
-
-
 async def _read_limited(request: Request, limit: int) -> bytes | None:
     """The request body, or None when it is larger than ``limit`` (read no further)."""
     chunks: list[bytes] = []
@@ -277,25 +208,15 @@ def create_app(settings: StackSettings) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with (
-            httpcore.AsyncConnectionPool(
-                max_connections=200, max_keepalive_connections=100, keepalive_expiry=10.0
-            ) as rest,
-            AsyncConnectionPool(
-                settings.db_url, min_size=1, max_size=20, open=False, kwargs={"autocommit": True}
-            ) as pool,
-        ):
+        async with AsyncConnectionPool(
+            settings.db_url, min_size=1, max_size=20, open=False, kwargs={"autocommit": True}
+        ) as pool:
             await pool.wait()
-            app.state.gateway = Gateway(settings=settings, rest=rest, pool=pool)
+            app.state.gateway = Gateway(settings=settings, pool=pool)
             yield
 
     return Starlette(
         routes=[
-            Route(
-                "/rest/v1/{path:path}",
-                rest_proxy,
-                methods=["GET", "HEAD", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"],
-            ),
             Mount("/auth/v1", routes=auth.routes()),
             Mount("/storage/v1", routes=storage.routes()),
             Route("/{path:path}", not_found, methods=["GET", "HEAD", "POST", "PATCH", "PUT", "DELETE"]),
@@ -314,13 +235,13 @@ def main(argv: list[str] | None = None) -> None:
     uvicorn.run(
         create_app(settings),
         host=settings.host,
-        port=settings.api_port,
+        port=settings.app_port,
         log_level="warning",
         access_log=False,
         lifespan="on",
-        # Longer than any client's idle expiry (httpx: 5 s), so the client always closes an
-        # idle connection first and never sends a request into one the server just closed.
-        timeout_keep_alive=65,
+        # Longer than nginx keeps an idle upstream connection (60 s), so nginx always closes
+        # it first and never sends a request into one the app just closed.
+        timeout_keep_alive=75,
     )
 
 

@@ -40,7 +40,8 @@ from carbook_sdk.errors import CarbookError, ConfigurationError
 from carbook_sdk.ops import Database
 
 from .local_postgres import LocalPostgres, free_port, port_in_use
-from .processes import pid_alive, terminate
+from .nginx import find_nginx, write_config
+from .processes import kill_orphans, pid_alive, terminate
 from .settings import StackSettings
 from .tools import ensure_postgrest
 
@@ -155,7 +156,7 @@ class LocalStack:
 
     def _running_parts(self) -> list[str]:
         running = ["database"] if self.postgres.is_running() else []
-        return running + [p for p in ("postgrest", "gateway") if pid_alive(self._read_pid(p))]
+        return running + [p for p in ("postgrest", "gateway", "nginx") if pid_alive(self._read_pid(p))]
 
     def _adopt_running(self) -> None:
         """When parts of a stack run, act on them as they were started; refuse a config
@@ -216,7 +217,7 @@ class LocalStack:
             pid = int(self._pidfile(part).read_text().strip())
         except (OSError, ValueError):
             return None
-        marker = {"postgrest": "postgrest", "gateway": "carbook_stack.gateway"}[part]
+        marker = {"postgrest": "postgrest", "gateway": "carbook_stack.gateway", "nginx": "nginx"}[part]
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
@@ -257,6 +258,7 @@ class LocalStack:
         self._adopt_running()
         self._prepare_dirs()
         ensure_postgrest(self.progress)  # fail (or install) early, before anything starts
+        find_nginx()
         fresh = not self.postgres.initialized
         started: list[str] = []
         try:
@@ -279,9 +281,17 @@ class LocalStack:
             if not self._gateway_alive(patient=True):
                 started.append("gateway")
                 self._start_gateway()
+            if {"database", "postgrest"} & set(started):
+                # /ready can say yes before PostgREST answers requests (its schema cache):
+                # wait until it serves them, several in a row.
+                self._wait("postgrest", self._postgrest_serving)
+            # nginx's config names the ports behind it: a part restarted there means a new one.
+            if {"postgrest", "gateway"} & set(started) or not self._nginx_alive(patient=True):
+                started.append("nginx")
+                self._start_nginx()
         except BaseException:
             # Leave nothing running that this call started: a failed start is not half a stack.
-            for part in ("gateway", "postgrest"):
+            for part in ("nginx", "gateway", "postgrest"):
                 if part in started:
                     terminate(self._read_pid(part))
                     self._pidfile(part).unlink(missing_ok=True)
@@ -355,10 +365,30 @@ class LocalStack:
             "postgrest", f"http://{self.settings.host}:{self.settings.postgrest_admin_port}/ready", patient
         )
 
+    def _postgrest_serving(self) -> bool:
+        s = self.settings
+        headers = {"Authorization": f"Bearer {s.anon_key}"}
+        try:
+            with httpx.Client(timeout=2.0) as client:
+                return all(
+                    client.get(f"{s.postgrest_url}/", headers=headers).status_code == 200 for _ in range(5)
+                )
+        except httpx.HTTPError:
+            return False
+
     def _gateway_alive(self, patient: bool = False) -> bool:
+        s = self.settings
+        if not s.app_port:
+            return False
         return self._part_alive(
-            "gateway", f"{self.settings.api_url}/auth/v1/health", patient, {"apikey": self.settings.anon_key}
+            "gateway", f"http://{s.host}:{s.app_port}/auth/v1/health", patient, {"apikey": s.anon_key}
         )
+
+    def _nginx_alive(self, patient: bool = False) -> bool:
+        s = self.settings
+        if not s.nginx_status_port:
+            return False
+        return self._part_alive("nginx", f"http://{s.host}:{s.nginx_status_port}/", patient)
 
     def _part_alive(self, part: str, url: str, patient: bool, headers: dict[str, str] | None = None) -> bool:
         """Its process runs and its health URL answers 200.
@@ -421,13 +451,11 @@ class LocalStack:
         self._wait("postgrest", self._postgrest_alive)
 
     def _start_gateway(self) -> None:
+        """The Python app (Auth and Storage), on an internal port behind nginx."""
         s = self.settings
         terminate(self._read_pid("gateway"))
-        if port_in_use(s.api_port, s.host):
-            raise StackStartError(
-                f"port {s.api_port} is already in use",
-                hint="another stack (or `supabase start`) runs there; stop it or change [api].port",
-            )
+        if not s.app_port or port_in_use(s.app_port, s.host):
+            s.app_port = free_port(avoid={s.api_port, s.db_port, s.postgrest_port, s.postgrest_admin_port})
         self._save()
         env = dict(os.environ)
         self._spawn("gateway", [sys.executable, "-m", "carbook_stack.gateway", str(self.state_file)], env)
@@ -440,10 +468,43 @@ class LocalStack:
         self._pg = None
         return self.start()
 
+    def _recorded_pid(self, part: str) -> int | None:
+        """The pid in the part's pid file, whether or not that process still runs."""
+        try:
+            return int(self._pidfile(part).read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def _start_nginx(self) -> None:
+        """nginx on the API port, in front of PostgREST and the app."""
+        s = self.settings
+        terminate(self._read_pid("nginx"))
+        kill_orphans(self._recorded_pid("nginx"), "nginx")
+        if port_in_use(s.api_port, s.host):
+            raise StackStartError(
+                f"port {s.api_port} is already in use",
+                hint="another stack (or `supabase start`) runs there; stop it or change [api].port",
+            )
+        if not s.nginx_status_port or port_in_use(s.nginx_status_port, s.host):
+            s.nginx_status_port = free_port(
+                avoid={s.api_port, s.db_port, s.postgrest_port, s.postgrest_admin_port, s.app_port}
+            )
+        config = write_config(s)
+        self._save()
+        binary = find_nginx()
+        self._spawn(
+            "nginx",
+            [str(binary), "-p", str(config.parent), "-c", str(config), "-e", str(self._log("nginx-error"))],
+            {"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+        )
+        self._wait("nginx", self._nginx_alive)
+
     def stop(self) -> None:
-        """Stop every part (gateway, PostgREST, PostgreSQL); harmless when stopped."""
-        for part in ("gateway", "postgrest"):
+        """Stop every part (nginx, the app, PostgREST, PostgreSQL); harmless when stopped."""
+        for part in ("nginx", "gateway", "postgrest"):
             terminate(self._read_pid(part))
+            if part == "nginx":
+                kill_orphans(self._recorded_pid(part), "nginx")
             self._pidfile(part).unlink(missing_ok=True)
         self.postgres.stop()
 
@@ -467,7 +528,8 @@ class LocalStack:
         ]
         for part, url, alive in (
             ("postgrest", s.postgrest_url if s.postgrest_port else "", self._postgrest_alive),
-            ("gateway", s.api_url, self._gateway_alive),
+            ("gateway", f"http://{s.host}:{s.app_port}" if s.app_port else "", self._gateway_alive),
+            ("nginx", s.api_url, self._nginx_alive),
         ):
             pid = self._read_pid(part)
             running = pid_alive(pid)

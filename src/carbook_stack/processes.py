@@ -8,7 +8,7 @@ import signal
 import time
 from pathlib import Path
 
-__all__ = ["pid_alive", "terminate"]
+__all__ = ["kill_orphans", "pid_alive", "terminate"]
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -51,3 +51,29 @@ def _is_group_leader(pid: int) -> bool:
         return os.getpgid(pid) == pid
     except ProcessLookupError:
         return False
+
+
+def kill_orphans(pgid: int | None, marker: str) -> int:
+    """SIGKILL what is left of a part's process group after its leader died: nginx's
+    workers outlive a killed master and keep its port. Only processes of that group whose
+    command line names ``marker`` are touched. Returns how many were signalled."""
+    if not pgid:
+        return 0
+    hit: list[int] = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            stat = (entry / "stat").read_text()
+            fields = stat.rsplit(")", 1)[1].split()
+            if int(fields[2]) != pgid or int(entry.name) == os.getpid():
+                continue
+            if marker.encode() not in (entry / "cmdline").read_bytes():
+                continue
+            os.kill(int(entry.name), signal.SIGKILL)
+            hit.append(int(entry.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    # Gone, and their sockets closed, before the caller binds the port again.
+    deadline = time.monotonic() + 5.0
+    while any(pid_alive(pid) for pid in hit) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return len(hit)

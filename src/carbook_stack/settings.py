@@ -50,6 +50,10 @@ class StackSettings(BaseModel):
     db_port: int = 54322
     postgrest_port: int = 0
     postgrest_admin_port: int = 0
+    #: The Python app (Auth and Storage), behind nginx.
+    app_port: int = 0
+    #: nginx's own health answer, for the supervisor.
+    nginx_status_port: int = 0
     jwt_secret: str = LOCAL_JWT_SECRET
     anon_key: str = LOCAL_ANON_KEY
     service_role_key: str = LOCAL_SERVICE_ROLE_KEY

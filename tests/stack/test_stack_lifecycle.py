@@ -66,6 +66,20 @@ def test_stop_leaves_nothing_and_reset_returns_to_the_seed(own_stack: LocalStack
     assert _pids(stack) == session_pids and stack.status().healthy
 
 
+def _group(pgid: int) -> list[int]:
+    """The processes still running in a process group (a zombie waiting to be reaped by
+    whoever adopted it runs no more)."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                found.append(int(entry.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
 def test_status_reports_a_dead_part_and_start_brings_it_back(own_stack: LocalStack) -> None:
     own_stack.start()
     with psycopg.connect(own_stack.settings.db_url, autocommit=True) as conn:
@@ -78,6 +92,7 @@ def test_status_reports_a_dead_part_and_start_brings_it_back(own_stack: LocalSta
         "database": True,
         "postgrest": False,
         "gateway": True,
+        "nginx": True,
     }
     cli = _cli("stack", "status", "--state-dir", str(own_stack.settings.state_dir))
     assert cli.returncode == 11
@@ -86,6 +101,20 @@ def test_status_reports_a_dead_part_and_start_brings_it_back(own_stack: LocalSta
     assert own_stack.status().healthy
     with psycopg.connect(own_stack.settings.db_url, autocommit=True) as conn:
         assert conn.execute("select count(*) from public.cars where make = 'Kept'").fetchone() == (1,)
+    # nginx, the API port's gateway, is a part like the others: seen down, brought back.
+    nginx = {p.name: p for p in own_stack.status().parts}["nginx"]
+    assert nginx.pid is not None and nginx.url == own_stack.settings.api_url
+    os.kill(nginx.pid, 9)
+    assert {p.name: p.healthy for p in own_stack.status().parts}["nginx"] is False
+    # Its workers outlive the master and keep the port: start must clear them away.
+    assert _group(nginx.pid), "nginx's workers should outlive a killed master"
+    own_stack.start()
+    assert own_stack.status().healthy
+    assert _group(nginx.pid) == []
+    reply = httpx.get(
+        f"{own_stack.settings.api_url}/rest/v1/cars", headers={"apikey": own_stack.settings.anon_key}
+    )
+    assert reply.status_code == 200 and reply.headers["x-request-id"]
 
 
 def test_cli_status_and_start_print_supabase_style_keys(stack: LocalStack) -> None:

@@ -1,0 +1,223 @@
+"""nginx on the API port: the local stack's gateway, as Kong is for ``supabase start``.
+
+- every route needs one of the project's keys in ``apikey`` (header or query), checked
+  against a ``map`` of the known keys; public object URLs and signed-URL downloads are
+  open, as on hosted Supabase; a refusal is the 401 JSON hosted Supabase sends;
+- ``/rest/v1/`` goes straight to PostgREST (a new loopback connection per request: see
+  the upstream's comment), the apikey becoming the bearer token when the request has no
+  ``Authorization``;
+- everything else (``/auth/v1``, ``/storage/v1``, unknown routes) goes to the Python app
+  on an internal port, with request bodies streamed (the app enforces bucket limits);
+- a request id on every request and reply, an access log in the stack's ``logs/``.
+
+nginx runs unprivileged with a config written into the stack's state folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+
+from carbook_sdk.errors import ConfigurationError
+
+from .settings import StackSettings
+
+__all__ = ["INSTALL_HINT", "find_nginx", "render_config", "write_config"]
+
+INSTALL_HINT = "install nginx (Debian/Ubuntu: `apt-get install nginx-light`) or set CARBOOK_NGINX_BIN"
+
+#: The bodies hosted Supabase's gateway answers a missing or unknown key with.
+_NO_KEY = {
+    "message": "No API key found in request",
+    "hint": "No `apikey` request header or url param was found.",
+}
+_BAD_KEY = {
+    "message": "Invalid API key",
+    "hint": "Double check your Supabase `anon` or `service_role` API key.",
+}
+#: Largest body REST accepts (PostgREST's replies and requests are JSON, never files).
+REST_MAX_BODY = "1m"
+
+
+def find_nginx() -> Path:
+    """``CARBOOK_NGINX_BIN``, else ``nginx`` on PATH, else Debian's ``/usr/sbin/nginx``.
+
+    Raises:
+        ConfigurationError: not found; names how to install it.
+    """
+    explicit = os.environ.get("CARBOOK_NGINX_BIN")
+    candidates = [Path(explicit)] if explicit else []
+    on_path = shutil.which("nginx")
+    if on_path:
+        candidates.append(Path(on_path))
+    candidates.append(Path("/usr/sbin/nginx"))
+    for candidate in candidates:
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    raise ConfigurationError(
+        "nginx was not found: the local stack serves its API port with it", hint=INSTALL_HINT
+    )
+
+
+def _quote(value: str) -> str:
+    """A string as an nginx config literal (single-quoted, escaped)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _json(body: Mapping[str, object]) -> str:
+    return _quote(json.dumps(body, separators=(",", ":")))
+
+
+def render_config(settings: StackSettings, folder: Path) -> str:
+    """nginx.conf for a stack: ``folder`` holds its pid and temp files."""
+    s = settings
+    logs = s.logs_dir
+    keys = "\n".join(f"        {_quote(k)} ok;" for k in sorted({s.anon_key, s.service_role_key}))
+    # As root, workers would drop to `nobody` and could not write the temp folders here.
+    user = "user root root;\n" if os.geteuid() == 0 else ""
+    return f"""# Written by carbook's local stack at every start: edit supabase/config.toml instead.
+{user}worker_processes 2;
+daemon off;
+pid {folder / "nginx.pid"};
+error_log {logs / "nginx-error.log"} warn;
+
+events {{
+    worker_connections 4096;
+}}
+
+http {{
+    default_type application/json;
+    server_tokens off;
+    log_format carbook '$remote_addr [$time_local] "$request" $status $body_bytes_sent '
+                       '$request_time $upstream_response_time $request_id';
+    access_log {logs / "nginx-access.log"} carbook buffer=64k flush=1s;
+    client_body_temp_path {folder / "tmp" / "body"};
+    proxy_temp_path {folder / "tmp" / "proxy"};
+    fastcgi_temp_path {folder / "tmp" / "fastcgi"};
+    uwsgi_temp_path {folder / "tmp" / "uwsgi"};
+    scgi_temp_path {folder / "tmp" / "scgi"};
+    # The map keys are JWTs, longer than the default bucket holds.
+    map_hash_bucket_size 512;
+    # Longer than any client's idle expiry (httpx: 5 s), so the client always closes an
+    # idle connection first and never sends a request into one the server just closed.
+    keepalive_timeout 65s;
+    keepalive_requests 100000;
+
+    map $http_apikey $carbook_apikey {{
+        "" $arg_apikey;
+        default $http_apikey;
+    }}
+    map $carbook_apikey $carbook_key {{
+        "" missing;
+{keys}
+        default invalid;
+    }}
+    # Open without a key, as on hosted Supabase: public objects and signed-URL downloads.
+    map "$request_method $uri" $carbook_key_needed {{
+        "~^(GET|HEAD) /storage/v1/object/public/" 0;
+        "~^(GET|HEAD) /storage/v1/object/sign/" 0;
+        default 1;
+    }}
+    map "$carbook_key_needed $carbook_key" $carbook_refusal {{
+        "1 missing" missing;
+        "1 invalid" invalid;
+        default "";
+    }}
+    map $http_authorization $carbook_authorization {{
+        "" "Bearer $carbook_apikey";
+        default $http_authorization;
+    }}
+
+    # No upstream keep-alive to PostgREST: 12.0.2 closed about one kept-alive connection
+    # in eight mid-request on POST (nginx: "upstream prematurely closed connection"), and a
+    # new loopback connection per request still keeps 0.87-0.89x of its direct speed.
+    upstream carbook_rest {{
+        server {s.host}:{s.postgrest_port};
+    }}
+    upstream carbook_app {{
+        server {s.host}:{s.app_port};
+        keepalive 64;
+    }}
+
+    server {{
+        listen {s.host}:{s.api_port};
+        add_header X-Request-Id $request_id always;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_set_header Host $http_host;
+        proxy_set_header X-Request-Id $request_id;
+        proxy_set_header X-Forwarded-For $remote_addr;
+        proxy_connect_timeout 5s;
+        proxy_send_timeout 60s;
+        proxy_read_timeout 60s;
+
+        if ($carbook_refusal = missing) {{
+            return 401 {_json(_NO_KEY)};
+        }}
+        if ($carbook_refusal = invalid) {{
+            return 401 {_json(_BAD_KEY)};
+        }}
+
+        location /rest/v1/ {{
+            client_max_body_size {REST_MAX_BODY};
+            error_page 413 = @rest_too_large;
+            error_page 502 = @rest_unavailable;
+            error_page 504 = @rest_timeout;
+            # PostgREST reads every query parameter as a filter: the key must not reach it.
+            if ($args ~ "^apikey=[^&]*&?(.*)$") {{
+                set $args $1;
+            }}
+            if ($args ~ "^(.*)&apikey=[^&]*(.*)$") {{
+                set $args $1$2;
+            }}
+            proxy_set_header apikey "";
+            proxy_set_header Authorization $carbook_authorization;
+            proxy_pass http://carbook_rest/;
+        }}
+
+        location / {{
+            # Uploads stream to the app, which stops them at the bucket's limit.
+            client_max_body_size 0;
+            proxy_request_buffering off;
+            error_page 502 504 = @app_unavailable;
+            proxy_pass http://carbook_app;
+        }}
+
+        location @rest_too_large {{
+            return 413 {_json({"message": "Payload too large"})};
+        }}
+        location @rest_unavailable {{
+            return 503 {_json({"code": "PGRST000", "message": "The REST service is unavailable", "details": None, "hint": None})};
+        }}
+        location @rest_timeout {{
+            return 504 {_json({"code": "PGRST003", "message": "The REST service timed out", "details": None, "hint": None})};
+        }}
+        location @app_unavailable {{
+            return 503 {_json({"message": "The service is unavailable"})};
+        }}
+    }}
+
+    # For the supervisor only: is nginx itself up, whatever the parts behind it do.
+    server {{
+        listen {s.host}:{s.nginx_status_port};
+        access_log off;
+        location / {{
+            return 200 '{{"nginx":"ok"}}';
+        }}
+    }}
+}}
+"""
+
+
+def write_config(settings: StackSettings) -> Path:
+    """Write the stack's nginx.conf (and its folders) into the state folder; its path."""
+    folder = settings.state_dir / "nginx"
+    for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (folder / "tmp" / sub).mkdir(parents=True, exist_ok=True)
+    settings.logs_dir.mkdir(parents=True, exist_ok=True)
+    path = folder / "nginx.conf"
+    path.write_text(render_config(settings, folder))
+    return path
