@@ -49,7 +49,11 @@ def find_nginx() -> Path:
         ConfigurationError: not found; names how to install it.
     """
     explicit = os.environ.get("CARBOOK_NGINX_BIN")
-    candidates = [Path(explicit)] if explicit else []
+    if explicit:
+        if Path(explicit).is_file() and os.access(explicit, os.X_OK):
+            return Path(explicit)
+        raise ConfigurationError(f"CARBOOK_NGINX_BIN={explicit} is not an executable file", hint=INSTALL_HINT)
+    candidates: list[Path] = []
     on_path = shutil.which("nginx")
     if on_path:
         candidates.append(Path(on_path))
@@ -119,6 +123,7 @@ http {{
     map "$request_method $uri" $carbook_key_needed {{
         "~^(GET|HEAD) /storage/v1/object/public/" 0;
         "~^(GET|HEAD) /storage/v1/object/sign/" 0;
+        "~ /carbook-bad-request$" 0;
         default 1;
     }}
     map "$carbook_key_needed $carbook_key" $carbook_refusal {{
@@ -154,6 +159,9 @@ http {{
         proxy_send_timeout 60s;
         proxy_read_timeout 60s;
 
+        # A request nginx itself refuses (a NUL in the path, say) still gets JSON.
+        error_page 400 /carbook-bad-request;
+
         if ($carbook_refusal = missing) {{
             return 401 {_json(_NO_KEY)};
         }}
@@ -186,6 +194,12 @@ http {{
             proxy_pass http://carbook_app;
         }}
 
+        location = /carbook-bad-request {{
+            internal;
+            # The request line could not be read, so where it was going is unknown: one
+            # body that Storage's clients (and any JSON reader) understand.
+            return 400 {_json({"statusCode": "400", "error": "InvalidKey", "message": "The request path is not valid"})};
+        }}
         location @rest_too_large {{
             return 413 {_json({"message": "Payload too large"})};
         }}

@@ -25,7 +25,7 @@ from tests.helpers import ADMIN_EMAIL, ADMIN_PASSWORD, PNG
 
 from ..factories import make_cars, make_users
 
-SECONDS = float(os.environ.get("CARBOOK_SOAK_SECONDS", "60"))
+SECONDS = float(os.environ.get("CARBOOK_SOAK_SECONDS", "30"))
 CONCURRENCY = 32
 TIMEOUT = 10.0
 PASSWORD = "soak-password-1"

@@ -175,6 +175,18 @@ def test_without_npm_the_error_names_the_command_and_the_cache(
     assert not (cache / "node_modules").exists()
 
 
+def test_without_nginx_start_says_how_to_install_it(
+    own_stack: LocalStack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from carbook_sdk import ConfigurationError
+
+    monkeypatch.setenv("CARBOOK_NGINX_BIN", str(tmp_path / "no-nginx-here"))
+    with pytest.raises(ConfigurationError) as err:
+        own_stack.start()
+    assert "apt-get install nginx-light" in str(err.value) and "CARBOOK_NGINX_BIN" in str(err.value)
+    assert not own_stack.status().running  # refused before anything started
+
+
 def test_cli_stack_install_reports_the_binary(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
