@@ -83,7 +83,7 @@ def _pgbench(stack: LocalStack, script: str, clients: int, seconds: int) -> floa
     m = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out.stdout)
     if out.returncode != 0 or not m:
         raise RuntimeError(f"pgbench failed: {out.stderr or out.stdout}")
-    return float(m.group(1))
+    return round(float(m.group(1)), 1)
 
 
 def _call(function: str, car: str, claims: dict[str, Any]) -> str:
