@@ -126,7 +126,7 @@ class MigrationError(DatabaseError):
 
 
 class NotMigratedError(DatabaseError):
-    """The database does not have the migration this operation needs."""
+    """The database is not migrated: run `carbook db migrate`."""
 
     code = "not_migrated"
 
