@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what carbook needs on this machine, once: the PostgreSQL server (when no
-# initdb is found), a virtualenv in .venv with carbook and its dev tools.
+# initdb is found), PgBouncer (for the pooler tests), a virtualenv in .venv with carbook
+# and its dev tools.
 # Sourced by scripts/test.sh and scripts/demo.sh; safe to run again.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -45,6 +46,21 @@ if ! command -v wrk >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq wrk >/dev/null
+fi
+
+# PgBouncer, for the tests that run every ops command through a transaction pooler (as
+# Supabase's Supavisor on port 6543 is one). Debian installs it in /usr/sbin, which a
+# non-root PATH may not hold.
+if ! command -v pgbouncer >/dev/null 2>&1 && [ ! -x /usr/sbin/pgbouncer ]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    echo "carbook setup: installing PgBouncer (apt-get install pgbouncer)" >&2
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq pgbouncer >/dev/null
+  else
+    echo "carbook setup: no PgBouncer found; the pooler tests will be skipped" >&2
+  fi
 fi
 
 PYTHON="${PYTHON:-python3}"

@@ -1,17 +1,21 @@
-"""`carbook db`: apply, inspect, verify and roll back the schema (ops)."""
+"""`carbook db`: apply, inspect, verify and roll back the schema (ops).
+
+Every command names the database it acts on (host, port, database, user) before it
+does anything, so nobody checks or rolls back the wrong one.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from .output import EXIT_CHECKS_FAILED, console, err_console, print_json
+from .output import EXIT_CHECKS_FAILED, console, err_console, escape, print_json
 
 if TYPE_CHECKING:
-    from carbook_sdk.ops import Database
+    from carbook_sdk.ops import Database, RestoreResult
 
 app = typer.Typer(
     help="Apply, inspect, verify and roll back the database schema.",
@@ -19,40 +23,88 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
+# No envvar here: the SDK resolves CARBOOK_DB_URL and SUPABASE_DB_URL itself, by the one
+# precedence rule, and so knows (and says) where the URL came from.
 DbUrl = Annotated[
     str | None,
     typer.Option(
         "--db-url",
-        envvar=["CARBOOK_DB_URL", "SUPABASE_DB_URL"],
-        help="PostgreSQL URL of the database. Default: the local stack's.",
-        show_envvar=True,
+        help="PostgreSQL URL of the database; a transaction pooler's (Supavisor on 6543, PgBouncer) "
+        "is fine. Default: CARBOOK_DB_URL, then SUPABASE_DB_URL, then the local stack's "
+        "(refused when --url/SUPABASE_URL names a hosted project).",
+        show_default=False,
     ),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of tables.")]
+BackupDir = Annotated[
+    Path,
+    typer.Option("--backup-dir", help="The folder of rollback backups (written by `carbook db rollback`)."),
+]
+DEFAULT_BACKUP_DIR = Path(".carbook/backups")
 
 
-def _database(url: str | None, *, project: bool = False) -> Database:
-    """The database to act on. ``project``: the command applies the project's own files
-    (migrations, seed), so there must be a project (`carbook init`); the others fall back
-    to carbook's packaged schema when run outside one."""
+def _database(url: str | None, *, json: bool, project: bool = False) -> Database:
+    """The database to act on, announced before anything touches it. ``project``: the
+    command applies the project's own files (migrations, seed), so there must be a project
+    (`carbook init`); the others fall back to carbook's packaged schema outside one."""
     # Imported here: psycopg loads only when a db command runs, not for `carbook --help`.
     from carbook_sdk.config import project_root
     from carbook_sdk.ops import Database
 
-    if project:
-        return Database(url, project_dir=project_root() / "supabase")
-    return Database(url)
+    from .context import state
+
+    project_dir = project_root() / "supabase" if project else None
+    database = Database(url, api_url=state.url, project_dir=project_dir)
+    # With --json the line goes to stderr: stdout stays one JSON document (with "target").
+    out = err_console if json else console
+    out.print(f"Target: {escape(str(database.target))} (from {escape(database.target.source)})")
+    return database
+
+
+def _target(database: Database) -> dict[str, Any]:
+    return database.target.model_dump()
+
+
+def _print_restored(restored: RestoreResult) -> None:
+    console.print(
+        f"[green]Restored[/] {restored.bookings} booking(s) and {restored.prices} price(s) "
+        f"for the {restored.cars} car(s) in {escape(str(restored.backup))}."
+    )
+    for row in restored.not_restored:
+        console.print(f"  [yellow]not restored[/] car {row.car_id}: {escape(row.reason)}")
 
 
 @app.command()
-def migrate(db_url: DbUrl = None, json: Json = False) -> None:
-    """Apply the platform bootstrap (if needed) and every pending migration, each in one transaction."""
-    result = _database(db_url, project=True).migrate()
+def migrate(
+    db_url: DbUrl = None,
+    json: Json = False,
+    ignore_drift: Annotated[
+        bool,
+        typer.Option(
+            "--ignore-drift", help="Migrate even though applied migrations and the migration files disagree."
+        ),
+    ] = False,
+    no_restore: Annotated[
+        bool,
+        typer.Option(
+            "--no-restore",
+            help="Re-apply a rolled-back migration without putting its rollback backup back.",
+        ),
+    ] = False,
+    backup_dir: BackupDir = DEFAULT_BACKUP_DIR,
+) -> None:
+    """Apply the platform bootstrap (if needed) and every pending migration, each in one
+    transaction; re-applying a rolled-back migration puts its backup's bookings and
+    prices back in that same transaction."""
+    database = _database(db_url, json=json, project=True)
+    result = database.migrate(ignore_drift=ignore_drift, restore=not no_restore, backup_dir=backup_dir)
     if json:
         print_json(
             {
+                "target": _target(database),
                 "platform": result.platform.value,
                 "applied": [{"version": m.version, "name": m.name} for m in result.applied],
+                "restored": result.restored.model_dump(mode="json") if result.restored else None,
             }
         )
         return
@@ -61,30 +113,45 @@ def migrate(db_url: DbUrl = None, json: Json = False) -> None:
         console.print("Database is up to date: no pending migrations.")
     for m in result.applied:
         console.print(f"[green]Applied[/] {m.version} {m.name}")
+    if result.restored is not None:
+        _print_restored(result.restored)
 
 
 @app.command()
 def status(db_url: DbUrl = None, json: Json = False) -> None:
-    """Show which migrations are applied and which are pending."""
-    st = _database(db_url).status()
-    rows = [(m.version, m.name, "applied") for m in st.applied]
+    """Show which migrations are applied and which are pending; exit 8 on drift (an applied
+    migration without its file, or a file changed since it was applied)."""
+    database = _database(db_url, json=json)
+    st = database.status()
+    changed = {m.version for m in st.changed}
+    rows = [
+        (m.version, m.name, "applied, file changed" if m.version in changed else "applied")
+        for m in st.applied
+    ]
     rows += [(m.version, m.name, "pending") for m in st.pending]
     rows += [(v, "", "applied, no local file") for v in st.unknown]
     rows.sort()
     if json:
         print_json(
             {
+                "target": _target(database),
                 "up_to_date": st.up_to_date,
                 "platform_ready": st.platform_ready,
+                "drift": {"unknown": list(st.unknown), "changed": [m.filename for m in st.changed]},
                 "migrations": [{"version": v, "name": n, "state": s} for v, n, s in rows],
             }
         )
-        return
-    table = Table("version", "name", "state", title="Migrations")
-    for v, n, s in rows:
-        table.add_row(v, n, f"[green]{s}[/]" if s == "applied" else f"[yellow]{s}[/]")
-    console.print(table)
-    console.print("Up to date." if st.up_to_date else f"{len(st.pending)} pending.")
+    else:
+        table = Table("version", "name", "state", title="Migrations")
+        colour = {"applied": "green", "pending": "yellow"}
+        for v, n, s in rows:
+            table.add_row(v, n, f"[{colour.get(s, 'bold red')}]{s}[/]")
+        console.print(table)
+        if not st.drift:
+            console.print("Up to date." if st.up_to_date else f"{len(st.pending)} pending.")
+    drift = st.drift_error()
+    if drift is not None:
+        raise drift
 
 
 @app.command()
@@ -99,11 +166,15 @@ def verify(
 ) -> None:
     """Check every element of the atomic-booking schema by name; exit 1 if any check
     (or, with --lint, any lint other than the documented intended one) fails."""
-    database = _database(db_url)
+    database = _database(db_url, json=json)
     report = database.verify()
     lints = database.lint() if lint else None
     if json:
-        data: dict[str, object] = {"ok": report.ok, "checks": [c.model_dump() for c in report.checks]}
+        data: dict[str, object] = {
+            "target": _target(database),
+            "ok": report.ok,
+            "checks": [c.model_dump() for c in report.checks],
+        }
         if lints is not None:
             data["lint"] = {
                 "ok": lints.ok,
@@ -149,16 +220,17 @@ def rollback(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     backup_dir: Annotated[
         Path, typer.Option("--backup-dir", help="Where the backup of booking data is written.")
-    ] = Path(".carbook/backups"),
+    ] = DEFAULT_BACKUP_DIR,
     json: Json = False,
 ) -> None:
     """Undo the atomic-booking migration, after backing up the booking data it drops."""
-    database = _database(db_url)
+    database = _database(db_url, json=json)
     plan = database.plan_rollback()
     # With --json the plan and the question go to stderr: stdout stays one JSON document.
     out = err_console if json else console
+    target = escape(str(database.target))
     out.print(
-        f"Rolling back migration {plan.version} on a database with {plan.cars} car(s), "
+        f"Rolling back migration {plan.version} on {target}, a database with {plan.cars} car(s), "
         f"{plan.booked_cars} booked. This will:"
     )
     for action in plan.actions:
@@ -168,11 +240,12 @@ def rollback(
         raise refused  # before asking: a question whose yes would be refused anyway is noise
     if not yes:
         # Only --yes skips the question: an output format is not a consent.
-        typer.confirm("Proceed?", abort=True, err=json)
+        typer.confirm(f"Roll back {plan.version} on {database.target}. Proceed?", abort=True, err=json)
     result = database.rollback(force=force, backup_dir=backup_dir)
     if json:
         print_json(
             {
+                "target": _target(database),
                 "rolled_back": result.plan.version,
                 "backup_path": str(result.backup_path),
                 "backed_up_cars": result.backed_up_cars,
@@ -181,29 +254,43 @@ def rollback(
         )
         return
     console.print(f"[green]Rolled back[/] {result.plan.version}.")
-    console.print(f"Backup of {result.backed_up_cars} car(s): {result.backup_path}")
-    console.print("Re-apply with `carbook db migrate`, then `carbook db restore BACKUP` to restore bookings.")
+    console.print(f"Backup of {result.backed_up_cars} car(s): {escape(str(result.backup_path))}")
+    again = "" if backup_dir == DEFAULT_BACKUP_DIR else f" --backup-dir {escape(str(backup_dir))}"
+    console.print(
+        f"`carbook db migrate{again}` re-applies it and puts this backup back in the same transaction."
+    )
 
 
 @app.command()
 def restore(
     backup: Annotated[Path, typer.Argument(help="A backup file written by `carbook db rollback`.")],
     db_url: DbUrl = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     json: Json = False,
 ) -> None:
-    """Put booking and price data from a rollback backup back (after `carbook db migrate`)."""
-    result = _database(db_url).restore_backup(backup)
-    if json:
-        print_json(result.model_dump())
-    else:
-        console.print(
-            f"Restored {result.bookings} booking(s) and {result.prices} price(s) "
-            f"for the {result.cars} car(s) in {backup}."
+    """Put booking and price data from a rollback backup back (`carbook db migrate` does it
+    itself for the backups in its --backup-dir; this is for one kept elsewhere)."""
+    from carbook_sdk.ops.backups import read_backup
+
+    database = _database(db_url, json=json)
+    doc = read_backup(backup)  # before asking: a file that is no backup needs no question
+    if not yes:
+        booked = sum(1 for car in doc["cars"] if car.get("booking_status") == "booked")
+        typer.confirm(
+            f"Restore {booked} booking(s) and the prices of {len(doc['cars'])} car(s) from {backup} "
+            f"into {database.target}. Proceed?",
+            abort=True,
+            err=json,
         )
+    result = database.restore_backup(backup)
+    if json:
+        print_json({"target": _target(database), **result.model_dump(mode="json")})
+    else:
+        _print_restored(result)
 
 
 @app.command()
 def seed(db_url: DbUrl = None) -> None:
     """Load the demo data of supabase/seed.sql."""
-    _database(db_url, project=True).seed()
+    _database(db_url, json=False, project=True).seed()
     console.print("Seed data loaded.")

@@ -26,6 +26,7 @@ from .errors import (
     InvalidCredentialsError,
     NotAuthenticatedError,
     NotFoundError,
+    NotMigratedError,
     SessionExpiredError,
     StorageError,
     UnsupportedImageTypeError,
@@ -110,6 +111,39 @@ _STORAGE_STATUS: dict[str, type[CarbookError]] = {
 
 _CHECK_CONSTRAINT = re.compile(r'violates check constraint "([^"]+)"')
 
+# What carbook's migrations create and its requests name: when PostgREST or PostgreSQL
+# says one of these does not exist, the schema is not (or no longer) migrated. The
+# missing object's name is only in the message, so it is read there — and only to tell
+# carbook's own objects from anything else that does not exist (42883 is also "operator
+# does not exist", a bug, not a schema to migrate).
+_CARBOOK_TABLES = frozenset({"cars", "user_roles", "audit_logs"})
+_CARBOOK_COLUMNS = frozenset(
+    {"booking_status", "booked_by", "booked_at", "price_in_paise", "currency", "ref"}
+)
+_CARBOOK_FUNCTIONS = frozenset({"book_car_atomic"})
+# 42703 "column cars.booking_status does not exist"; PGRST204 "Could not find the
+# 'price_in_paise' column of 'cars' in the schema cache".
+_MISSING_COLUMN = re.compile(r"column (?:\w+\.)?\"?(\w+)\"? does not exist|find the '(\w+)' column of")
+# 42883 "function public.book_car_atomic(car_id => uuid) does not exist"; PGRST202 "Could
+# not find the function public.book_car_atomic(car_id) in the schema cache".
+_MISSING_FUNCTION = re.compile(r"function (?:\w+\.)?(\w+)\(")
+# 42P01 'relation "public.cars" does not exist'; PGRST205 "Could not find the table 'public.cars' …".
+_MISSING_TABLE = re.compile(r"relation \"(?:\w+\.)?(\w+)\" does not exist|find the table '(?:\w+\.)?(\w+)'")
+
+
+def _not_migrated(code: str, message: str) -> bool:
+    """Whether the error says one of carbook's own tables, columns or functions is missing."""
+    if code in {"42703", "PGRST204"}:
+        m = _MISSING_COLUMN.search(message)
+        return m is not None and (m.group(1) or m.group(2)) in _CARBOOK_COLUMNS
+    if code in {"42883", "PGRST202"}:
+        m = _MISSING_FUNCTION.search(message)
+        return m is not None and m.group(1) in _CARBOOK_FUNCTIONS
+    if code in {"42P01", "PGRST205"}:
+        m = _MISSING_TABLE.search(message)
+        return m is not None and (m.group(1) or m.group(2)) in _CARBOOK_TABLES
+    return False
+
 
 def _translate_postgrest(exc: Any) -> CarbookError:
     code = str(getattr(exc, "code", "") or "").strip()
@@ -121,6 +155,10 @@ def _translate_postgrest(exc: Any) -> CarbookError:
         # took effect is unknown, which is exactly a connection error; retry to find out.
         return CarbookConnectionError("the REST service failed without an answer", status=503)
     message = message or str(exc)
+    if _not_migrated(code, message):
+        # A rolled-back or never-migrated schema: one clear error, not a made-up listing
+        # or a raw "does not exist" from deep inside a query.
+        return NotMigratedError(sqlstate=code, detail=message)
     if code in {"PGRST000", "PGRST001", "PGRST002", "PGRST003"}:
         # PostgREST (or the gateway in front of it) cannot reach the database or the REST service.
         return CarbookConnectionError(f"the REST service is unavailable: {message}", status=503)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -10,6 +11,7 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict
 
@@ -23,12 +25,14 @@ __all__ = [
     "default_db_url",
     "find_project",
     "from_environment",
+    "is_local_url",
     "load_local_config",
     "local_stack",
     "packaged_dir",
     "parse_size",
     "project_root",
     "read_stack_state",
+    "resolve_db_url",
     "stack_state_file",
     "supabase_dir",
     "use_workdir",
@@ -294,9 +298,49 @@ def local_stack(state_dir: Path | None = None) -> dict[str, Any]:
     return values
 
 
-def default_db_url(explicit: str | None = None) -> str:
-    """The database URL by carbook's one precedence: the argument, ``CARBOOK_DB_URL``,
-    ``SUPABASE_DB_URL``, then the local stack's."""
+def is_local_url(url: str) -> bool:
+    """Whether a project URL names this machine (the local stack), not a hosted project."""
+    host = (urlsplit(url.strip()).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
+def resolve_db_url(explicit: str | None = None, *, api_url: str | None = None) -> tuple[str, str]:
+    """The database URL by carbook's one precedence, and where it came from: the
+    argument (``"--db-url"``), ``CARBOOK_DB_URL``, ``SUPABASE_DB_URL``, then the local
+    stack's (``"local stack"``).
+
+    ``api_url`` is the project URL in force (``--url``); without it, ``CARBOOK_URL`` or
+    ``SUPABASE_URL``. When that names a hosted project, the local stack's database is not
+    its database: falling back to it would check or roll back the wrong one.
+
+    Raises:
+        ConfigurationError: the project is not local and no database URL was given.
+    """
     if explicit:
-        return explicit
-    return from_environment().get("db_url") or str(local_stack()["db_url"])
+        return explicit, "--db-url"
+    for var in ENV_VARS["db_url"]:
+        if os.environ.get(var):
+            return os.environ[var], var
+    project = api_url or from_environment().get("url")
+    if project and not is_local_url(project):
+        host = urlsplit(project.strip()).hostname or project
+        raise ConfigurationError(
+            f"the project is {host}, but no database URL was given: not falling back to the local stack's database",
+            hint="set SUPABASE_DB_URL or pass --db-url with that project's database",
+        )
+    return str(local_stack()["db_url"]), "local stack"
+
+
+def default_db_url(explicit: str | None = None, *, api_url: str | None = None) -> str:
+    """The database URL by carbook's one precedence (see `resolve_db_url`).
+
+    Raises:
+        ConfigurationError: the project is not local and no database URL was given.
+    """
+    return resolve_db_url(explicit, api_url=api_url)[0]

@@ -24,6 +24,7 @@ __all__ = [
     "DatabaseError",
     "ImageTooLargeError",
     "InvalidCredentialsError",
+    "MigrationDriftError",
     "MigrationError",
     "NotAuthenticatedError",
     "NotFoundError",
@@ -125,8 +126,31 @@ class MigrationError(DatabaseError):
         return {**super().to_dict(), "migration": self.migration}
 
 
+class MigrationDriftError(MigrationError):
+    """The migration history does not match the migration files."""
+
+    code = "migration_drift"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        unknown: tuple[str, ...] = (),
+        changed: tuple[str, ...] = (),
+        **kw: Any,
+    ) -> None:
+        super().__init__(message, **kw)
+        #: Applied versions with no migration file.
+        self.unknown = unknown
+        #: Migration files whose content differs from what was applied.
+        self.changed = changed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "unknown": list(self.unknown), "changed": list(self.changed)}
+
+
 class NotMigratedError(DatabaseError):
-    """The database does not have the migration this operation needs."""
+    """The database is not migrated: run `carbook db migrate`."""
 
     code = "not_migrated"
 

@@ -4,7 +4,9 @@
 --
 -- Fails loudly (an exception naming the check) on the first missing or wrong element.
 -- `carbook db verify` runs this same file with `carbook.verify_mode = 'report'` and
--- reads every check's result from pg_temp.carbook_checks(), so the two never disagree.
+-- reads every check's result from pg_temp.carbook_checks(), so the two never disagree;
+-- it does all of that, and drops the function, in one transaction (a transaction
+-- pooler may hand the next one to another server connection).
 
 create or replace function pg_temp.carbook_checks()
 returns table (name text, ok boolean, detail text)

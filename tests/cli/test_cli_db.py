@@ -41,7 +41,16 @@ def test_migrate_then_up_to_date(empty_db: Db) -> None:
 def test_migrate_json(empty_db: Db) -> None:
     result = run("db", "migrate", "--db-url", empty_db.url, "--json")
     assert result.exit_code == 0
+    port = empty_db.url.rsplit(":", 1)[1].split("/")[0]
     assert json.loads(result.stdout) == {
+        "target": {
+            "host": "127.0.0.1",
+            "port": port,
+            "database": empty_db.name,
+            "user": "postgres",
+            "source": "--db-url",
+        },
+        "restored": None,
         "platform": "applied",
         "applied": [
             {"version": "20250916000000", "name": "base_schema"},
@@ -136,7 +145,7 @@ def test_forced_rollback_prints_the_backup_then_restore(db: Db, tmp_path: Path) 
     assert len(backups) == 1
     assert str(backups[0]) in result.stdout.replace("\n", "")
     assert run("db", "migrate", "--db-url", db.url).exit_code == 0
-    restored = run("db", "restore", str(backups[0]), "--db-url", db.url)
+    restored = run("db", "restore", str(backups[0]), "--db-url", db.url, "--yes")
     assert restored.exit_code == 0
     assert "Restored 1 booking(s) and 1 price(s) for the 1 car(s)" in restored.stdout
     assert db.scalar("select booked_by from public.cars where id = %s", (car,)) == user

@@ -34,6 +34,7 @@ EXPECTED: dict[str, int] = {
     "CarAlreadyBookedError": 7,
     "DatabaseError": 8,
     "MigrationError": 8,
+    "MigrationDriftError": 8,
     "NotMigratedError": 8,
     "RollbackRefusedError": 9,
     "ConfigurationError": 10,

@@ -16,10 +16,12 @@ except ImportError:  # pragma: no cover - exercised by the wheel test in a venv 
         hint='pip install "carbook[ops]"',
     ) from None
 
+from .backups import NotRestored, RestoreResult
+from .connection import Target
 from .database import Database
 from .lint import Finding, LintReport
 from .migrations import MigrateResult, Migration, MigrationStatus, PlatformState
-from .rollback import ATOMIC_BOOKING_VERSION, RestoreResult, RollbackPlan, RollbackResult
+from .rollback import ATOMIC_BOOKING_VERSION, RollbackPlan, RollbackResult
 from .verify import Check, VerifyReport
 
 __all__ = [
@@ -31,9 +33,11 @@ __all__ = [
     "MigrateResult",
     "Migration",
     "MigrationStatus",
+    "NotRestored",
     "PlatformState",
     "RestoreResult",
     "RollbackPlan",
     "RollbackResult",
+    "Target",
     "VerifyReport",
 ]

@@ -2,7 +2,7 @@
 
 Each lint is one catalog query returning ``(object, detail)`` rows: a row is a finding.
 The exposed schemas (what PostgREST serves) come from ``pgrst.db_schemas``, which the
-runner sets for its session, so the exposed-schema lints can never pass silently by
+runner sets for its transaction, so the exposed-schema lints can never pass silently by
 looking at nothing.
 """
 

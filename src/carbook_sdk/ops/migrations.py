@@ -14,7 +14,17 @@ from typing import Any
 
 import psycopg
 
-from ..errors import ConfigurationError, MigrationError
+from ..errors import ConfigurationError, MigrationDriftError, MigrationError
+from .backups import (
+    ATOMIC_BOOKING_VERSION,
+    DEFAULT_BACKUP_DIR,
+    RestoreResult,
+    apply_backup,
+    database_identity,
+    find_backup,
+    mark_restored,
+    read_backup,
+)
 from .connection import Connection, Model
 from .translate import translate_db_error, wrap_db_errors
 
@@ -56,22 +66,44 @@ class PlatformState(StrEnum):
 
 
 class MigrationStatus(Model):
-    """Applied and pending migrations."""
+    """Applied and pending migrations, and where history and files disagree (drift)."""
 
     applied: tuple[Migration, ...]
     pending: tuple[Migration, ...]
     #: Versions in the history with no file here (applied by something else).
     unknown: tuple[str, ...] = ()
+    #: Applied files whose content differs from what the history says was applied.
+    changed: tuple[Migration, ...] = ()
     platform_ready: bool = True
 
     @property
     def up_to_date(self) -> bool:
+        """No migration is pending (drift aside)."""
         return not self.pending
+
+    @property
+    def drift(self) -> bool:
+        return bool(self.unknown or self.changed)
+
+    def drift_error(self) -> MigrationDriftError | None:
+        """The error `migrate` raises over this drift, if there is drift."""
+        if not self.drift:
+            return None
+        parts = [f"{v} is applied but has no migration file" for v in self.unknown]
+        parts += [f"{m.filename} changed since it was applied" for m in self.changed]
+        return MigrationDriftError(
+            "the migration history does not match the migration files: " + "; ".join(parts),
+            unknown=self.unknown,
+            changed=tuple(m.filename for m in self.changed),
+            hint="restore the files as they were applied, or run `carbook db migrate --ignore-drift`",
+        )
 
 
 class MigrateResult(Model):
     applied: tuple[Migration, ...]
     platform: PlatformState
+    #: The rollback backup put back while re-applying the migration it came from, if any.
+    restored: RestoreResult | None = None
 
 
 def _migration_files(folder: Path) -> list[Migration]:
@@ -94,6 +126,17 @@ def _line_of(sql: str, position: int | None) -> int | None:
     if not position:
         return None
     return sql.count("\n", 0, position - 1) + 1
+
+
+def _same_sql(statements: list[str], text: str) -> bool:
+    """Whether history statements are this file's text: carbook stores the whole file as
+    one statement, the Supabase CLI stores it split into statements."""
+    if statements == [text]:
+        return True
+    return _SPACE_OR_SEMICOLON.sub("", "".join(statements)) == _SPACE_OR_SEMICOLON.sub("", text)
+
+
+_SPACE_OR_SEMICOLON = re.compile(r"[\s;]+")
 
 
 def bootstrap_sql() -> str:
@@ -138,86 +181,165 @@ class Migrations(Connection):
             return state
         if state is PlatformState.PRESENT:
             return state
-        with conn.transaction():
+        try:
             conn.execute(bootstrap_sql())
+        except psycopg.Error as exc:
+            # A database refusing the schema, as a failing migration is: never "invalid input".
+            raise MigrationError(
+                f"the platform bootstrap failed: {translate_db_error(exc).message}; nothing of it was applied",
+                migration="bootstrap",
+                sqlstate=exc.sqlstate,
+            ) from exc
         return PlatformState.APPLIED
 
     def ensure_platform(self) -> PlatformState:
         """Create roles, ``auth``, ``storage`` and the history table where they are missing.
 
         A real Supabase database (it has ``auth`` without carbook's marker) is left as
-        it is; a database with the current bootstrap is skipped.
+        it is; a database with the current bootstrap is skipped. Databases of one cluster
+        may be bootstrapped at once: the cluster-wide roles tolerate a concurrent twin.
+
+        Raises:
+            MigrationError: the bootstrap failed; nothing of it was applied.
+            CarbookConnectionError: the database cannot be reached.
         """
-        with self._schema_lock() as conn:
+        with self.connect() as conn, wrap_db_errors(), self._locked(conn):
             return self._ensure_platform(conn)
 
     @staticmethod
-    def _applied(conn: psycopg.Connection[Any]) -> dict[str, str | None]:
+    def _history(conn: psycopg.Connection[Any]) -> dict[str, list[str] | None]:
+        """Applied version → the statements the history recorded for it."""
         if conn.execute("select to_regclass('supabase_migrations.schema_migrations')").fetchone() == (None,):
             return {}
         rows = conn.execute(
-            "select version, name from supabase_migrations.schema_migrations order by version"
+            "select version, statements from supabase_migrations.schema_migrations order by version"
         ).fetchall()
-        return {v: n for v, n in rows}
+        return {v: st for v, st in rows}
 
-    def status(self) -> MigrationStatus:
-        """Which migrations are applied and which are pending.
+    @classmethod
+    def _applied(cls, conn: psycopg.Connection[Any]) -> set[str]:
+        return set(cls._history(conn))
 
-        Raises:
-            CarbookConnectionError: the database cannot be reached.
-        """
-        files = self.migrations()
-        with self.connect() as conn:
-            applied = self._applied(conn)
-            ready = self._platform_state(conn) is not None
+    def _status(self, conn: psycopg.Connection[Any], files: list[Migration]) -> MigrationStatus:
+        history = self._history(conn)
         known = {m.version for m in files}
         return MigrationStatus(
-            applied=tuple(m for m in files if m.version in applied),
-            pending=tuple(m for m in files if m.version not in applied),
-            unknown=tuple(v for v in applied if v not in known),
-            platform_ready=ready,
+            applied=tuple(m for m in files if m.version in history),
+            pending=tuple(m for m in files if m.version not in history),
+            unknown=tuple(v for v in history if v not in known),
+            # A history row without statements (`supabase migration repair`) says nothing
+            # about content: it is not counted as a change.
+            changed=tuple(
+                m
+                for m in files
+                if history.get(m.version) and not _same_sql(history[m.version] or [], m.read())
+            ),
+            platform_ready=self._platform_state(conn) is not None,
         )
 
-    def migrate(self) -> MigrateResult:
-        """Apply the platform bootstrap if needed, then every pending migration in order.
-
-        Each migration runs in its own transaction together with its history row: a
-        failing file leaves schema and history exactly as they were, and stops the run.
+    def status(self) -> MigrationStatus:
+        """Which migrations are applied, which are pending, and any drift: applied
+        versions without a file, and files changed since they were applied.
 
         Raises:
-            MigrationError: a migration failed (names the file, line and reason).
             CarbookConnectionError: the database cannot be reached.
         """
         files = self.migrations()
+        with self.connect() as conn, wrap_db_errors(), conn.transaction():
+            return self._status(conn, files)
+
+    def migrate(
+        self, *, ignore_drift: bool = False, restore: bool = True, backup_dir: Path | None = None
+    ) -> MigrateResult:
+        """Apply the platform bootstrap if needed, then every pending migration in order.
+
+        Each migration runs in its own transaction together with its history row, under
+        a transaction-scoped lock: a failing file leaves schema and history exactly as
+        they were, and stops the run; a concurrent twin applies nothing twice.
+
+        Re-applying the atomic-booking migration after a rollback puts the rollback's
+        backup back in the same transaction — the latest backup of this database in
+        ``backup_dir`` not restored yet — so no booked car is ever free. The result says
+        what came back and which cars did not (a car gone, a user deleted).
+
+        Args:
+            ignore_drift: migrate even though the history and the files disagree.
+            restore: look for a rollback backup to put back (False: never).
+            backup_dir: where rollback backups are; default ``.carbook/backups``.
+
+        Raises:
+            MigrationDriftError: the history and the files disagree and ``ignore_drift`` is false.
+            MigrationError: a migration failed (names the file, line and reason).
+            ValidationError: the backup found cannot be marked restored (nothing was applied).
+            CarbookConnectionError: the database cannot be reached.
+        """
+        files = self.migrations()
+        backups = Path(backup_dir or DEFAULT_BACKUP_DIR)
         done: list[Migration] = []
-        with self._schema_lock() as conn:
-            platform = self._ensure_platform(conn)
-            applied = self._applied(conn)
+        restored: RestoreResult | None = None
+        with self.connect() as conn:
+            with wrap_db_errors(), self._locked(conn):
+                drift = self._status(conn, files).drift_error()
+                if drift is not None and not ignore_drift:
+                    raise drift
+                platform = self._ensure_platform(conn)
             for m in files:
-                if m.version in applied:
-                    continue
+                marker: Path | None = None
                 sql = m.read()
                 try:
-                    with conn.transaction():
+                    with self._locked(conn):
+                        if m.version in self._applied(conn):
+                            continue  # a twin applied it meanwhile
                         conn.execute(sql)  # file text, not user input
                         conn.execute(
                             """insert into supabase_migrations.schema_migrations (version, statements, name)
                                values (%s, %s, %s)""",
                             (m.version, [sql], m.name),
                         )
-                except psycopg.Error as exc:
-                    err = translate_db_error(exc)
-                    line = _line_of(sql, int(exc.diag.statement_position or 0) or None)
-                    where = f" at line {line}" if line else ""
-                    raise MigrationError(
-                        f"{m.filename} failed{where}: {err.message}; nothing of it was applied",
-                        migration=m.filename,
-                        sqlstate=exc.sqlstate,
-                        hint=err.hint,
-                        detail=err.detail,
-                    ) from exc
+                        if restore and m.version == ATOMIC_BOOKING_VERSION:
+                            backup = find_backup(backups, m.version, database_identity(conn))
+                            if backup is not None:
+                                restored = self._restore_in(conn, m, backup)
+                                # Marked before the commit: a backup never goes back twice.
+                                marker = mark_restored(backup, restored)
+                except BaseException as exc:
+                    if marker is not None:
+                        marker.unlink(missing_ok=True)  # not committed: not restored either
+                    if isinstance(exc, psycopg.Error):
+                        raise self._failed(m, sql, exc) from exc
+                    raise
                 done.append(m)
-        return MigrateResult(applied=tuple(done), platform=platform)
+        return MigrateResult(applied=tuple(done), platform=platform, restored=restored)
+
+    @staticmethod
+    def _restore_in(conn: psycopg.Connection[Any], m: Migration, backup: Path) -> RestoreResult:
+        """Put ``backup`` back inside the transaction applying ``m``; if it cannot go back
+        at all, nothing of ``m`` is applied either: cars stay unbookable, not free."""
+        doc = read_backup(backup)
+        try:
+            with conn.transaction():  # a savepoint: its error is the backup's, not the file's
+                return apply_backup(conn, doc, path=backup)
+        except psycopg.Error as exc:
+            raise MigrationError(
+                f"{m.filename} was not applied: the rollback backup {backup} cannot be put back: "
+                f"{translate_db_error(exc).message}",
+                migration=m.filename,
+                sqlstate=exc.sqlstate,
+                hint="fix or move the backup, or run `carbook db migrate --no-restore`",
+            ) from exc
+
+    @staticmethod
+    def _failed(m: Migration, sql: str, exc: psycopg.Error) -> MigrationError:
+        err = translate_db_error(exc)
+        line = _line_of(sql, int(exc.diag.statement_position or 0) or None)
+        where = f" at line {line}" if line else ""
+        return MigrationError(
+            f"{m.filename} failed{where}: {err.message}; nothing of it was applied",
+            migration=m.filename,
+            sqlstate=exc.sqlstate,
+            hint=err.hint,
+            detail=err.detail,
+        )
 
     def seed(self) -> None:
         """Load ``supabase/seed.sql`` (demo data) in one transaction.

@@ -44,7 +44,9 @@ class Verification(Migrations):
         """
         sql = (self.project_dir / "tests" / "verify_database_structure.sql").read_text("utf-8")
         files = self.migrations()
-        with self.connect() as conn, wrap_db_errors():
+        # One transaction: the script's temporary function is created, called and dropped
+        # on the one server connection a transaction pooler lends for it.
+        with self.connect() as conn, wrap_db_errors(), conn.transaction():
             applied = self._applied(conn)
             history = [
                 Check(
@@ -66,9 +68,10 @@ class Verification(Migrations):
                         Check(name="platform", ok=False, detail="missing " + ", ".join(missing)),
                     )
                 )
-            conn.execute("set carbook.verify_mode = 'report'")
+            conn.execute("select set_config('carbook.verify_mode', 'report', true)")
             conn.execute(sql)
             rows = conn.execute("select name, ok, detail from pg_temp.carbook_checks()").fetchall()
+            conn.execute("drop function pg_temp.carbook_checks()")
         return VerifyReport(
             checks=(*history, *(Check(name=n, ok=bool(ok), detail=d or "") for n, ok, d in rows))
         )
@@ -77,14 +80,15 @@ class Verification(Migrations):
         """Run the Supabase-style security and performance lints on the live schema.
 
         ``exposed_schemas`` are the schemas the API serves (``[api].schemas``); they are
-        set as ``pgrst.db_schemas`` for the session, as splinter expects.
+        set as ``pgrst.db_schemas`` for the lints' one transaction, as splinter expects
+        (never for the session: behind a pooler it would leak onto other clients).
 
         Raises:
             CarbookConnectionError: the database cannot be reached.
         """
         findings: list[Finding] = []
-        with self.connect() as conn, wrap_db_errors():
-            conn.execute("select set_config('pgrst.db_schemas', %s, false)", (",".join(exposed_schemas),))
+        with self.connect() as conn, wrap_db_errors(), conn.transaction():
+            conn.execute("select set_config('pgrst.db_schemas', %s, true)", (",".join(exposed_schemas),))
             for lint in LINTS:
                 for obj, detail in conn.execute(lint.sql).fetchall():
                     findings.append(

@@ -9,25 +9,46 @@
 -- idempotent, so it can run again on every start of the local stack.
 
 -- Roles -------------------------------------------------------------------------
+-- Roles and their memberships belong to the whole cluster, while the lock `migrate`
+-- holds is per database: two databases of one cluster bootstrapped at once race to
+-- create the same role. The loser finds its twin's role, which is the one it wanted.
 do $$
 begin
   if not exists (select 1 from pg_roles where rolname = 'anon') then
-    create role anon nologin noinherit;
+    begin
+      create role anon nologin noinherit;
+    exception when duplicate_object or unique_violation then null;
+    end;
   end if;
   if not exists (select 1 from pg_roles where rolname = 'authenticated') then
-    create role authenticated nologin noinherit;
+    begin
+      create role authenticated nologin noinherit;
+    exception when duplicate_object or unique_violation then null;
+    end;
   end if;
   if not exists (select 1 from pg_roles where rolname = 'service_role') then
-    create role service_role nologin noinherit bypassrls;
+    begin
+      create role service_role nologin noinherit bypassrls;
+    exception when duplicate_object or unique_violation then null;
+    end;
   end if;
   if not exists (select 1 from pg_roles where rolname = 'authenticator') then
-    -- PostgREST logs in as authenticator and switches to the JWT's role.
-    create role authenticator login noinherit password 'postgres';
+    begin
+      -- PostgREST logs in as authenticator and switches to the JWT's role.
+      create role authenticator login noinherit password 'postgres';
+    exception when duplicate_object or unique_violation then null;
+    end;
+  end if;
+  if not (pg_has_role('authenticator', 'anon', 'member')
+          and pg_has_role('authenticator', 'authenticated', 'member')
+          and pg_has_role('authenticator', 'service_role', 'member')) then
+    begin
+      grant anon, authenticated, service_role to authenticator;
+    exception when duplicate_object or unique_violation then null;
+    end;
   end if;
 end
 $$;
-
-grant anon, authenticated, service_role to authenticator;
 
 create schema if not exists extensions;
 grant usage on schema extensions to anon, authenticated, service_role;

@@ -1,0 +1,98 @@
+"""A rolled-back (or never migrated) schema is one clear error for the SDK calls and CLI
+commands that need carbook's objects: never a raw "does not exist"."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from postgrest.exceptions import APIError
+from typer.testing import CliRunner
+
+from carbook_cli import app
+from carbook_sdk import Database, NotMigratedError
+from carbook_sdk._translate import translate
+from carbook_sdk.errors import DatabaseError, ValidationError
+from carbook_stack.manager import LocalStack
+from tests.helpers import carbook_for, unique_email
+
+from ..factories import stack_db
+
+runner = CliRunner()
+PASSWORD = "correct-horse-9"
+LINE = "Error: The database is not migrated: run `carbook db migrate`."
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "expected"),
+    [
+        ("42703", "column cars.booking_status does not exist", NotMigratedError),
+        ("42883", "function public.book_car_atomic(car_id => uuid) does not exist", NotMigratedError),
+        (
+            "PGRST202",
+            "Could not find the function public.book_car_atomic(car_id) in the schema cache",
+            NotMigratedError,
+        ),
+        (
+            "PGRST204",
+            "Could not find the 'price_in_paise' column of 'cars' in the schema cache",
+            NotMigratedError,
+        ),
+        ("42P01", 'relation "public.cars" does not exist', NotMigratedError),
+        # Not carbook's own objects: a bug to report, not a schema to migrate.
+        ("42703", "column cars.colour does not exist", DatabaseError),
+        ("42883", "operator does not exist: uuid = text", DatabaseError),
+        ("PGRST204", "Could not find the 'colour' column of 'cars' in the schema cache", ValidationError),
+    ],
+)
+def test_what_counts_as_not_migrated(code: str, message: str, expected: type[Exception]) -> None:
+    err = translate(APIError({"code": code, "message": message, "hint": None, "details": None}))
+    assert type(err) is expected
+    if expected is NotMigratedError:
+        assert str(err) == "The database is not migrated: run `carbook db migrate`."
+
+
+def test_between_rollback_and_migrate_every_call_says_not_migrated(
+    own_stack: LocalStack, tmp_path: Path
+) -> None:
+    own_stack.start()
+    s = own_stack.settings
+    with stack_db(own_stack) as conn:
+        row = conn.execute(
+            "select id from public.cars where is_published and booking_status = 'available' limit 1"
+        ).fetchone()
+    assert row is not None
+    car = str(row[0])
+    email = unique_email("unmigrated")
+    env = {
+        "SUPABASE_URL": s.api_url,
+        "SUPABASE_ANON_KEY": s.anon_key,
+        "SUPABASE_DB_URL": s.db_url,
+        "CARBOOK_CONFIG_DIR": str(tmp_path / "config"),
+    }
+
+    def cli(*args: str) -> Any:
+        return runner.invoke(app, list(args), env=env)
+
+    with carbook_for(own_stack) as user, carbook_for(own_stack) as anon:
+        user.auth.sign_up(email, PASSWORD)
+        assert cli("auth", "login", "--email", email, "--password", PASSWORD).exit_code == 0
+        database = Database(s.db_url)
+        database.rollback(force=True, backup_dir=tmp_path / "backups")
+
+        for call in (
+            anon.cars.list_available,
+            user.cars.list_available,
+            user.cars.mine,
+            lambda: user.bookings.book(car),
+        ):
+            with pytest.raises(NotMigratedError):
+                call()
+        for args in (("cars", "list"), ("book", car), ("bookings", "mine")):
+            result = cli(*args)
+            assert (result.exit_code, result.stdout, result.stderr.strip()) == (8, "", LINE), args
+
+        assert database.migrate(backup_dir=tmp_path / "backups").restored is not None
+        assert car in {str(c.id) for c in user.cars.list_available(limit=100).items}
+        assert user.bookings.book(car).code == "booked"
