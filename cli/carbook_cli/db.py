@@ -105,6 +105,7 @@ def migrate(
                 "platform": result.platform.value,
                 "applied": [{"version": m.version, "name": m.name} for m in result.applied],
                 "restored": result.restored.model_dump(mode="json") if result.restored else None,
+                "cars_without_backup": result.cars_without_backup,
             }
         )
         return
@@ -115,6 +116,12 @@ def migrate(
         console.print(f"[green]Applied[/] {m.version} {m.name}")
     if result.restored is not None:
         _print_restored(result.restored)
+    if result.cars_without_backup:
+        where = "" if no_restore else f": no rollback backup of this database in {escape(str(backup_dir))}"
+        console.print(
+            f"[yellow]{result.cars_without_backup} existing car(s) are now available at the default price[/]"
+            f"{where} (`carbook db restore BACKUP` puts a backup back)."
+        )
 
 
 @app.command()

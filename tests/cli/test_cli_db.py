@@ -51,6 +51,7 @@ def test_migrate_json(empty_db: Db) -> None:
             "source": "--db-url",
         },
         "restored": None,
+        "cars_without_backup": 0,
         "platform": "applied",
         "applied": [
             {"version": "20250916000000", "name": "base_schema"},

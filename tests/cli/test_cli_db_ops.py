@@ -111,7 +111,11 @@ def test_rollback_and_restore_name_the_target_in_their_question(db: Db, tmp_path
     done = run("db", "rollback", "--db-url", db.url, "--force", "--yes", "--backup-dir", str(tmp_path))
     assert done.exit_code == 0
     (backup,) = tmp_path.glob("*.json")
-    assert run("db", "migrate", "--db-url", db.url, "--no-restore").exit_code == 0
+    unrestored = run("db", "migrate", "--db-url", db.url, "--no-restore")
+    assert unrestored.exit_code == 0
+    assert "1 existing car(s) are now available at the default price (`carbook db restore BACKUP`" in (
+        unrestored.stdout.replace("\n", "")
+    )
     no = run("db", "restore", str(backup), "--db-url", db.url, input="n\n")
     assert no.exit_code == 1
     assert f"Restore 1 booking(s) and the prices of 1 car(s) from {backup}" in no.stdout.replace("\n", "")

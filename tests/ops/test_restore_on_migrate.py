@@ -85,6 +85,7 @@ def test_rollback_then_migrate_keeps_every_booking_and_price(db: Db, tmp_path: P
     restored = result.restored
     assert restored is not None and restored.backup == rolled.backup_path
     assert (restored.cars, restored.bookings, restored.prices, restored.not_restored) == (6, 3, 6, ())
+    assert result.cars_without_backup == 0
     assert restored_marker(rolled.backup_path).is_file()
     assert database.verify().ok
 
@@ -124,7 +125,7 @@ def test_no_restore_keeps_the_backup_for_later(db: Db, tmp_path: Path) -> None:
     database = db.database
     rolled = database.rollback(force=True, backup_dir=tmp_path)
     result = database.migrate(restore=False, backup_dir=tmp_path)
-    assert result.restored is None
+    assert result.restored is None and result.cars_without_backup == 6
     assert db.scalar("select count(*) from public.cars where booking_status = 'booked'") == 0
     assert not restored_marker(rolled.backup_path).exists()
     restored = database.restore_backup(rolled.backup_path)
@@ -141,5 +142,5 @@ def test_a_backup_of_another_database_is_never_picked(db: Db, tmp_path: Path) ->
     doc["database"]["oid"] = "1"  # as if taken from another database
     rolled.backup_path.write_text(json.dumps(doc))
     result = database.migrate(backup_dir=tmp_path)
-    assert result.restored is None
+    assert result.restored is None and result.cars_without_backup == 6
     assert db.scalar("select count(*) from public.cars where booking_status = 'booked'") == 0

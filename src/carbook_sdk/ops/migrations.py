@@ -104,6 +104,9 @@ class MigrateResult(Model):
     platform: PlatformState
     #: The rollback backup put back while re-applying the migration it came from, if any.
     restored: RestoreResult | None = None
+    #: Cars that existed when the booking migration was applied and got no backup: they
+    #: are now available at the default price (0 for a new database).
+    cars_without_backup: int = 0
 
 
 def _migration_files(folder: Path) -> list[Migration]:
@@ -260,7 +263,8 @@ class Migrations(Connection):
         Re-applying the atomic-booking migration after a rollback puts the rollback's
         backup back in the same transaction — the latest backup of this database in
         ``backup_dir`` not restored yet — so no booked car is ever free. The result says
-        what came back and which cars did not (a car gone, a user deleted).
+        what came back and which cars did not (a car gone, a user deleted), or how many
+        existing cars got no backup at all.
 
         Args:
             ignore_drift: migrate even though the history and the files disagree.
@@ -277,6 +281,7 @@ class Migrations(Connection):
         backups = Path(backup_dir or DEFAULT_BACKUP_DIR)
         done: list[Migration] = []
         restored: RestoreResult | None = None
+        cars_without_backup = 0
         with self.connect() as conn:
             with wrap_db_errors(), self._locked(conn):
                 drift = self._status(conn, files).drift_error()
@@ -296,12 +301,17 @@ class Migrations(Connection):
                                values (%s, %s, %s)""",
                             (m.version, [sql], m.name),
                         )
-                        if restore and m.version == ATOMIC_BOOKING_VERSION:
-                            backup = find_backup(backups, m.version, database_identity(conn))
+                        if m.version == ATOMIC_BOOKING_VERSION:
+                            backup = (
+                                find_backup(backups, m.version, database_identity(conn)) if restore else None
+                            )
                             if backup is not None:
                                 restored = self._restore_in(conn, m, backup)
                                 # Marked before the commit: a backup never goes back twice.
                                 marker = mark_restored(backup, restored)
+                            else:
+                                row = conn.execute("select count(*) from public.cars").fetchone()
+                                cars_without_backup = int(row[0]) if row else 0
                 except BaseException as exc:
                     if marker is not None:
                         marker.unlink(missing_ok=True)  # not committed: not restored either
@@ -309,7 +319,9 @@ class Migrations(Connection):
                         raise self._failed(m, sql, exc) from exc
                     raise
                 done.append(m)
-        return MigrateResult(applied=tuple(done), platform=platform, restored=restored)
+        return MigrateResult(
+            applied=tuple(done), platform=platform, restored=restored, cars_without_backup=cars_without_backup
+        )
 
     @staticmethod
     def _restore_in(conn: psycopg.Connection[Any], m: Migration, backup: Path) -> RestoreResult:
