@@ -210,12 +210,18 @@ class LocalStack:
     def _log(self, part: str) -> Path:
         return self.settings.logs_dir / f"{part}.log"
 
+    def _recorded_pid(self, part: str) -> int | None:
+        """The pid in the part's pid file, whether or not that process still runs."""
+        try:
+            return int(self._pidfile(part).read_text().strip())
+        except (OSError, ValueError):
+            return None
+
     def _read_pid(self, part: str) -> int | None:
         """The part's pid, if that process is still ours (a pid file can outlive a reboot,
         and its number be reused by anything: that process is never signalled)."""
-        try:
-            pid = int(self._pidfile(part).read_text().strip())
-        except (OSError, ValueError):
+        pid = self._recorded_pid(part)
+        if pid is None:
             return None
         marker = {"postgrest": "postgrest", "gateway": "carbook_stack.gateway", "nginx": "nginx"}[part]
         try:
@@ -467,13 +473,6 @@ class LocalStack:
         self.recorded = None
         self._pg = None
         return self.start()
-
-    def _recorded_pid(self, part: str) -> int | None:
-        """The pid in the part's pid file, whether or not that process still runs."""
-        try:
-            return int(self._pidfile(part).read_text().strip())
-        except (OSError, ValueError):
-            return None
 
     def _start_nginx(self) -> None:
         """nginx on the API port, in front of PostgREST and the app."""
