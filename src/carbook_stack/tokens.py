@@ -73,6 +73,7 @@ def issue_access_token(
     """A user's access token with the claims GoTrue puts in it. Returns (token, exp)."""
     iat = now if now is not None else int(time.time())
     exp = iat + expires_in
+    anonymous = bool(user.get("is_anonymous"))
     claims = {
         "iss": issuer,
         "sub": str(user["id"]),
@@ -85,9 +86,9 @@ def issue_access_token(
         "user_metadata": user.get("user_metadata") or {},
         "role": "authenticated",
         "aal": "aal1",
-        "amr": [{"method": "password", "timestamp": iat}],
+        "amr": [{"method": "anonymous" if anonymous else "password", "timestamp": iat}],
         "session_id": session_id,
-        "is_anonymous": False,
+        "is_anonymous": anonymous,
         "jti": str(uuid.uuid4()),
     }
     return jwt.encode(claims, secret, algorithm="HS256"), exp
