@@ -125,7 +125,7 @@ import importlib.util, json
 import carbook_sdk
 from carbook_sdk import Carbook, ConfigurationError
 missing = {{m: importlib.util.find_spec(m) is None for m in {NOT_IN_BASE!r}}}
-with Carbook({stack.settings.api_url!r}, {stack.settings.anon_key!r}) as cb:
+with Carbook({stack.settings.api_url!r}, {stack.settings.publishable_key!r}) as cb:
     page = cb.cars.list_available(limit=5)
 try:
     import carbook_sdk.ops
@@ -175,8 +175,8 @@ def test_the_all_install_is_the_whole_cli_from_an_empty_folder(
             carbook,
             "--url",
             stack.settings.api_url,
-            "--anon-key",
-            stack.settings.anon_key,
+            "--publishable-key",
+            stack.settings.publishable_key,
             "cars",
             "list",
             "--json",

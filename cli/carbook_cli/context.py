@@ -17,8 +17,8 @@ class State:
 
     verbose = False
     url: str | None = None
-    anon_key: str | None = None
-    service_role_key: str | None = None
+    key: str | None = None
+    secret_key: str | None = None
     workdir: Path | None = None
 
 
@@ -37,7 +37,7 @@ def config_dir() -> Path:
 def settings() -> Settings:
     from carbook_sdk.settings import Settings
 
-    return Settings.resolve(url=state.url, anon_key=state.anon_key, service_role_key=state.service_role_key)
+    return Settings.resolve(url=state.url, key=state.key, secret_key=state.secret_key)
 
 
 def session_path(url: str) -> Path:

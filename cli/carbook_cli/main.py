@@ -85,24 +85,38 @@ def callback(
             show_envvar=True,
         ),
     ] = None,
-    anon_key: Annotated[
+    publishable_key: Annotated[
         str | None,
         typer.Option(
-            "--anon-key",
-            envvar=["CARBOOK_ANON_KEY", "SUPABASE_ANON_KEY"],
-            help="The project's anon key. Default: the local stack's.",
+            "--publishable-key",
+            envvar=[
+                "CARBOOK_PUBLISHABLE_KEY",
+                "CARBOOK_ANON_KEY",
+                "SUPABASE_PUBLISHABLE_KEY",
+                "SUPABASE_ANON_KEY",
+                "SUPABASE_KEY",
+            ],
+            help="The project's publishable key (sb_publishable_…, or a legacy anon key). Default: the local stack's.",
             show_envvar=True,
         ),
     ] = None,
-    service_role_key: Annotated[
+    secret_key: Annotated[
         str | None,
         typer.Option(
-            "--service-role-key",
-            envvar=["CARBOOK_SERVICE_ROLE_KEY", "SUPABASE_SERVICE_ROLE_KEY"],
-            help="The service_role key, for `admin` and `race`. Default: the local stack's.",
+            "--secret-key",
+            envvar=[
+                "CARBOOK_SECRET_KEY",
+                "CARBOOK_SERVICE_ROLE_KEY",
+                "SUPABASE_SECRET_KEY",
+                "SUPABASE_SERVICE_ROLE_KEY",
+            ],
+            help="The secret key (sb_secret_…, or a legacy service_role key), for `admin` and `race`. "
+            "Default: the local stack's.",
             show_envvar=True,
         ),
     ] = None,
+    anon_key: Annotated[str | None, typer.Option("--anon-key", hidden=True)] = None,
+    service_role_key: Annotated[str | None, typer.Option("--service-role-key", hidden=True)] = None,
     workdir: Annotated[
         Path | None,
         typer.Option(
@@ -127,8 +141,9 @@ def callback(
     use_workdir(workdir if ctx.invoked_subcommand != "init" else None)
     state.workdir = workdir
     state.url = url
-    state.anon_key = anon_key
-    state.service_role_key = service_role_key
+    # --anon-key and --service-role-key are the legacy names, kept (hidden) as aliases.
+    state.key = anon_key if anon_key is not None else publishable_key
+    state.secret_key = service_role_key if service_role_key is not None else secret_key
 
 
 def main() -> None:

@@ -49,6 +49,8 @@ def _print_info(info: StackInfo, json: bool) -> None:
         ("Auth URL", info.auth_url),
         ("Storage URL", info.storage_url),
         ("DB URL", info.db_url),
+        ("Publishable key", info.publishable_key),
+        ("Secret key", info.secret_key),
         ("JWT secret", info.jwt_secret),
         ("anon key", info.anon_key),
         ("service_role key", info.service_role_key),
@@ -88,11 +90,44 @@ def stop(state_dir: StateDir = None) -> None:
     console.print("Stack stopped.")
 
 
+def _print_env(info: StackInfo) -> None:
+    """``NAME="value"`` lines, as ``supabase status -o env`` prints them."""
+    for name, value in (
+        ("API_URL", info.api_url),
+        ("DB_URL", info.db_url),
+        ("PUBLISHABLE_KEY", info.publishable_key),
+        ("SECRET_KEY", info.secret_key),
+        ("ANON_KEY", info.anon_key),
+        ("SERVICE_ROLE_KEY", info.service_role_key),
+        ("JWT_SECRET", info.jwt_secret),
+    ):
+        typer.echo(f'{name}="{value}"')
+
+
 @app.command()
-def status(state_dir: StateDir = None, json: Json = False) -> None:
-    """Show each part's health and log file; exit 11 when any part is down."""
+def status(
+    state_dir: StateDir = None,
+    json: Json = False,
+    env: Annotated[
+        bool,
+        typer.Option(
+            "--env",
+            help='Print NAME="value" lines (API_URL, DB_URL, PUBLISHABLE_KEY, …) like `supabase status -o env`.',
+        ),
+    ] = False,
+) -> None:
+    """Show each part's health and log file, then the URLs and keys; exit 11 when any part is down."""
+    if json and env:
+        raise typer.BadParameter("--json and --env are two output formats: pick one")
     stack = _stack(state_dir)
     st = stack.status()
+    if env:
+        if not st.healthy:
+            down = ", ".join(p.name for p in st.parts if not p.healthy)
+            err_console.print(f"The local stack is not running ({down} down): run `carbook stack start`.")
+            raise typer.Exit(EXIT_STACK_DOWN)
+        _print_env(stack.info())
+        return
     if json:
         print_json(
             {

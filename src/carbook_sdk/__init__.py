@@ -45,7 +45,7 @@ if TYPE_CHECKING:
         ValidationError,
         WeakPasswordError,
     )
-    from .models import AuditEntry, Booking, Car, CarUpdate, NewCar, Page, User
+    from .models import AuditEntry, Booking, Car, CarUpdate, Claims, NewCar, Page, User
     from .money import Money
     from .ops import (
         Check,
@@ -92,6 +92,7 @@ _LAZY: dict[str, str] = {
     "MigrationError": ".errors",
     "MigrationStatus": ".ops",
     "Money": ".money",
+    "Claims": ".models",
     "NewCar": ".models",
     "NotAuthenticatedError": ".errors",
     "NotFoundError": ".errors",
@@ -136,6 +137,7 @@ __all__ = [
     "CarbookConnectionError",
     "CarbookError",
     "Check",
+    "Claims",
     "ConfigurationError",
     "ConflictError",
     "Database",

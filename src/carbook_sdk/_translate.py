@@ -88,6 +88,8 @@ _AUTH_CODES: dict[str, type[CarbookError]] = {
     "session_not_found": SessionExpiredError,
     "session_expired": SessionExpiredError,
     "bad_jwt": SessionExpiredError,
+    # supabase-py's own verdict on a token it checked against the JWKS (get_claims).
+    "invalid_jwt": SessionExpiredError,
     "no_authorization": NotAuthenticatedError,
     "not_admin": AccessDeniedError,
     "user_not_found": NotFoundError,
@@ -217,6 +219,7 @@ def _translate_storage(exc: Any) -> CarbookError:
 def translate(exc: BaseException, *, url: str | None = None) -> CarbookError | None:
     """The carbook error for a third-party exception, or None when it is not one we know."""
     import httpx
+    import jwt
     import pydantic
     from postgrest.exceptions import APIError
     from storage3.exceptions import StorageApiError
@@ -251,6 +254,10 @@ def translate(exc: BaseException, *, url: str | None = None) -> CarbookError | N
         return CarbookConnectionError(f"unreadable reply from{f' {url}' if url else ' the server'}: {exc}")
     if isinstance(exc, pydantic.ValidationError):
         return ValidationError(f"unexpected reply: {exc.errors()[0]['msg']}")
+    if isinstance(exc, jwt.PyJWTError):
+        # supabase-py's get_claims loads the JWKS key the token's header names with PyJWT:
+        # a header whose algorithm does not fit that key fails there.
+        return SessionExpiredError(f"the access token could not be verified ({exc}); sign in again")
     if isinstance(exc, (AsyncSupabaseException, SyncSupabaseException)):
         # supabase-py's own checks of the URL and key, before any request.
         return ConfigurationError(f"invalid project settings: {getattr(exc, 'message', None) or exc}")

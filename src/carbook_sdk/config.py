@@ -38,7 +38,11 @@ __all__ = [
     "use_workdir",
 ]
 
-#: The Supabase CLI's well-known local JWT secret and keys (public by design).
+#: The Supabase CLI's well-known local keys (public by design): the publishable and
+#: secret keys today's ``supabase start`` prints, and the legacy anon/service_role JWTs
+#: (HS256 with the well-known JWT secret) its gateway turns them into.
+LOCAL_PUBLISHABLE_KEY = "sb_publishable_ACJWlzQHlZjBrEguHvfOxg_3BJgxAaH"
+LOCAL_SECRET_KEY = "sb_secret_N7UND0UgjKTVK-Uodkm0Hg_xSvEMPvz"
 LOCAL_JWT_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long"
 LOCAL_ANON_KEY = (
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJzdXBhYmFzZS1kZW1vIiwicm9sZSI6ImFub24iLCJleHAiOjE5"
@@ -177,6 +181,9 @@ class LocalConfig(BaseModel):
     api_max_rows: int = 1000
     storage_file_size_limit: int = 50 * 1024**2
     buckets: tuple[BucketConfig, ...] = ()
+    #: ``[auth] signing_keys_path``, resolved against the ``supabase/`` folder as the
+    #: Supabase CLI does; None: the CLI's well-known local signing key.
+    signing_keys_path: Path | None = None
 
     def bucket(self, name: str) -> BucketConfig:
         for b in self.buckets:
@@ -219,6 +226,9 @@ def load_local_config(path: Path | None = None) -> LocalConfig:
         api_max_rows=api.get("max_rows", 1000),
         storage_file_size_limit=parse_size(storage.get("file_size_limit", "50MiB")),
         buckets=buckets,
+        signing_keys_path=(path.parent / auth["signing_keys_path"])
+        if auth.get("signing_keys_path")
+        else None,
     )
 
 
@@ -226,8 +236,20 @@ def load_local_config(path: Path | None = None) -> LocalConfig:
 #: an explicit argument (or CLI flag) > ``CARBOOK_*`` > ``SUPABASE_*`` > the local stack.
 ENV_VARS: dict[str, tuple[str, ...]] = {
     "url": ("CARBOOK_URL", "SUPABASE_URL"),
-    "anon_key": ("CARBOOK_ANON_KEY", "SUPABASE_ANON_KEY", "SUPABASE_KEY"),
-    "service_role_key": ("CARBOOK_SERVICE_ROLE_KEY", "SUPABASE_SERVICE_ROLE_KEY"),
+    # Today's key names first, the legacy ones (anon/service_role JWTs) as fallbacks.
+    "key": (
+        "CARBOOK_PUBLISHABLE_KEY",
+        "CARBOOK_ANON_KEY",
+        "SUPABASE_PUBLISHABLE_KEY",
+        "SUPABASE_ANON_KEY",
+        "SUPABASE_KEY",
+    ),
+    "secret_key": (
+        "CARBOOK_SECRET_KEY",
+        "CARBOOK_SERVICE_ROLE_KEY",
+        "SUPABASE_SECRET_KEY",
+        "SUPABASE_SERVICE_ROLE_KEY",
+    ),
     "db_url": ("CARBOOK_DB_URL", "SUPABASE_DB_URL"),
     "timeout": ("CARBOOK_TIMEOUT",),
 }
@@ -273,20 +295,20 @@ def local_stack(state_dir: Path | None = None) -> dict[str, Any]:
     else from ``supabase/config.toml``'s ports; and the bucket's limits."""
     cfg = load_local_config()
     host, api_port, db_port = "127.0.0.1", cfg.api_port, cfg.db_port
-    anon_key, service_role_key = LOCAL_ANON_KEY, LOCAL_SERVICE_ROLE_KEY
+    key, secret_key = LOCAL_PUBLISHABLE_KEY, LOCAL_SECRET_KEY
     state = read_stack_state(state_dir)
     if state is not None:
         try:
             host = str(state.get("host", host))
             api_port, db_port = int(state["api_port"]), int(state["db_port"])
-            anon_key = str(state.get("anon_key", anon_key))
-            service_role_key = str(state.get("service_role_key", service_role_key))
+            key = str(state.get("publishable_key", key))
+            secret_key = str(state.get("secret_key", secret_key))
         except (KeyError, TypeError, ValueError):
             pass  # a broken state file: config.toml's ports
     values: dict[str, Any] = {
         "url": f"http://{host}:{api_port}",
-        "anon_key": anon_key,
-        "service_role_key": service_role_key,
+        "key": key,
+        "secret_key": secret_key,
         "db_url": f"postgresql://postgres:postgres@{host}:{db_port}/postgres",
     }
     bucket = next((b for b in cfg.buckets if b.name == "car-images"), None)

@@ -73,6 +73,26 @@ class User(_Reply):
     user_metadata: dict[str, Any] = Field(default_factory=dict)
 
 
+class Claims(_Reply):
+    """The verified claims of the signed-in user's access token (``auth.claims()``)."""
+
+    sub: uuid.UUID
+    role: str
+    exp: datetime
+    iat: datetime | None = None
+    iss: str | None = None
+    aud: str | list[str] | None = None
+    email: str | None = None
+    phone: str | None = None
+    session_id: uuid.UUID | None = None
+    is_anonymous: bool = False
+    #: Authenticator assurance level (``aal1``, ``aal2``) and how the user signed in.
+    aal: str | None = None
+    amr: list[dict[str, Any]] = Field(default_factory=list)
+    app_metadata: dict[str, Any] = Field(default_factory=dict)
+    user_metadata: dict[str, Any] = Field(default_factory=dict)
+
+
 class Car(_Reply):
     """A row of ``public.cars``."""
 

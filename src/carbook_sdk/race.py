@@ -1,7 +1,7 @@
 """The seed's concurrent-booking check as a library call: N new users book one car at the
 same moment, and exactly one of them wins.
 
-Users are made with the service_role key, each signs in with a client of their own, and
+Users are made with the secret key, each signs in with a client of their own, and
 all of them call ``book_car_atomic`` at once.
 """
 
@@ -64,7 +64,7 @@ async def race(car_id: uuid.UUID | str, clients: int = 20, *, settings: Settings
 
     Raises:
         ValidationError: a malformed car id or a number of clients outside 2 to 500.
-        ConfigurationError: no service_role key (it makes the users).
+        ConfigurationError: no secret key (it makes the users).
         CarNotFoundError: no such car (checked before any user is made).
     """
     from ._async.client import AsyncCarbook
@@ -73,12 +73,12 @@ async def race(car_id: uuid.UUID | str, clients: int = 20, *, settings: Settings
     if isinstance(clients, bool) or not isinstance(clients, int) or not 2 <= clients <= MAX_CLIENTS:
         raise ValidationError(f"clients must be a whole number from 2 to {MAX_CLIENTS}, not {clients!r}")
     settings = settings or Settings.resolve()
-    if not settings.service_role_key:
+    if not settings.secret_key:
         raise ConfigurationError(
-            "a race makes its users with the service_role key: pass service_role_key or set SUPABASE_SERVICE_ROLE_KEY"
+            "a race makes its users with the secret key: set SUPABASE_SECRET_KEY (or pass --secret-key / secret_key=)"
         )
     # The service role sees every car, so a booked or hidden car is told apart from a missing one.
-    service = settings.model_copy(update={"anon_key": settings.service_role_key})
+    service = settings.model_copy(update={"key": settings.secret_key})
     run = uuid.uuid4().hex[:8]
     password = secrets.token_urlsafe(18)
     emails = [f"racer-{i:03d}@{run}.race.carbook.invalid" for i in range(clients)]

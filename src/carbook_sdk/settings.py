@@ -22,8 +22,11 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     url: str
-    anon_key: str = Field(min_length=1)
-    service_role_key: str | None = None
+    #: The project's publishable key (``sb_publishable_…``) or its legacy anon key: what
+    #: every request carries as ``apikey``.
+    key: str = Field(min_length=1)
+    #: The secret key (``sb_secret_…``) or the legacy service_role key: admin calls only.
+    secret_key: str | None = None
     db_url: str | None = None
     #: Seconds for any one HTTP request (connect, read, write).
     timeout: float = Field(default=10.0, gt=0, le=600)
@@ -75,13 +78,13 @@ class Settings(BaseModel):
         if local_url is not None and not _same_place(values.get("url"), local_url):
             # The local stack's keys and database belong to the local stack's URL only: never
             # send them to another server, and never pair that server with the local database.
-            for key in ("anon_key", "service_role_key", "db_url"):
-                if key not in from_env and key not in given:
-                    values.pop(key, None)
-            if "anon_key" not in values:
+            for name in ("key", "secret_key", "db_url"):
+                if name not in from_env and name not in given:
+                    values.pop(name, None)
+            if "key" not in values:
                 raise ConfigurationError(
-                    f"no anon key for {values['url']}: the local stack's keys go only to the local stack",
-                    hint="set SUPABASE_ANON_KEY (or pass --anon-key / anon_key=)",
+                    f"no publishable key for {values['url']}: the local stack's keys go only to the local stack",
+                    hint="set SUPABASE_PUBLISHABLE_KEY (or pass --publishable-key / key=)",
                 )
         try:
             return cls.model_validate(values)
@@ -92,7 +95,7 @@ class Settings(BaseModel):
             )
             raise ConfigurationError(
                 f"invalid carbook settings: {problems}",
-                hint="pass it explicitly or set SUPABASE_URL / SUPABASE_ANON_KEY",
+                hint="pass it explicitly or set SUPABASE_URL / SUPABASE_PUBLISHABLE_KEY",
             ) from None
 
 

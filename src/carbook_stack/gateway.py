@@ -5,8 +5,10 @@
 
 nginx (``carbook_stack.nginx``) owns the API port: it checks the apikey and sends
 ``/rest/v1`` straight to PostgREST. The app checks the apikey again on its own routes,
-so it is never open on its port either. When a request has no ``Authorization``
-header, the apikey is its bearer token.
+so it is never open on its port either. When a request carries no user token (no
+``Authorization``, or a ``Bearer`` of an ``sb_`` key), the JWT its apikey stands for is
+its bearer token: the publishable key acts as the anon JWT, the secret key as the
+service_role JWT, as the Supabase CLI's gateway does.
 
 Run as ``python -m carbook_stack.gateway STACK_JSON`` (``LocalStack`` does that).
 """
@@ -31,6 +33,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from .settings import StackSettings, load_settings
+from .tokens import KeySet
 
 __all__ = ["Gateway", "ServiceError", "create_app", "database_unavailable", "endpoint", "main"]
 
@@ -51,11 +54,17 @@ class Gateway:
 
     settings: StackSettings
     pool: AsyncConnectionPool
+    keys: KeySet
+    #: Each accepted API key, with the JWT it stands for behind the gateway.
+    key_jwts: dict[str, str] = field(init=False)
     _probe_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
     _probed: tuple[float, str | None] = (float("-inf"), None)
 
+    def __post_init__(self) -> None:
+        self.key_jwts = self.settings.key_jwts()
+
     def api_keys(self) -> frozenset[str]:
-        return frozenset({self.settings.anon_key, self.settings.service_role_key})
+        return frozenset(self.key_jwts)
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
@@ -128,11 +137,16 @@ def check_apikey(request: Request) -> JSONResponse | None:
 
 
 def bearer_of(request: Request) -> str:
-    """The bearer token: the Authorization header's, else the apikey."""
+    """The bearer token: the Authorization header's when it is a user's (or a legacy key),
+    else the JWT the apikey stands for (the apikey itself when it is unknown: refused
+    later as an invalid token)."""
     auth = request.headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
-        return auth[7:].strip()
-    return apikey_of(request) or ""
+        token = auth[7:].strip()
+        if token and not token.startswith("sb_"):
+            return token
+    key = apikey_of(request) or ""
+    return gateway(request).key_jwts.get(key, key)
 
 
 async def _read_limited(request: Request, limit: int) -> bytes | None:
@@ -212,7 +226,7 @@ def create_app(settings: StackSettings) -> Starlette:
             settings.db_url, min_size=1, max_size=20, open=False, kwargs={"autocommit": True}
         ) as pool:
             await pool.wait()
-            app.state.gateway = Gateway(settings=settings, pool=pool)
+            app.state.gateway = Gateway(settings=settings, pool=pool, keys=settings.keys())
             yield
 
     return Starlette(

@@ -105,6 +105,8 @@ class StackInfo(BaseModel):
     auth_url: str
     storage_url: str
     db_url: str
+    publishable_key: str
+    secret_key: str
     jwt_secret: str
     anon_key: str
     service_role_key: str
@@ -239,6 +241,8 @@ class LocalStack:
             auth_url=f"{s.api_url}/auth/v1",
             storage_url=f"{s.api_url}/storage/v1",
             db_url=s.db_url,
+            publishable_key=s.publishable_key,
+            secret_key=s.secret_key,
             jwt_secret=s.jwt_secret,
             anon_key=s.anon_key,
             service_role_key=s.service_role_key,
@@ -349,7 +353,11 @@ class LocalStack:
                     temp.unlink(missing_ok=True)
 
     def _save(self) -> None:
-        self.state_file.write_text(self.settings.model_dump_json(indent=2))
+        # It holds the private signing keys: readable by this user only.
+        fd = os.open(self.state_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(self.settings.model_dump_json(indent=2))
+        os.chmod(self.state_file, 0o600)
 
     def _spawn(self, part: str, cmd: list[str], env: dict[str, str]) -> int:
         log = self._log(part).open("ab")
@@ -447,7 +455,9 @@ class LocalStack:
             "PGRST_DB_POOL": str(s.postgrest_pool),
             "PGRST_DB_MAX_ROWS": str(s.max_rows),
             "PGRST_DB_CHANNEL_ENABLED": "true",
-            "PGRST_JWT_SECRET": s.jwt_secret,
+            # A JWK set: the signing keys' public halves (user tokens, ES256) and the JWT
+            # secret as an `oct` key (the legacy HS256 keys).
+            "PGRST_JWT_SECRET": s.keys().postgrest_secret(),
             "PGRST_SERVER_HOST": s.host,
             "PGRST_SERVER_PORT": str(s.postgrest_port),
             "PGRST_ADMIN_SERVER_PORT": str(s.postgrest_admin_port),

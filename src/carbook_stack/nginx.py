@@ -4,8 +4,10 @@
   against a ``map`` of the known keys; public object URLs and signed-URL downloads are
   open, as on hosted Supabase; a refusal is the 401 JSON hosted Supabase sends;
 - ``/rest/v1/`` goes straight to PostgREST (a new loopback connection per request: see
-  the upstream's comment), the apikey becoming the bearer token when the request has no
-  ``Authorization``;
+  the upstream's comment). A request without a user token (no ``Authorization``, or a
+  ``Bearer`` of an ``sb_`` key) gets the JWT its apikey stands for as its bearer token:
+  the publishable key becomes the anon JWT, the secret key the service_role JWT, as the
+  Supabase CLI's gateway does; a user's JWT passes through unchanged;
 - everything else (``/auth/v1``, ``/storage/v1``, unknown routes) goes to the Python app
   on an internal port, with request bodies streamed (the app enforces bucket limits);
 - a request id on every request and reply, an access log in the stack's ``logs/``.
@@ -79,7 +81,9 @@ def render_config(settings: StackSettings, folder: Path) -> str:
     """nginx.conf for a stack: ``folder`` holds its pid and temp files."""
     s = settings
     logs = s.logs_dir
-    keys = "\n".join(f"        {_quote(k)} ok;" for k in sorted({s.anon_key, s.service_role_key}))
+    key_jwts = s.key_jwts()
+    keys = "\n".join(f"        {_quote(k)} ok;" for k in sorted(key_jwts))
+    new_keys = "\n".join(f"        {_quote(k)} {_quote(v)};" for k, v in sorted(key_jwts.items()) if k != v)
     # As root, workers would drop to `nobody` and could not write the temp folders here.
     user = "user root root;\n" if os.geteuid() == 0 else ""
     return f"""# Written by carbook's local stack at every start: edit supabase/config.toml instead.
@@ -119,10 +123,12 @@ http {{
 {keys}
         default invalid;
     }}
-    # Open without a key, as on hosted Supabase: public objects and signed-URL downloads.
+    # Open without a key, as on hosted Supabase: public objects, signed-URL downloads and
+    # the JWKS that verifies user tokens.
     map "$request_method $uri" $carbook_key_needed {{
         "~^(GET|HEAD) /storage/v1/object/public/" 0;
         "~^(GET|HEAD) /storage/v1/object/sign/" 0;
+        "~^(GET|HEAD) /auth/v1/\\.well-known/jwks\\.json$" 0;
         "~ /carbook-bad-request$" 0;
         default 1;
     }}
@@ -131,8 +137,14 @@ http {{
         "1 invalid" invalid;
         default "";
     }}
+    # The JWT an API key stands for behind the gateway (a legacy key is one already).
+    map $carbook_apikey $carbook_key_jwt {{
+{new_keys}
+        default $carbook_apikey;
+    }}
     map $http_authorization $carbook_authorization {{
-        "" "Bearer $carbook_apikey";
+        "" "Bearer $carbook_key_jwt";
+        "~*^bearer +sb_" "Bearer $carbook_key_jwt";
         default $http_authorization;
     }}
 

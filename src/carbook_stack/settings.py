@@ -11,12 +11,16 @@ from pydantic import BaseModel, ConfigDict
 from carbook_sdk.config import (
     LOCAL_ANON_KEY,
     LOCAL_JWT_SECRET,
+    LOCAL_PUBLISHABLE_KEY,
+    LOCAL_SECRET_KEY,
     LOCAL_SERVICE_ROLE_KEY,
     LocalConfig,
     load_local_config,
     read_stack_state,
 )
 from carbook_sdk.errors import ConfigurationError
+
+from .tokens import LOCAL_SIGNING_KEY, KeySet, SigningKeyError, load_signing_keys
 
 __all__ = ["CONFIG_KEYS", "StackSettings", "load_settings"]
 
@@ -33,6 +37,7 @@ CONFIG_KEYS: dict[str, str] = {
     "enable_confirmations": "[auth.email].enable_confirmations",
     "minimum_password_length": "[auth].minimum_password_length",
     "storage_file_size_limit": "[storage].file_size_limit",
+    "signing_keys": "[auth].signing_keys_path",
 }
 
 
@@ -55,8 +60,14 @@ class StackSettings(BaseModel):
     #: nginx's own health answer, for the supervisor.
     nginx_status_port: int = 0
     jwt_secret: str = LOCAL_JWT_SECRET
+    #: Today's keys; the gateway turns them into the legacy JWTs below for the services.
+    publishable_key: str = LOCAL_PUBLISHABLE_KEY
+    secret_key: str = LOCAL_SECRET_KEY
+    #: The legacy keys: HS256 JWTs signed with ``jwt_secret``.
     anon_key: str = LOCAL_ANON_KEY
     service_role_key: str = LOCAL_SERVICE_ROLE_KEY
+    #: Private JWKs user tokens are signed with (the first) and verified by.
+    signing_keys: tuple[dict[str, Any], ...] = (LOCAL_SIGNING_KEY,)
     jwt_expiry: int = 3600
     enable_signup: bool = True
     enable_confirmations: bool = False
@@ -70,6 +81,19 @@ class StackSettings(BaseModel):
     def config_changes(self, other: StackSettings) -> list[str]:
         """The ``config.toml`` keys whose values differ between two settings."""
         return [key for field, key in CONFIG_KEYS.items() if getattr(self, field) != getattr(other, field)]
+
+    def keys(self) -> KeySet:
+        """The key set tokens are signed and verified with."""
+        return KeySet.of(self.jwt_secret, self.signing_keys)
+
+    def key_jwts(self) -> dict[str, str]:
+        """Each API key the stack accepts, with the JWT it stands for behind the gateway."""
+        return {
+            self.publishable_key: self.anon_key,
+            self.secret_key: self.service_role_key,
+            self.anon_key: self.anon_key,
+            self.service_role_key: self.service_role_key,
+        }
 
     @property
     def api_url(self) -> str:
@@ -109,6 +133,14 @@ class StackSettings(BaseModel):
             "extra_search_path": cfg.api_extra_search_path,
             "max_rows": cfg.api_max_rows,
         }
+        if cfg.signing_keys_path is not None:
+            try:
+                values["signing_keys"] = load_signing_keys(cfg.signing_keys_path)
+            except SigningKeyError as exc:
+                raise ConfigurationError(
+                    f"[auth] signing_keys_path: {exc}",
+                    hint="point it at a JSON array of private JWKs (`supabase gen signing-key` writes one)",
+                ) from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 

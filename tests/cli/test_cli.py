@@ -31,8 +31,9 @@ class Cli:
         self.stack = stack
         self.env = {
             "SUPABASE_URL": s.api_url,
-            "SUPABASE_ANON_KEY": s.anon_key,
-            "SUPABASE_SERVICE_ROLE_KEY": s.service_role_key,
+            # Today's key names and keys; tests elsewhere keep the legacy ones working.
+            "SUPABASE_PUBLISHABLE_KEY": s.publishable_key,
+            "SUPABASE_SECRET_KEY": s.secret_key,
             "SUPABASE_DB_URL": s.db_url,
             "CARBOOK_CONFIG_DIR": str(config),
             "COLUMNS": "200",
@@ -534,15 +535,15 @@ def test_json_is_not_consent_to_destroy(cli: Cli, tmp_path: Path) -> None:
 
 
 def test_a_non_admin_is_refused_on_every_admin_command(cli: Cli, image: Path, tmp_path: Path) -> None:
-    """Signed in as a plain user, and without the service_role key for `admin`: every admin
+    """Signed in as a plain user, and without the secret key for `admin`: every admin
     command is refused with a clear message and changes nothing, not even the audit log."""
     cli.login_admin()
     car = _add(cli, image)["id"]
     email = cli.login_new_user()
     csv = tmp_path / "cars.csv"
     csv.write_text(f"ref,make,model,year,price,currency,image\nNA-1,Kia,Seltos,2024,10.00,INR,{image.name}\n")
-    user = Cli(cli.stack, tmp_path / "config")  # the same signed-in user, no service_role key
-    del user.env["SUPABASE_SERVICE_ROLE_KEY"]
+    user = Cli(cli.stack, tmp_path / "config")  # the same signed-in user, no secret key
+    del user.env["SUPABASE_SECRET_KEY"]
     before = cli.state()
     refused_as_user = [
         ("cars", "update", car, "--make", "Hacked"),
@@ -563,7 +564,7 @@ def test_a_non_admin_is_refused_on_every_admin_command(cli: Cli, image: Path, tm
     for args in (("admin", "grant", email), ("admin", "revoke", ADMIN_EMAIL)):
         result = user(*args)
         assert result.exit_code == 10, (args, result.output)
-        assert "service_role key" in result.stderr, (args, result.stderr)
+        assert "needs the secret key" in result.stderr, (args, result.stderr)
     assert cli.state() == before
 
 

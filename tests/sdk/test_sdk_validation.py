@@ -22,7 +22,7 @@ from carbook_sdk import (
     UnsupportedImageTypeError,
     ValidationError,
 )
-from carbook_sdk.config import LOCAL_ANON_KEY
+from carbook_sdk.config import LOCAL_ANON_KEY, LOCAL_PUBLISHABLE_KEY, LOCAL_SECRET_KEY
 from carbook_stack.local_postgres import free_port
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(64)
@@ -123,7 +123,7 @@ def test_settings_are_validated_field_by_field() -> None:
         Settings.resolve(env={}, use_local_defaults=False, url="ftp://x")
     assert "url: must start with http:// or https://" in str(err.value)
     assert "Value error" not in str(err.value)
-    assert "anon_key: Field required" in str(err.value)
+    assert "key: Field required" in str(err.value)
 
 
 @pytest.mark.parametrize("url", ["http://", "https://", "http://:80", "http://host:port"])
@@ -136,34 +136,61 @@ def test_a_url_without_a_host_is_refused_before_supabase_py_sees_it(url: str) ->
 def test_settings_precedence() -> None:
     env = {"SUPABASE_URL": "http://env:1", "SUPABASE_ANON_KEY": "env-key", "CARBOOK_URL": "http://carbook:2"}
     s = Settings.resolve(env=env)
-    assert (s.url, s.anon_key) == ("http://carbook:2", "env-key")
+    assert (s.url, s.key) == ("http://carbook:2", "env-key")
     explicit = Settings.resolve(env=env, url="http://explicit:3")
     assert explicit.url == "http://explicit:3"
     local = Settings.resolve(env={})
-    assert local.anon_key == LOCAL_ANON_KEY and local.image_max_bytes == 5 * 1024 * 1024
+    assert local.key == LOCAL_PUBLISHABLE_KEY and local.secret_key == LOCAL_SECRET_KEY
+    assert local.image_max_bytes == 5 * 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        # Today's names win over the legacy ones of the same family; CARBOOK_* over SUPABASE_*.
+        ({"SUPABASE_PUBLISHABLE_KEY": "new", "SUPABASE_ANON_KEY": "old"}, ("new", None)),
+        ({"SUPABASE_ANON_KEY": "old", "SUPABASE_SERVICE_ROLE_KEY": "old-secret"}, ("old", "old-secret")),
+        ({"SUPABASE_SECRET_KEY": "s", "SUPABASE_SERVICE_ROLE_KEY": "old", "SUPABASE_KEY": "k"}, ("k", "s")),
+        ({"CARBOOK_ANON_KEY": "c", "SUPABASE_PUBLISHABLE_KEY": "p"}, ("c", None)),
+    ],
+)
+def test_key_variables_new_names_first(env: dict[str, str], expected: tuple[str, str | None]) -> None:
+    s = Settings.resolve(env={"SUPABASE_URL": "https://abc.supabase.co", **env})
+    assert (s.key, s.secret_key) == expected
+
+
+def test_legacy_keyword_names_are_aliases() -> None:
+    with Carbook("https://abc.supabase.co", anon_key="a", service_role_key="s") as cb:
+        assert (cb.settings.key, cb.settings.secret_key) == ("a", "s")
+    with Carbook("https://abc.supabase.co", "a", secret_key="s", service_role_key="s") as cb:
+        assert cb.settings.secret_key == "s"
+    with pytest.raises(ConfigurationError, match="secret_key= and service_role_key= are the same setting"):
+        Carbook("https://abc.supabase.co", "a", secret_key="s", service_role_key="other")
+    with pytest.raises(ConfigurationError, match="key= and anon_key= are the same setting"):
+        Carbook("https://abc.supabase.co", "a", anon_key="b")
 
 
 def test_local_keys_never_go_to_another_server(tmp_path: Path) -> None:
     """The well-known local keys and database pair only with the local stack's URL."""
     local = Settings.resolve(env={}, state_dir=tmp_path)
-    assert local.service_role_key and local.db_url
+    assert local.secret_key and local.db_url
     same = Settings.resolve(env={}, state_dir=tmp_path, url=local.url.replace("127.0.0.1", "localhost") + "/")
-    assert (same.anon_key, same.service_role_key) == (local.anon_key, local.service_role_key)
+    assert (same.key, same.secret_key) == (local.key, local.secret_key)
     for env, explicit in (
         ({"SUPABASE_URL": "https://abc.supabase.co"}, {}),
         ({}, {"url": "https://abc.supabase.co"}),
     ):
-        with pytest.raises(ConfigurationError, match=r"no anon key for https://abc\.supabase\.co"):
+        with pytest.raises(ConfigurationError, match=r"no publishable key for https://abc\.supabase\.co"):
             Settings.resolve(env=env, state_dir=tmp_path, **explicit)
     remote = Settings.resolve(
         env={"SUPABASE_URL": "https://abc.supabase.co", "SUPABASE_ANON_KEY": "k"}, state_dir=tmp_path
     )
-    assert (remote.anon_key, remote.service_role_key, remote.db_url) == ("k", None, None)
+    assert (remote.key, remote.secret_key, remote.db_url) == ("k", None, None)
 
 
 def test_local_and_from_env_take_a_timeout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with Carbook.local(tmp_path, timeout=3) as cb:
-        assert cb.settings.timeout == 3 and cb.settings.anon_key == LOCAL_ANON_KEY
+        assert cb.settings.timeout == 3 and cb.settings.key == LOCAL_PUBLISHABLE_KEY
     monkeypatch.setenv("SUPABASE_URL", "https://abc.supabase.co")
     monkeypatch.setenv("SUPABASE_ANON_KEY", "k")
     with Carbook.from_env(timeout=4) as cb:
@@ -234,4 +261,4 @@ def test_the_cli_reads_carbook_variables_before_supabase_ones(monkeypatch: pytes
     result = CliRunner().invoke(app, ["auth", "--help"])
     assert result.exit_code == 0
     s = settings()
-    assert (s.url, s.anon_key) == ("http://carbook-env:2", "carbook-key")
+    assert (s.url, s.key) == ("http://carbook-env:2", "carbook-key")

@@ -11,6 +11,7 @@ import jwt
 import pytest
 
 from carbook_stack.manager import LocalStack
+from carbook_stack.tokens import LOCAL_SIGNING_KEY
 from tests.helpers import supabase_client, unique_email
 
 from ..factories import stack_db
@@ -44,7 +45,12 @@ def test_access_tokens_carry_gotrue_claims_and_passwords_are_bcrypt(stack: Local
         {"email": email, "password": PASSWORD, "options": {"data": {"name": "Ravi"}}}
     ).session
     assert session is not None
-    claims = jwt.decode(session.access_token, s.jwt_secret, algorithms=["HS256"], audience="authenticated")
+    # Signed ES256 by the key the JWKS names, as today's Supabase Auth signs user tokens.
+    header = jwt.get_unverified_header(session.access_token)
+    assert (header["alg"], header["kid"]) == ("ES256", LOCAL_SIGNING_KEY["kid"])
+    jwks = httpx.get(f"{s.api_url}/auth/v1/.well-known/jwks.json").json()
+    key = jwt.PyJWK(next(k for k in jwks["keys"] if k["kid"] == header["kid"]))
+    claims = jwt.decode(session.access_token, key, algorithms=["ES256"], audience="authenticated")
     assert claims["sub"] == session.user.id and claims["email"] == email
     assert (claims["role"], claims["aud"]) == ("authenticated", "authenticated")
     assert claims["user_metadata"] == {"name": "Ravi"}

@@ -123,12 +123,31 @@ def test_cli_status_and_start_print_supabase_style_keys(stack: LocalStack) -> No
     assert status.returncode == 0, status.stderr
     for label in ("API URL", "DB URL", "anon key", "service_role key", "JWT secret"):
         assert label in status.stdout
-    assert stack.settings.anon_key in status.stdout.replace("\n", "")
+    flat = status.stdout.replace("\n", "")
+    assert stack.settings.anon_key in flat
+    # Today's keys first, the legacy ones after, as `supabase status` prints them.
+    order = [status.stdout.index(label) for label in ("Publishable key", "Secret key", "anon key")]
+    assert order == sorted(order)
+    assert stack.settings.publishable_key in flat and stack.settings.secret_key in flat
+    env = _cli("stack", "status", "--state-dir", state, "--env")
+    assert env.returncode == 0, env.stderr
+    s = stack.settings
+    assert env.stdout.splitlines() == [
+        f'API_URL="{s.api_url}"',
+        f'DB_URL="{s.db_url}"',
+        f'PUBLISHABLE_KEY="{s.publishable_key}"',
+        f'SECRET_KEY="{s.secret_key}"',
+        f'ANON_KEY="{s.anon_key}"',
+        f'SERVICE_ROLE_KEY="{s.service_role_key}"',
+        f'JWT_SECRET="{s.jwt_secret}"',
+    ]
+    both = _cli("stack", "status", "--state-dir", state, "--env", "--json")
+    assert both.returncode == 2 and "pick one" in both.stderr
     started = _cli("stack", "start", "--state-dir", state, "--json")
     assert started.returncode == 0, started.stderr
     data: dict[str, Any] = json.loads(started.stdout)
     assert data["api_url"] == stack.settings.api_url and data["fresh_database"] is False
-    health = httpx.get(f"{data['auth_url']}/health", headers={"apikey": data["anon_key"]})
+    health = httpx.get(f"{data['auth_url']}/health", headers={"apikey": data["publishable_key"]})
     assert health.status_code == 200
 
 
@@ -241,3 +260,6 @@ def test_cli_stack_start_status_stop_in_process(own_stack: LocalStack) -> None:
     assert not own_stack.status().running
     down = runner.invoke(app, ["stack", "status", "--state-dir", state], env=env)
     assert down.exit_code == 11 and "down" in down.stdout
+    no_env = runner.invoke(app, ["stack", "status", "--state-dir", state, "--env"], env=env)
+    assert no_env.exit_code == 11 and no_env.stdout == ""
+    assert "not running" in no_env.stderr and "carbook stack start" in no_env.stderr

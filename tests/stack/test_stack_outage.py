@@ -149,7 +149,7 @@ def test_storage3_reads_the_503_as_storage_api_error(down_stack: LocalStack) -> 
 
 def test_sdk_sign_in_raises_a_connection_error(down_stack: LocalStack) -> None:
     s = down_stack.settings
-    with Carbook(settings=Settings(url=s.api_url, anon_key=s.anon_key)) as cb:
+    with Carbook(settings=Settings(url=s.api_url, key=s.anon_key)) as cb:
         began = time.monotonic()
         with pytest.raises(CarbookConnectionError) as caught:
             cb.auth.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)

@@ -1,4 +1,4 @@
-"""Users and roles, with the service_role key."""
+"""Users and roles, with the secret (service_role) key."""
 
 from __future__ import annotations
 
@@ -22,13 +22,13 @@ __all__ = ["AsyncAdminService"]
 
 
 class AsyncAdminService(AsyncService):
-    """User and role management with the service_role key."""
+    """User and role management with the secret (service_role) key."""
 
     async def create_user(self, email: str, password: str, *, admin: bool = False) -> User:
         """Create a confirmed user (optionally an admin).
 
         Raises:
-            ConfigurationError: no service_role key.
+            ConfigurationError: no secret key.
             UserAlreadyExistsError: the email is taken.
             WeakPasswordError: the password is too short.
         """
@@ -61,7 +61,7 @@ class AsyncAdminService(AsyncService):
             page += 1
 
     async def _service_and_user(self, user: uuid.UUID | str) -> tuple[AsyncClient, str]:
-        """The service_role client and the user's id (given an id or an email)."""
+        """The service-role client and the user's id (given an id or an email)."""
         service = self._c._service_client()
         if isinstance(user, str) and "@" in user:
             return service, str((await self.find_user(user)).id)
@@ -71,7 +71,7 @@ class AsyncAdminService(AsyncService):
         """Make a user (id or email) an admin. Harmless when already one.
 
         Raises:
-            ConfigurationError: no service_role key.
+            ConfigurationError: no secret key.
             NotFoundError: no such user.
         """
         service, user_id = await self._service_and_user(user)
@@ -85,7 +85,7 @@ class AsyncAdminService(AsyncService):
         """Take the admin role away from a user (id or email). Harmless when not one.
 
         Raises:
-            ConfigurationError: no service_role key.
+            ConfigurationError: no secret key.
             NotFoundError: no such user.
         """
         service, user_id = await self._service_and_user(user)
@@ -97,7 +97,7 @@ class AsyncAdminService(AsyncService):
         """Delete a user (id or email).
 
         Raises:
-            ConfigurationError: no service_role key.
+            ConfigurationError: no secret key.
             NotFoundError: no such user.
         """
         service, user_id = await self._service_and_user(user)

@@ -1,7 +1,7 @@
 """GENERATED from ``carbook_sdk/_async/admin.py`` by ``scripts/unasync.py``: edit that
 file and re-run the script, never this one.
 
-Users and roles, with the service_role key.
+Users and roles, with the secret (service_role) key.
 """
 
 from __future__ import annotations
@@ -26,13 +26,13 @@ __all__ = ["AdminService"]
 
 
 class AdminService(Service):
-    """User and role management with the service_role key."""
+    """User and role management with the secret (service_role) key."""
 
     def create_user(self, email: str, password: str, *, admin: bool = False) -> User:
         """Create a confirmed user (optionally an admin).
 
         Raises:
-            ConfigurationError: no service_role key.
+            ConfigurationError: no secret key.
             UserAlreadyExistsError: the email is taken.
             WeakPasswordError: the password is too short.
         """
@@ -65,7 +65,7 @@ class AdminService(Service):
             page += 1
 
     def _service_and_user(self, user: uuid.UUID | str) -> tuple[Client, str]:
-        """The service_role client and the user's id (given an id or an email)."""
+        """The service-role client and the user's id (given an id or an email)."""
         service = self._c._service_client()
         if isinstance(user, str) and "@" in user:
             return service, str(self.find_user(user).id)
@@ -75,7 +75,7 @@ class AdminService(Service):
         """Make a user (id or email) an admin. Harmless when already one.
 
         Raises:
-            ConfigurationError: no service_role key.
+            ConfigurationError: no secret key.
             NotFoundError: no such user.
         """
         service, user_id = self._service_and_user(user)
@@ -89,7 +89,7 @@ class AdminService(Service):
         """Take the admin role away from a user (id or email). Harmless when not one.
 
         Raises:
-            ConfigurationError: no service_role key.
+            ConfigurationError: no secret key.
             NotFoundError: no such user.
         """
         service, user_id = self._service_and_user(user)
@@ -101,7 +101,7 @@ class AdminService(Service):
         """Delete a user (id or email).
 
         Raises:
-            ConfigurationError: no service_role key.
+            ConfigurationError: no secret key.
             NotFoundError: no such user.
         """
         service, user_id = self._service_and_user(user)

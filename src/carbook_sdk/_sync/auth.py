@@ -16,7 +16,7 @@ from .._base import (
 from ..errors import (
     NotAuthenticatedError,
 )
-from ..models import User, validated
+from ..models import Claims, User, validated
 from ._service import Service
 
 __all__ = ["AuthService"]
@@ -91,6 +91,23 @@ class AuthService(Service):
             reply = self._c._call(self._c._sb.auth.refresh_session)
         assert reply.user is not None
         return validated(User, reply.user.model_dump())
+
+    def claims(self) -> Claims:
+        """The signed-in user's access-token claims, verified: an asymmetric token (ES256,
+        RS256) locally against the project's published keys (``/auth/v1/.well-known/jwks.json``,
+        cached), a symmetric one (HS256) by asking Auth.
+
+        Raises:
+            NotAuthenticatedError: not signed in.
+            SessionExpiredError: the token has expired, or its signature does not verify.
+        """
+        token = self._c._session_token()
+        if token is None:
+            raise NotAuthenticatedError("sign in first")
+        reply = self._c._call(self._c._sb.auth.get_claims, token)
+        if reply is None:
+            raise NotAuthenticatedError("sign in first")
+        return validated(Claims, dict(reply["claims"]))
 
     def access_token(self) -> str | None:
         """The current access token (refreshed when about to expire), or None."""

@@ -39,9 +39,10 @@ T = TypeVar("T")
 class Carbook:
     """The carbook client (sync). One client is one signed-in user at a time.
 
-    Build it from explicit arguments, the environment (``CARBOOK_URL``,
-    ``CARBOOK_ANON_KEY``, … then their ``SUPABASE_*`` twins) or the local stack
-    (``Carbook.local()``)::
+    Build it from explicit arguments — the project URL and its publishable key
+    (``sb_publishable_…``, or a legacy anon key) — the environment (``CARBOOK_URL``,
+    ``CARBOOK_PUBLISHABLE_KEY``, … then their ``SUPABASE_*`` twins; the legacy ``*_ANON_KEY``
+    names are read too) or the local stack (``Carbook.local()``)::
 
         with Carbook.local() as cb:
             cb.auth.sign_in("driver@carbook.local", "carbook-driver")
@@ -55,16 +56,23 @@ class Carbook:
     def __init__(
         self,
         url: str | None = None,
-        anon_key: str | None = None,
+        key: str | None = None,
         *,
+        secret_key: str | None = None,
         service_role_key: str | None = None,
+        anon_key: str | None = None,
         db_url: str | None = None,
         timeout: float | None = None,
         session_store: SyncSupportedStorage | None = None,
         settings: Settings | None = None,
     ) -> None:
+        # ``anon_key=``/``service_role_key=`` are the legacy names, kept as aliases.
         self.settings = settings or Settings.resolve(
-            url=url, anon_key=anon_key, service_role_key=service_role_key, db_url=db_url, timeout=timeout
+            url=url,
+            key=_one_of("key", key, "anon_key", anon_key),
+            secret_key=_one_of("secret_key", secret_key, "service_role_key", service_role_key),
+            db_url=db_url,
+            timeout=timeout,
         )
         self._http = httpx.Client(
             timeout=httpx.Timeout(self.settings.timeout),
@@ -72,7 +80,7 @@ class Carbook:
             follow_redirects=True,
         )
         self._sb = self._supabase(
-            self.settings.anon_key,
+            self.settings.key,
             ClientOptions(
                 storage=session_store or SyncMemoryStorage(),
                 auto_refresh_token=False,  # refreshed on demand: no background timers
@@ -230,10 +238,10 @@ class Carbook:
 
     def _service_client(self) -> Client:
         if self._service is None:
-            key = self.settings.service_role_key
+            key = self.settings.secret_key
             if not key:
                 raise ConfigurationError(
-                    "this needs the service_role key: pass service_role_key or set SUPABASE_SERVICE_ROLE_KEY"
+                    "this needs the secret key: set SUPABASE_SECRET_KEY (or pass --secret-key / secret_key=)"
                 )
             self._service = self._supabase(
                 key,
@@ -248,3 +256,14 @@ class Carbook:
 
     def _public_url(self, path: str) -> str:
         return f"{self.settings.url}/storage/v1/object/public/{self.settings.bucket}/{path}"
+
+
+def _one_of(name: str, value: str | None, alias: str, alias_value: str | None) -> str | None:
+    """A setting given by its name or its legacy alias, not both with different values.
+
+    Raises:
+        ConfigurationError: both are given and differ.
+    """
+    if value is not None and alias_value is not None and value != alias_value:
+        raise ConfigurationError(f"{name}= and {alias}= are the same setting: pass one of them")
+    return value if value is not None else alias_value

@@ -13,6 +13,7 @@ from starlette.routing import Route
 from ..gateway import endpoint
 from .admin import admin_create_user, admin_list_users, admin_user
 from .http import AuthError
+from .keys import jwks
 from .sessions import get_user, health, logout, settings, signup, token, update_user
 from .users import check_email
 
@@ -24,6 +25,7 @@ def routes() -> list[Route]:
     GoTrue's error shape for whatever goes wrong."""
     return [
         Route("/health", endpoint(health, AuthError), methods=["GET"]),
+        Route("/.well-known/jwks.json", endpoint(jwks, AuthError, needs_key=False), methods=["GET", "HEAD"]),
         Route("/settings", endpoint(settings, AuthError), methods=["GET"]),
         Route("/signup", endpoint(signup, AuthError), methods=["POST"]),
         Route("/token", endpoint(token, AuthError), methods=["POST"]),

@@ -69,6 +69,6 @@ def caller_of(request: Request, gw: Gateway) -> Caller:
     if not token:
         raise AuthError(401, "no_authorization", "This endpoint requires a valid Bearer token")
     try:
-        return verify_token(token, gw.settings.jwt_secret)
+        return verify_token(token, gw.keys)
     except TokenError as exc:
         raise AuthError(403, "bad_jwt", f"invalid JWT: {exc}") from None

@@ -61,7 +61,7 @@ async def _new_session(
 def _session_json(gw: Gateway, user: dict[str, Any], session_id: str, refresh: str) -> dict[str, Any]:
     body = user_json(user)
     token, exp = issue_access_token(
-        secret=gw.settings.jwt_secret,
+        keys=gw.keys,
         user=body,
         session_id=session_id,
         expires_in=gw.settings.jwt_expiry,

@@ -52,7 +52,7 @@ def check_name(name: str) -> str:
 def caller_of(request: Request, gw: Gateway) -> Caller:
     token = bearer_of(request)
     try:
-        return verify_token(token, gw.settings.jwt_secret)
+        return verify_token(token, gw.keys)
     except TokenError as exc:
         raise unauthorized(str(exc)) from None
 
