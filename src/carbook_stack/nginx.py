@@ -119,10 +119,13 @@ http {{
 {keys}
         default invalid;
     }}
-    # Open without a key, as on hosted Supabase: public objects and signed-URL downloads.
+    # Open without a key, as on hosted Supabase: the routes Storage serves without a JWT
+    # (public objects and their info, signed-URL downloads, signed-URL uploads).
     map "$request_method $uri" $carbook_key_needed {{
         "~^(GET|HEAD) /storage/v1/object/public/" 0;
+        "~^GET /storage/v1/object/info/public/" 0;
         "~^(GET|HEAD) /storage/v1/object/sign/" 0;
+        "~^PUT /storage/v1/object/upload/sign/" 0;
         "~ /carbook-bad-request$" 0;
         default 1;
     }}
