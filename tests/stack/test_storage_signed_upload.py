@@ -4,6 +4,7 @@ HTTP: made by admins only, good for one upload of one object, within their lifet
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -12,8 +13,18 @@ import pytest
 from storage3.exceptions import StorageApiError
 from storage3.types import CreateSignedUploadUrlOptions
 
+from carbook_sdk import (
+    AccessDeniedError,
+    Carbook,
+    ConflictError,
+    Money,
+    NewCar,
+    NotAuthenticatedError,
+    SignedUpload,
+    ValidationError,
+)
 from carbook_stack.manager import LocalStack
-from tests.helpers import ADMIN_EMAIL, ADMIN_PASSWORD, PNG, supabase_client, unique_email
+from tests.helpers import ADMIN_EMAIL, ADMIN_PASSWORD, PNG, carbook_for, supabase_client, unique_email
 
 from ..factories import stack_db
 
@@ -217,3 +228,87 @@ def test_without_upsert_a_signed_url_never_replaces_an_object(stack: LocalStack,
     with pytest.raises(StorageApiError) as exists:
         bucket.create_signed_upload_url(name)  # and signing one for a taken name says so now
     assert exists.value.status == "409"
+
+
+# The SDK -------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def sdk_admin(stack: LocalStack) -> Iterator[Carbook]:
+    with carbook_for(stack) as cb:
+        cb.auth.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
+        yield cb
+
+
+def _counts(stack: LocalStack) -> tuple[Any, ...]:
+    """Cars, audit rows, object rows and stored files: what a car or an image changes."""
+    with stack_db(stack) as conn:
+        row = conn.execute(
+            """select (select count(*) from public.cars), (select count(*) from public.audit_logs),
+                      (select count(*) from storage.objects)"""
+        ).fetchone()
+    assert row is not None
+    return (*row, _state(stack)[1])
+
+
+def _new_car(**kw: Any) -> NewCar:
+    return NewCar(**{"make": "Tata", "model": "Signed", "year": 2024, "price": Money.of("1499", "INR"), **kw})
+
+
+def test_sdk_signed_upload_then_a_car_with_that_image(stack: LocalStack, sdk_admin: Carbook) -> None:
+    name = f"cars/{uuid.uuid4().hex}.png"
+    signed = sdk_admin.images.create_signed_upload(name)
+    assert isinstance(signed, SignedUpload) and signed.path == name
+    assert signed.url.startswith(
+        f"{stack.info().api_url}/storage/v1/object/upload/sign/{BUCKET}/{name}?token="
+    )
+    assert signed.url.endswith(signed.token)
+    # A browser's PUT: the absolute URL and the file, nothing else.
+    assert httpx.put(signed.url, files={"file": ("car.png", PNG, "image/png")}).status_code == 200
+    car = sdk_admin.cars.create(_new_car(), image_path=signed.path)
+    assert car.image_path == name and car.image_url == sdk_admin.images.public_url(name)
+    assert httpx.get(car.image_url).content == PNG
+
+
+def test_sdk_a_failed_insert_keeps_an_image_it_did_not_upload(stack: LocalStack, sdk_admin: Carbook) -> None:
+    name = f"cars/{uuid.uuid4().hex}.png"
+    sdk_admin.images.upload(PNG, name=name)
+    ref = f"sig-{uuid.uuid4().hex[:8]}"
+    sdk_admin.cars.create(_new_car(ref=ref), PNG)
+    before = _counts(stack)
+    with pytest.raises(ConflictError):
+        sdk_admin.cars.create(_new_car(ref=ref), image_path=name)  # the ref is taken
+    assert _counts(stack) == before and sdk_admin.images.exists(name)
+
+
+def test_sdk_an_image_path_not_in_the_bucket_is_a_clear_error(stack: LocalStack, sdk_admin: Carbook) -> None:
+    before = _counts(stack)
+    with pytest.raises(ValidationError) as missing:
+        sdk_admin.cars.create(_new_car(), image_path="cars/never-uploaded.png")
+    assert str(missing.value).startswith("no image at 'cars/never-uploaded.png' in the bucket")
+    with pytest.raises(ValidationError, match="one image"):
+        sdk_admin.cars.create(_new_car(), PNG, image_path="cars/never-uploaded.png")
+    with pytest.raises(ValidationError, match="one image"):
+        sdk_admin.cars.create(_new_car())
+    assert _counts(stack) == before
+
+
+@pytest.mark.parametrize("name", ["../escape.png", "/abs.png", "cars//x.png", "a\nb.png", "50%.png", ""])
+def test_sdk_bad_names_are_refused_before_anything_is_sent(
+    stack: LocalStack, sdk_admin: Carbook, name: str
+) -> None:
+    before = _counts(stack)
+    with pytest.raises(ValidationError) as bad:
+        sdk_admin.images.create_signed_upload(name)
+    assert str(bad.value) == f"not a valid image name: {name!r}" and "\n" not in str(bad.value)
+    with pytest.raises(ValidationError):
+        sdk_admin.cars.create(_new_car(), image_path=name)
+    assert _counts(stack) == before
+
+
+def test_sdk_only_admins_create_signed_uploads(stack: LocalStack) -> None:
+    with carbook_for(stack) as user:
+        with pytest.raises(NotAuthenticatedError):
+            user.images.create_signed_upload("cars/x.png")
+        user.auth.sign_up(unique_email(), "correct-horse-9")
+        with pytest.raises(AccessDeniedError) as refused:
+            user.images.create_signed_upload(f"cars/{uuid.uuid4().hex}.png")
+    assert str(refused.value) == "creating a signed upload URL is for admins only"
