@@ -81,8 +81,18 @@ def image_name(image: ImageFile, name: str | None) -> str:
     """Where in the bucket an image goes: ``cars/<uuid>.<ext>`` unless a safe name is given."""
     if name is None:
         return f"cars/{uuid.uuid4()}.{image.extension}"
+    return check_image_name(name)
+
+
+def check_image_name(name: Any) -> str:
+    """An image's name in the bucket, if it is one Storage and supabase-py take as itself.
+
+    Raises:
+        ValidationError: not such a name.
+    """
     if (
-        not name
+        not isinstance(name, str)
+        or not name
         or len(name) > 512
         or name.startswith("/")
         or any(seg in ("", ".", "..") for seg in name.split("/"))

@@ -20,6 +20,7 @@ __all__ = [
     "CarUpdate",
     "NewCar",
     "Page",
+    "SignedUpload",
     "User",
     "parse_car_id",
     "validated",
@@ -232,6 +233,17 @@ class AuditEntry(_Reply):
     old_data: dict[str, Any] | None = None
     new_data: dict[str, Any] | None = None
     created_at: datetime
+
+
+class SignedUpload(_Reply):
+    """A signed upload URL for one image: whoever holds ``url`` can ``PUT`` that one image
+    to ``path`` (once, within its lifetime; Supabase: two hours) without signing in."""
+
+    #: Where the image goes in the bucket: pass it to ``cars.create(..., image_path=path)``.
+    path: str
+    #: Absolute, with the token in its query: a browser can ``PUT`` the file to it.
+    url: str
+    token: str
 
 
 class Page(BaseModel, Generic[T]):

@@ -123,11 +123,14 @@ http {{
 {keys}
         default invalid;
     }}
-    # Open without a key, as on hosted Supabase: public objects, signed-URL downloads and
-    # the JWKS that verifies user tokens.
+    # Open without a key, as on hosted Supabase: the routes Storage serves without a JWT
+    # (public objects and their info, signed-URL downloads, signed-URL uploads) and the
+    # JWKS that verifies user tokens.
     map "$request_method $uri" $carbook_key_needed {{
         "~^(GET|HEAD) /storage/v1/object/public/" 0;
+        "~^GET /storage/v1/object/info/public/" 0;
         "~^(GET|HEAD) /storage/v1/object/sign/" 0;
+        "~^PUT /storage/v1/object/upload/sign/" 0;
         "~^(GET|HEAD) /auth/v1/\\.well-known/jwks\\.json$" 0;
         "~ /carbook-bad-request$" 0;
         default 1;

@@ -11,6 +11,7 @@ from typing import Any
 
 from .._base import (
     cars_page,
+    check_image_name,
     check_limit,
     check_offset,
     keyset_filter,
@@ -209,25 +210,54 @@ class AsyncCarsService(AsyncService):
         return page
 
     async def create(
-        self, car: NewCar | Mapping[str, Any], image: Path | str | bytes, *, image_name: str | None = None
+        self,
+        car: NewCar | Mapping[str, Any],
+        image: Path | str | bytes | None = None,
+        *,
+        image_name: str | None = None,
+        image_path: str | None = None,
     ) -> Car:
         """Create a car, image first (admins).
 
-        Validates the car and the image, uploads the image, then inserts the row. If the
-        insert fails, the uploaded image is deleted again: no orphaned image, no car
-        without one.
+        With ``image`` (a file or its bytes): validates the car and the image, uploads
+        the image (to ``image_name`` if given), then inserts the row. If the insert fails,
+        the uploaded image is deleted again: no orphaned image, no car without one.
+
+        With ``image_path`` instead: the image is already in the bucket (uploaded with
+        ``images.upload`` or through ``images.create_signed_upload``); the car points at
+        it. It is checked to exist first, and never deleted, whatever happens to the insert.
 
         Raises:
-            ValidationError, ImageTooLargeError, UnsupportedImageTypeError: before anything is sent.
+            ValidationError, ImageTooLargeError, UnsupportedImageTypeError: before anything is
+                sent (both or neither of ``image`` and ``image_path``; a bad name).
+            ValidationError: no image at ``image_path``.
             AccessDeniedError: not an admin (nothing is left behind).
         """
         new = car if isinstance(car, NewCar) else validated(NewCar, car)
-        img = self._c.images.validate(image)
-        try:
-            path = await self._c.images.upload(img, name=image_name)
-        except AccessDeniedError:
-            await self._c._check_admin("adding a car")  # say so plainly, not "row-level security"
-            raise
+        if (image is None) == (image_path is None):
+            raise ValidationError(
+                "a car needs one image: pass image (a file to upload) or image_path (one in the bucket)"
+            )
+        if image is None:
+            if image_name is not None:
+                raise ValidationError(
+                    "image_name names an image to upload; with image_path nothing is uploaded"
+                )
+            path = check_image_name(image_path)
+            await self._c._require_user()
+            if not await self._c.images.exists(path):
+                raise ValidationError(
+                    f"no image at {path!r} in the bucket: upload it first"
+                    " (images.upload, or a URL from images.create_signed_upload)"
+                )
+        else:
+            img = self._c.images.validate(image)
+            try:
+                path = await self._c.images.upload(img, name=image_name)
+            except AccessDeniedError:
+                await self._c._check_admin("adding a car")  # say so plainly, not "row-level security"
+                raise
+        uploaded = image is not None  # only an image this call uploaded is ours to delete
         # The id is ours, so a lost reply can be told from a failed insert.
         car_id = str(uuid.uuid4())
         try:
@@ -247,10 +277,18 @@ class AsyncCarsService(AsyncService):
                 raise exc from None
             if saved is not None:
                 return saved  # the insert committed; only its answer was lost
-            await self._compensate(path, exc)
+            if uploaded:
+                await self._compensate(path, exc)
+            raise
+        except AccessDeniedError as exc:
+            if uploaded:
+                await self._compensate(path, exc)
+            else:
+                await self._c._check_admin("adding a car")
             raise
         except BaseException as exc:
-            await self._compensate(path, exc)
+            if uploaded:
+                await self._compensate(path, exc)
             raise
         return parse_car(reply.data[0], self._c._public_url)
 

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from storage3.types import CreateSignedUploadUrlOptions
+
 from .._base import (
     ImageFile,
+    check_image_name,
     image_name,
     load_image,
 )
 from ..errors import (
+    AccessDeniedError,
     CarbookError,
     NotFoundError,
 )
+from ..models import SignedUpload
 from ._service import AsyncService
 
 __all__ = ["AsyncImagesService"]
@@ -50,6 +55,40 @@ class AsyncImagesService(AsyncService):
             {"content-type": img.mime, "cache-control": "3600"},
         )
         return path
+
+    async def create_signed_upload(self, name: str, *, upsert: bool = False) -> SignedUpload:
+        """A signed URL to upload one image to ``name`` later, without signing in (admins).
+
+        Whoever holds the URL can ``PUT`` the image to it once, within its lifetime (two
+        hours on Supabase); the bucket's size and type limits still apply, and the image
+        is stored as this admin's. Then ``cars.create(..., image_path=name)`` adds the car.
+        ``upsert``: the upload may replace an image already at ``name``.
+
+        Raises:
+            ValidationError: not a valid image name (nothing is sent).
+            NotAuthenticatedError: not signed in.
+            AccessDeniedError: not an admin (storage policies refuse it).
+            ConflictError: an image is already at ``name`` and ``upsert`` is False.
+        """
+        path = check_image_name(name)
+        await self._c._require_user()
+        options = CreateSignedUploadUrlOptions(upsert="true") if upsert else None
+        bucket = await self._c._bucket()
+        try:
+            signed = await self._c._call(bucket.create_signed_upload_url, path, options)
+        except AccessDeniedError:
+            await self._c._check_admin("creating a signed upload URL")  # say so plainly
+            raise
+        return SignedUpload(path=path, url=signed["signed_url"], token=signed["token"])
+
+    async def exists(self, path: str) -> bool:
+        """Whether an image is at ``path`` in the bucket.
+
+        Raises:
+            ValidationError: not a valid image name (nothing is sent).
+        """
+        path = check_image_name(path)
+        return bool(await self._c._call((await self._c._bucket()).exists, path))
 
     def public_url(self, path: str) -> str:
         """The image's public URL (any browser can fetch it)."""

@@ -25,8 +25,10 @@ __all__ = [
     "MAX_NAME_BYTES",
     "as_caller",
     "as_platform",
+    "become",
     "bucket_row",
     "caller_of",
+    "check_header_value",
     "check_name",
     "json_body",
     "owner_of",
@@ -49,6 +51,15 @@ def check_name(name: str) -> str:
     return name
 
 
+def check_header_value(field: str, value: str) -> str:
+    """A value that is sent back as a response header (``cacheControl``, ``contentType``):
+    refused at upload when a header cannot carry it (CR, LF, other control characters,
+    anything beyond Latin-1), so no later download of the object fails on it."""
+    if any((ord(ch) < 32 and ch != "\t") or ord(ch) == 127 or ord(ch) > 255 for ch in value):
+        raise invalid_request(f"{field} contains characters an HTTP header cannot carry")
+    return value
+
+
 def caller_of(request: Request, gw: Gateway) -> Caller:
     token = bearer_of(request)
     try:
@@ -66,17 +77,22 @@ def owner_of(caller: Caller) -> str | None:
     return caller.user_id
 
 
+async def become(conn: psycopg.AsyncConnection[Any], caller: Caller) -> None:
+    """Make the rest of the transaction on ``conn`` run as the caller's role and claims."""
+    await conn.execute(
+        """select set_config('role', %s, true),
+                  set_config('request.jwt.claims', %s, true),
+                  set_config('request.jwt.claim.sub', %s, true),
+                  set_config('request.jwt.claim.role', %s, true)""",
+        (caller.role, json.dumps(caller.claims), caller.user_id or "", caller.role),
+    )
+
+
 @contextlib.asynccontextmanager
 async def as_caller(gw: Gateway, caller: Caller) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
     """A transaction running as the caller's role with its JWT claims, as Storage does."""
     async with gw.connection() as conn, conn.transaction():
-        await conn.execute(
-            """select set_config('role', %s, true),
-                      set_config('request.jwt.claims', %s, true),
-                      set_config('request.jwt.claim.sub', %s, true),
-                      set_config('request.jwt.claim.role', %s, true)""",
-            (caller.role, json.dumps(caller.claims), caller.user_id or "", caller.role),
-        )
+        await become(conn, caller)
         yield conn
 
 

@@ -17,7 +17,7 @@ from .access import as_caller, bucket_row, caller_of, check_name
 from .errors import bucket_not_found
 from .store import open_current
 
-__all__ = ["OpenFileResponse", "download_object", "public_object", "serve_object"]
+__all__ = ["OpenFileResponse", "content_disposition", "download_object", "public_object", "serve_object"]
 
 
 class OpenFileResponse(Response):
@@ -92,6 +92,15 @@ class _Unsatisfiable(Exception):
     pass
 
 
+def content_disposition(filename: str) -> str:
+    """``attachment`` with the name as Storage sends it: percent-encoded as UTF-8 the way
+    JavaScript's ``encodeURIComponent`` does, in both ``filename`` and ``filename*``, so
+    no name can break the header. (Storage sends a bare ``attachment;`` for an empty
+    ``?download=``; here that is the object's own name, which a browser would pick anyway.)"""
+    encoded = quote(filename, safe="!'()*")
+    return f"attachment; filename={encoded}; filename*=UTF-8''{encoded}"
+
+
 def _file_response(row: dict[str, Any], file: Any, request: Request) -> Response:
     meta = row["metadata"] or {}
     headers = {
@@ -100,12 +109,7 @@ def _file_response(row: dict[str, Any], file: Any, request: Request) -> Response
     }
     download = request.query_params.get("download")
     if download is not None:
-        filename = download or row["name"].rsplit("/", 1)[-1]
-        # RFC 6266: an ASCII fallback, and the real name percent-encoded as UTF-8.
-        fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in filename)
-        headers["Content-Disposition"] = (
-            f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
-        )
+        headers["Content-Disposition"] = content_disposition(download or row["name"].rsplit("/", 1)[-1])
     size = os.fstat(file.fileno()).st_size
     return OpenFileResponse(
         file, size, media_type=meta.get("mimetype", "application/octet-stream"), headers=headers

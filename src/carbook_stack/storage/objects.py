@@ -1,10 +1,11 @@
-"""Objects by name: their info, listing a folder, removing, moving and copying them."""
+"""Objects by name: their info, listing a folder, deleting, moving and copying them."""
 
 from __future__ import annotations
 
 import shutil
 from typing import Any
 
+import psycopg
 from psycopg.rows import dict_row
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -12,39 +13,103 @@ from starlette.responses import JSONResponse, Response
 from ..gateway import Gateway
 from ..tokens import Caller
 from .access import as_caller, bucket_row, caller_of, check_name, json_body
-from .errors import invalid_request, not_found
+from .errors import StorageError, bucket_not_found, invalid_request, not_found
 from .store import lock_names, open_current, store, write_object
 
-__all__ = ["copy_object", "list_objects", "move_object", "object_info", "remove_objects"]
+__all__ = [
+    "copy_object",
+    "delete_object",
+    "list_objects",
+    "move_object",
+    "object_info",
+    "public_object_info",
+    "remove_objects",
+]
 
 
-async def object_info(request: Request, gw: Gateway) -> Response:
-    bucket_id = request.path_params["bucket"]
-    name = check_name(request.path_params["name"])
-    caller = caller_of(request, gw)
-    async with as_caller(gw, caller) as conn, conn.cursor(row_factory=dict_row) as cur:
+_INFO_COLUMNS = "id, name, version, bucket_id, metadata, updated_at, created_at"
+
+
+def _info_json(row: dict[str, Any]) -> dict[str, Any]:
+    """An object's info, in the shape of Storage's ``InfoRenderer``."""
+    meta = row["metadata"] or {}
+    return {
+        "id": str(row["id"]),
+        "name": row["name"],
+        "version": row["version"],
+        "bucket_id": row["bucket_id"],
+        "size": meta.get("size"),
+        "content_type": meta.get("mimetype"),
+        "cache_control": meta.get("cacheControl"),
+        "etag": meta.get("eTag"),
+        "metadata": meta.get("userMetadata"),
+        "last_modified": row["updated_at"].isoformat(),
+        "created_at": row["created_at"].isoformat(),
+    }
+
+
+async def _info(conn: psycopg.AsyncConnection[Any], bucket_id: str, name: str) -> Response:
+    async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
-            "select * from storage.objects where bucket_id = %s and name = %s", (bucket_id, name)
+            f"select {_INFO_COLUMNS} from storage.objects where bucket_id = %s and name = %s",
+            (bucket_id, name),
         )
         row = await cur.fetchone()
     if row is None:
         raise not_found()
-    meta = row["metadata"] or {}
-    return JSONResponse(
-        {
-            "id": str(row["id"]),
-            "name": row["name"],
-            "version": row["version"],
-            "bucket_id": row["bucket_id"],
-            "size": meta.get("size"),
-            "content_type": meta.get("mimetype"),
-            "cache_control": meta.get("cacheControl"),
-            "etag": meta.get("eTag"),
-            "metadata": meta.get("userMetadata") or {},
-            "last_modified": row["updated_at"].isoformat(),
-            "created_at": row["created_at"].isoformat(),
-        }
-    )
+    return JSONResponse(_info_json(row))
+
+
+async def object_info(request: Request, gw: Gateway) -> Response:
+    """``/object/info/{bucket}/…`` and ``/object/info/authenticated/{bucket}/…``: with a
+    valid token; an object of a public bucket is described to anyone who has one (as
+    Storage reads it as itself), one of a private bucket only if the caller may see it."""
+    bucket_id = request.path_params["bucket"]
+    name = check_name(request.path_params["name"])
+    caller = caller_of(request, gw)
+    bucket = await bucket_row(gw, bucket_id)
+    if bucket["public"]:
+        async with gw.connection() as conn:
+            return await _info(conn, bucket_id, name)
+    async with as_caller(gw, caller) as conn:
+        return await _info(conn, bucket_id, name)
+
+
+async def public_object_info(request: Request, gw: Gateway) -> Response:
+    """``/object/info/public/{bucket}/…``: no key or token, public buckets only (a private
+    bucket is "not found", as its public URLs are)."""
+    bucket_id = request.path_params["bucket"]
+    name = check_name(request.path_params["name"])
+    bucket = await bucket_row(gw, bucket_id)
+    if not bucket["public"]:
+        raise bucket_not_found()
+    async with gw.connection() as conn:
+        return await _info(conn, bucket_id, name)
+
+
+async def delete_object(request: Request, gw: Gateway) -> Response:
+    """One object, as the caller: 404 if there is no such object, 403 if the storage
+    policies do not let the caller delete it (as Storage answers)."""
+    bucket_id = request.path_params["bucket"]
+    name = check_name(request.path_params["name"])
+    caller = caller_of(request, gw)
+    async with gw.connection() as conn:
+        cur = await conn.execute(
+            "select 1 from storage.objects where bucket_id = %s and name = %s", (bucket_id, name)
+        )
+        if await cur.fetchone() is None:
+            raise not_found()
+    async with as_caller(gw, caller) as conn:
+        await lock_names(conn, (bucket_id, name))
+        cur = await conn.execute(
+            "delete from storage.objects where bucket_id = %s and name = %s returning version",
+            (bucket_id, name),
+        )
+        deleted = await cur.fetchone()
+    if deleted is None:
+        raise StorageError("403", "Unauthorized", "AccessDenied", "Access denied")
+    store(gw).discard(deleted[0])
+    return JSONResponse({"message": "Successfully deleted"})
 
 
 def _row_json(row: dict[str, Any]) -> dict[str, Any]:

@@ -1,15 +1,19 @@
-"""Uploads: a multipart or raw body streamed to a temporary file in the store's folder,
-checked against the bucket's size and type limits as it arrives, and visible only when
-its row commits. The whole body is never held in memory."""
+"""Uploads, with the caller's token or a signed upload URL's: a multipart or raw body
+streamed to a temporary file in the store's folder, checked against the bucket's size
+and type limits as it arrives, and visible only when its row commits. The whole body is
+never held in memory."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
@@ -17,11 +21,12 @@ from starlette.responses import JSONResponse, Response
 from carbook_sdk.media import detect_image_type
 
 from ..gateway import Gateway
-from .access import as_caller, bucket_row, caller_of, check_name
+from .access import as_caller, become, bucket_row, caller_of, check_header_value, check_name
 from .errors import StorageError, invalid_request, too_large
+from .signing import UploadGrant, verify_upload_token
 from .store import object_metadata, store, write_object
 
-__all__ = ["Upload", "upload_object"]
+__all__ = ["Upload", "upload_object", "upload_signed_object"]
 
 #: Room for multipart boundaries and small fields around the file part.
 MULTIPART_OVERHEAD = 64 * 1024
@@ -182,22 +187,22 @@ async def _receive_upload(request: Request, upload: Upload) -> None:
         upload.close()
 
 
-async def upload_object(request: Request, gw: Gateway) -> Response:
-    bucket_id = request.path_params["bucket"]
-    name = check_name(request.path_params["name"])
-    caller = caller_of(request, gw)
+async def _receive(request: Request, gw: Gateway, bucket_id: str) -> Upload:
+    """The request's file, streamed to a temporary file in the store and checked against
+    the bucket's size and type limits; the caller deletes ``upload.temp``."""
     bucket = await bucket_row(gw, bucket_id)
-    upsert = request.method == "PUT" or request.headers.get("x-upsert", "").lower() == "true"
     limit = min(
         gw.settings.storage_file_size_limit, bucket["file_size_limit"] or gw.settings.storage_file_size_limit
     )
-    objects = store(gw)
-    upload = Upload(temp=objects.temp(), limit=limit)
+    upload = Upload(temp=store(gw).temp(), limit=limit)
     try:
         try:
             await _receive_upload(request, upload)
         except ClientDisconnect:
             raise invalid_request("upload interrupted") from None
+        # Sent back as headers by every download: refused now, or every download would fail.
+        check_header_value("contentType", upload.mimetype)
+        check_header_value("cacheControl", upload.cache_control)
         if not _mime_allowed(upload.mimetype, bucket["allowed_mime_types"]):
             mime = upload.mimetype.split(";")[0]
             raise StorageError(
@@ -210,21 +215,96 @@ async def upload_object(request: Request, gw: Gateway) -> Response:
             raise StorageError(
                 "415", "invalid_mime_type", "InvalidMimeType", f"the content is not {declared}"
             )
+    except BaseException:
+        upload.close()
+        upload.temp.unlink(missing_ok=True)
+        raise
+    return upload
+
+
+def _object_metadata(upload: Upload) -> dict[str, Any]:
+    return {
+        **upload.metadata(),
+        **({"userMetadata": upload.user_metadata} if upload.user_metadata else {}),
+    }
+
+
+async def upload_object(request: Request, gw: Gateway) -> Response:
+    bucket_id = request.path_params["bucket"]
+    name = check_name(request.path_params["name"])
+    caller = caller_of(request, gw)
+    upsert = request.method == "PUT" or request.headers.get("x-upsert", "").lower() == "true"
+    upload = await _receive(request, gw, bucket_id)
+    try:
         row_id = await write_object(
             as_caller(gw, caller),
-            objects,
+            store(gw),
             upload.temp,
             bucket_id=bucket_id,
             name=name,
-            metadata={
-                **upload.metadata(),
-                **({"userMetadata": upload.user_metadata} if upload.user_metadata else {}),
-            },
+            metadata=_object_metadata(upload),
             caller=caller,
             upsert=upsert,
             must_exist=request.method == "PUT",  # PUT updates an object; it does not create one
         )
         return JSONResponse({"Id": row_id, "Key": f"{bucket_id}/{name}"})
     finally:
-        upload.close()
+        upload.temp.unlink(missing_ok=True)
+
+
+def _spent() -> StorageError:
+    return StorageError(
+        "400", "InvalidSignature", "InvalidSignature", "This signed upload URL has already been used"
+    )
+
+
+@contextlib.asynccontextmanager
+async def _spending(gw: Gateway, grant: UploadGrant) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """A transaction that spends the grant's token, then runs as its signer.
+
+    The token's id goes in first, as the platform: a second upload with the same token
+    waits on that row until the first commits (then fails) or rolls back (then goes on),
+    so exactly one upload per token commits, and a failed one leaves the token unspent.
+    """
+    async with gw.connection() as conn, conn.transaction():
+        try:
+            await conn.execute(
+                "insert into storage.carbook_spent_upload_tokens (jti, expires_at) values (%s, %s)",
+                (grant.jti, grant.expires_at),
+            )
+        except psycopg.errors.UniqueViolation:
+            raise _spent() from None
+        await become(conn, grant.signer)
+        yield conn
+
+
+async def upload_signed_object(request: Request, gw: Gateway) -> Response:
+    """An upload with a signed upload URL's token alone: once, as the URL's signer (so the
+    storage policies still decide), under the bucket's limits, replacing an object only
+    if the URL was signed with ``x-upsert: true``."""
+    bucket_id = request.path_params["bucket"]
+    name = check_name(request.path_params["name"])
+    grant = verify_upload_token(
+        gw.settings.jwt_secret, request.query_params.get("token", ""), bucket_id, name
+    )
+    async with gw.connection() as conn:
+        cur = await conn.execute(
+            "select 1 from storage.carbook_spent_upload_tokens where jti = %s", (grant.jti,)
+        )
+        if await cur.fetchone():
+            raise _spent()  # said before the body is read; _spending decides for certain
+    upload = await _receive(request, gw, bucket_id)
+    try:
+        await write_object(
+            _spending(gw, grant),
+            store(gw),
+            upload.temp,
+            bucket_id=bucket_id,
+            name=name,
+            metadata=_object_metadata(upload),
+            caller=grant.signer,
+            upsert=grant.upsert,
+        )
+        return JSONResponse({"Key": f"{bucket_id}/{name}"})
+    finally:
         upload.temp.unlink(missing_ok=True)

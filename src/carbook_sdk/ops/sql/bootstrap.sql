@@ -220,6 +220,17 @@ $$;
 grant execute on function storage.foldername(text), storage.filename(text), storage.extension(text)
   to anon, authenticated, service_role;
 
+-- The stand-in's Storage makes a signed upload URL good for one upload: the id (jti) of
+-- every token spent, in the transaction that writes its object, so of two uploads with
+-- one token exactly one commits. Kept until the token expires. Only the platform (the
+-- stand-in's Storage) reads and writes it: no API role has any right on it.
+create table if not exists storage.carbook_spent_upload_tokens (
+  jti uuid primary key,
+  expires_at timestamptz not null
+);
+alter table storage.carbook_spent_upload_tokens enable row level security;
+revoke all on storage.carbook_spent_upload_tokens from anon, authenticated, service_role;
+
 -- Migration history, as the Supabase CLI keeps it --------------------------------
 create schema if not exists supabase_migrations;
 create table if not exists supabase_migrations.schema_migrations (
@@ -230,4 +241,4 @@ create table if not exists supabase_migrations.schema_migrations (
 
 -- Marks this database as carbook-bootstrapped (and which bootstrap), so a real
 -- Supabase database, which has auth and storage without this marker, is left alone.
-comment on schema supabase_migrations is 'carbook platform bootstrap 1';
+comment on schema supabase_migrations is 'carbook platform bootstrap 2';
