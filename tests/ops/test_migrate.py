@@ -18,6 +18,7 @@ VERSIONS = [
     "20250918000000",
     "20250919000000",
     "20250920000000",
+    "20250921000000",
 ]
 
 
@@ -54,6 +55,7 @@ def test_migrate_on_empty_database_applies_both_then_nothing(empty_db: Db) -> No
         ("20250918000000", "tighten_api_grants"),
         ("20250919000000", "audit_append_only"),
         ("20250920000000", "book_car_read_first"),
+        ("20250921000000", "anonymous_users_cannot_book"),
     ]
 
     second = database.migrate()
