@@ -25,14 +25,19 @@ __all__ = [
     "check_password",
     "fetch_user",
     "hash_password",
+    "identity_json",
     "insert_user",
     "password_matches",
     "user_json",
 ]
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# A user's identities come with the user, in one statement, oldest first. A user made
+# before carbook kept identities (or by hand) has none and reads as such.
 USER_COLUMNS = """id, aud, role, email, email_confirmed_at, last_sign_in_at, raw_app_meta_data,
-                  raw_user_meta_data, is_anonymous, banned_until, created_at, updated_at"""
+                  raw_user_meta_data, is_anonymous, banned_until, created_at, updated_at,
+                  coalesce((select pg_catalog.jsonb_agg(pg_catalog.to_jsonb(i) order by i.created_at, i.id)
+                              from auth.identities i where i.user_id = users.id), '[]') as identities"""
 # Compared against when the email is unknown, so both answers take as long.
 _DUMMY_HASH = bcrypt.hashpw(b"carbook-timing-equaliser", bcrypt.gensalt(rounds=10))
 BCRYPT_ROUNDS = 10
@@ -40,6 +45,22 @@ BCRYPT_ROUNDS = 10
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
+
+
+def identity_json(row: dict[str, Any]) -> dict[str, Any]:
+    """An ``auth.identities`` row as GoTrue shows it: its own key is ``identity_id`` and
+    the provider's id for the user is ``id`` (names kept for old clients)."""
+    return {
+        "identity_id": str(row["id"]),
+        "id": row["provider_id"],
+        "user_id": str(row["user_id"]),
+        "identity_data": row["identity_data"] or {},
+        "provider": row["provider"],
+        "last_sign_in_at": row["last_sign_in_at"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+        **({"email": row["email"]} if row.get("email") else {}),
+    }
 
 
 def user_json(row: dict[str, Any]) -> dict[str, Any]:
@@ -55,7 +76,7 @@ def user_json(row: dict[str, Any]) -> dict[str, Any]:
         "last_sign_in_at": _iso(row["last_sign_in_at"]),
         "app_metadata": row["raw_app_meta_data"] or {},
         "user_metadata": row["raw_user_meta_data"] or {},
-        "identities": [],
+        "identities": [identity_json(i) for i in row.get("identities") or ()],
         "created_at": _iso(row["created_at"]),
         "updated_at": _iso(row["updated_at"]),
         "is_anonymous": bool(row["is_anonymous"]),
@@ -116,25 +137,51 @@ async def fetch_user(conn: psycopg.AsyncConnection[Any], where: str, value: Any)
 async def insert_user(
     conn: psycopg.AsyncConnection[Any],
     *,
-    email: str,
+    email: str | None,
     password_hash: str | None,
     confirmed: bool,
     app_metadata: dict[str, Any],
     user_metadata: dict[str, Any],
     user_id: uuid.UUID | None = None,
     duplicate_code: str = "user_already_exists",
+    identity_data: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    app_meta = {"provider": "email", "providers": ["email"], **app_metadata}
+    """Insert a user and, with an email, their ``email`` identity, in one transaction.
+
+    Without an email the user is anonymous, as GoTrue makes them: no provider in
+    ``app_metadata``, no identity. ``identity_data`` adds keys to the identity's own
+    (``sub``, ``email``, ``email_verified``, ``phone_verified``) without replacing them.
+    """
+    anonymous = email is None
+    app_meta = app_metadata if anonymous else {"provider": "email", "providers": ["email"], **app_metadata}
     try:
         async with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(
-                f"""insert into auth.users (id, email, encrypted_password, email_confirmed_at,
-                                            raw_app_meta_data, raw_user_meta_data)
-                    values (coalesce(%s, gen_random_uuid()), %s, %s,
-                            case when %s then now() end, %s, %s)
-                    returning {USER_COLUMNS}""",
-                (user_id, email, password_hash, confirmed, Jsonb(app_meta), Jsonb(user_metadata)),
+                """insert into auth.users (id, email, encrypted_password, email_confirmed_at,
+                                           raw_app_meta_data, raw_user_meta_data, is_anonymous)
+                   values (coalesce(%s, gen_random_uuid()), %s, %s,
+                           case when %s then now() end, %s, %s, %s)
+                   returning id""",
+                (user_id, email, password_hash, confirmed, Jsonb(app_meta), Jsonb(user_metadata), anonymous),
             )
+            created = await cur.fetchone()
+            assert created is not None
+            if not anonymous:
+                # GoTrue's email identity: the provider's id for the user is the user's id,
+                # and neither address is verified yet as far as the identity knows.
+                own = {
+                    "sub": str(created["id"]),
+                    "email": email,
+                    "email_verified": False,
+                    "phone_verified": False,
+                }
+                await cur.execute(
+                    """insert into auth.identities (provider_id, user_id, identity_data, provider,
+                                                    last_sign_in_at, created_at, updated_at)
+                       values (%s, %s, %s, 'email', now(), now(), now())""",
+                    (str(created["id"]), created["id"], Jsonb({**(identity_data or {}), **own})),
+                )
+            await cur.execute(f"select {USER_COLUMNS} from auth.users where id = %s", (created["id"],))
             row = await cur.fetchone()
     except psycopg.errors.UniqueViolation:
         if duplicate_code == "email_exists":
@@ -167,13 +214,25 @@ async def apply_user_changes(
     if admin and body.get("email_confirm") is True:
         sets.append("email_confirmed_at = coalesce(email_confirmed_at, now())")
     sets.append("updated_at = now()")
+    new_email = check_email(body["email"]) if body.get("email") is not None else None
     try:
         async with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(
-                f"update auth.users set {', '.join(sets)} where id = %s returning {USER_COLUMNS}",
-                (*params, user_id),
+                f"update auth.users set {', '.join(sets)} where id = %s returning id", (*params, user_id)
             )
             row = await cur.fetchone()
+            if row is not None:
+                if new_email is not None:
+                    # The email identity follows the address, as GoTrue's does.
+                    await cur.execute(
+                        """update auth.identities
+                              set identity_data = identity_data || pg_catalog.jsonb_build_object('email', %s::text),
+                                  updated_at = now()
+                            where user_id = %s and provider = 'email'""",
+                        (new_email, user_id),
+                    )
+                await cur.execute(f"select {USER_COLUMNS} from auth.users where id = %s", (user_id,))
+                row = await cur.fetchone()
     except psycopg.errors.UniqueViolation:
         raise AuthError(
             422, "email_exists", "A user with this email address has already been registered"
