@@ -45,7 +45,7 @@ if TYPE_CHECKING:
         ValidationError,
         WeakPasswordError,
     )
-    from .models import AuditEntry, Booking, Car, CarUpdate, NewCar, Page, User
+    from .models import AuditEntry, Booking, Car, CarUpdate, NewCar, Page, User, UserIdentity
     from .money import Money
     from .ops import (
         Check,
@@ -109,6 +109,7 @@ _LAZY: dict[str, str] = {
     "UnsupportedImageTypeError": ".errors",
     "User": ".models",
     "UserAlreadyExistsError": ".errors",
+    "UserIdentity": ".models",
     "ValidationError": ".errors",
     "VerifyReport": ".ops",
     "WeakPasswordError": ".errors",
@@ -167,6 +168,7 @@ __all__ = [
     "UnsupportedImageTypeError",
     "User",
     "UserAlreadyExistsError",
+    "UserIdentity",
     "ValidationError",
     "VerifyReport",
     "WeakPasswordError",

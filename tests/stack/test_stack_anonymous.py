@@ -1,5 +1,5 @@
 """Anonymous sign-ins and identities on the real stack, through the plain supabase-py
-client: on (a stack of this module's own) and off (the session's)."""
+client and through the SDK: on (a stack of this module's own) and off (the session's)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import psycopg
 import pytest
 from supabase_auth.errors import AuthApiError
 
+from carbook_sdk import AccessDeniedError, Carbook, NotAuthenticatedError
 from carbook_stack.manager import LocalStack
 from tests.helpers import supabase_client, unique_email
 
@@ -109,6 +110,22 @@ def test_an_anonymous_user_cannot_book_and_sees_what_anon_sees(anon_stack: Local
     assert listed == expected and car in listed
 
 
+def test_sdk_sign_in_anonymously_and_a_clear_booking_refusal(anon_stack: LocalStack) -> None:
+    info = anon_stack.info()
+    car = _new_car(anon_stack)
+    with Carbook(info.api_url, info.anon_key) as cb:
+        user = cb.auth.sign_in_anonymously(data={"from": "sdk"})
+        assert user.is_anonymous and user.identities == () and user.user_metadata == {"from": "sdk"}
+        current = cb.auth.current_user()
+        assert current is not None and current.is_anonymous and current.id == user.id
+        with pytest.raises(NotAuthenticatedError) as refused:
+            cb.bookings.book(car)
+    assert str(refused.value) == "Sign in with an account to book a car."
+    assert _sql(anon_stack, "select booking_status from public.cars where id = %s", (car,)) == [
+        ("available",)
+    ]
+
+
 # Anonymous sign-ins off (the session's stack, as config.toml ships) ----------------------
 def test_disabled_is_anonymous_provider_disabled(stack: LocalStack) -> None:
     info = stack.info()
@@ -121,6 +138,18 @@ def test_disabled_is_anonymous_provider_disabled(stack: LocalStack) -> None:
         "Anonymous sign-ins are disabled",
     )
     assert client.auth.get_session() is None
+
+
+def test_sdk_says_how_to_turn_anonymous_sign_ins_on(stack: LocalStack) -> None:
+    info = stack.info()
+    count = "select count(*) from auth.users"
+    before = _sql(stack, count)
+    with Carbook(info.api_url, info.anon_key) as cb, pytest.raises(AccessDeniedError) as refused:
+        cb.auth.sign_in_anonymously()
+    message = str(refused.value)
+    assert message.startswith("Anonymous sign-ins are disabled (turn on [auth] enable_anonymous_sign_ins")
+    assert "\n" not in message
+    assert _sql(stack, count) == before
 
 
 # Identities --------------------------------------------------------------------------
