@@ -126,6 +126,37 @@ def test_sdk_sign_in_anonymously_and_a_clear_booking_refusal(anon_stack: LocalSt
     ]
 
 
+def test_an_anonymous_user_who_adds_an_email_becomes_permanent_and_may_book(anon_stack: LocalStack) -> None:
+    """GoTrue's conversion: with no email confirmations, the address counts at once; the
+    user keeps their id, gets an email identity, and the next token is not anonymous."""
+    info = anon_stack.info()
+    car = _new_car(anon_stack)
+    client = supabase_client(info.api_url, info.anon_key)
+    anonymous = client.auth.sign_in_anonymously().user
+    assert anonymous is not None
+    with pytest.raises(AuthApiError) as no_email:
+        client.auth.update_user({"password": PASSWORD})
+    assert (no_email.value.code, no_email.value.status) == ("validation_failed", 422)
+
+    email = unique_email("converted")
+    updated = client.auth.update_user({"email": email, "password": PASSWORD}).user
+    assert (updated.id, updated.is_anonymous, updated.email) == (anonymous.id, False, email)
+    assert updated.identities is not None and updated.email_confirmed_at is not None
+    assert updated.app_metadata.get("providers") == ["email"]
+    identity = updated.identities[0]
+    assert (len(updated.identities), identity.provider, identity.identity_data["email"]) == (
+        1,
+        "email",
+        email,
+    )
+
+    session = client.auth.refresh_session().session
+    assert session is not None and _claims(session.access_token)["is_anonymous"] is False
+    assert client.rpc("book_car_atomic", {"car_id": car}).execute().data["code"] == "booked"
+    client.auth.sign_out()
+    assert client.auth.sign_in_with_password({"email": email, "password": PASSWORD}).user.id == anonymous.id
+
+
 # Anonymous sign-ins off (the session's stack, as config.toml ships) ----------------------
 def test_disabled_is_anonymous_provider_disabled(stack: LocalStack) -> None:
     info = stack.info()

@@ -196,11 +196,35 @@ async def insert_user(
 async def apply_user_changes(
     gw: Gateway, conn: psycopg.AsyncConnection[Any], user_id: Any, body: dict[str, Any], *, admin: bool
 ) -> dict[str, Any]:
+    """Change a user: themselves (``PUT /user``) or by the service role (``PUT /admin/users/{id}``).
+
+    As GoTrue does: an email for a user without an email identity creates one, and an
+    anonymous user given a confirmed address becomes a permanent one, by an admin with
+    ``email_confirm``, or by themselves when the project confirms no addresses
+    (``[auth.email] enable_confirmations = false``). An anonymous user cannot set a
+    password without an email.
+    """
+    current = await fetch_user(conn, "id = %s", user_id)
+    if current is None:
+        raise AuthError(404, "user_not_found", "User not found")
+    new_email = check_email(body["email"]) if body.get("email") is not None else None
+    anonymous = bool(current["is_anonymous"])
+    if anonymous and body.get("password") is not None and new_email is None and not current["email"]:
+        raise AuthError(
+            422,
+            "validation_failed",
+            "Updating password of an anonymous user without an email or phone is not allowed",
+        )
+    if admin:
+        confirm = body.get("email_confirm") is True
+    else:
+        confirm = anonymous and new_email is not None and not gw.settings.enable_confirmations
+    made_permanent = anonymous and new_email is not None and confirm
     sets: list[str] = []
     params: list[Any] = []
-    if "email" in body and body["email"] is not None:
+    if new_email is not None:
         sets.append("email = %s")
-        params.append(check_email(body["email"]))
+        params.append(new_email)
     if "password" in body and body["password"] is not None:
         sets.append("encrypted_password = %s")
         params.append(await hash_password(check_password(gw, body["password"])))
@@ -208,13 +232,17 @@ async def apply_user_changes(
     if body.get(meta_key) is not None:
         sets.append("raw_user_meta_data = raw_user_meta_data || %s")
         params.append(Jsonb(check_metadata(body[meta_key], meta_key)))
-    if admin and body.get("app_metadata") is not None:
-        sets.append("raw_app_meta_data = raw_app_meta_data || %s")
-        params.append(Jsonb(check_metadata(body["app_metadata"], "app_metadata")))
-    if admin and body.get("email_confirm") is True:
+    app_patch = check_metadata(body.get("app_metadata"), "app_metadata") if admin else {}
+    if app_patch or made_permanent:
+        # A user who became permanent signs in with email now, as one who signed up does.
+        defaults = {"provider": "email", "providers": ["email"]} if made_permanent else {}
+        sets.append("raw_app_meta_data = %s || raw_app_meta_data || %s")
+        params.extend((Jsonb(defaults), Jsonb(app_patch)))
+    if confirm:
         sets.append("email_confirmed_at = coalesce(email_confirmed_at, now())")
+    if made_permanent:
+        sets.append("is_anonymous = false")
     sets.append("updated_at = now()")
-    new_email = check_email(body["email"]) if body.get("email") is not None else None
     try:
         async with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(
@@ -223,14 +251,7 @@ async def apply_user_changes(
             row = await cur.fetchone()
             if row is not None:
                 if new_email is not None:
-                    # The email identity follows the address, as GoTrue's does.
-                    await cur.execute(
-                        """update auth.identities
-                              set identity_data = identity_data || pg_catalog.jsonb_build_object('email', %s::text),
-                                  updated_at = now()
-                            where user_id = %s and provider = 'email'""",
-                        (new_email, user_id),
-                    )
+                    await _set_email_identity(cur, user_id, new_email, verified=confirm if admin else None)
                 await cur.execute(f"select {USER_COLUMNS} from auth.users where id = %s", (user_id,))
                 row = await cur.fetchone()
     except psycopg.errors.UniqueViolation:
@@ -240,3 +261,26 @@ async def apply_user_changes(
     if row is None:
         raise AuthError(404, "user_not_found", "User not found")
     return row
+
+
+async def _set_email_identity(
+    cur: psycopg.AsyncCursor[Any], user_id: Any, email: str, *, verified: bool | None
+) -> None:
+    """The email identity follows the address; a user without one (anonymous, or made
+    before identities were kept) gets it. ``verified``: what an admin said, if anything."""
+    patch: dict[str, Any] = {"email": email}
+    if verified is not None:
+        patch["email_verified"] = verified
+    await cur.execute(
+        """update auth.identities set identity_data = identity_data || %s, updated_at = now()
+            where user_id = %s and provider = 'email'""",
+        (Jsonb(patch), user_id),
+    )
+    if cur.rowcount == 0:
+        own = {"sub": str(user_id), "email": email, "email_verified": bool(verified), "phone_verified": False}
+        await cur.execute(
+            """insert into auth.identities (provider_id, user_id, identity_data, provider,
+                                            last_sign_in_at, created_at, updated_at)
+               values (%s, %s, %s, 'email', now(), now(), now())""",
+            (str(user_id), user_id, Jsonb(own)),
+        )
