@@ -3,7 +3,8 @@ read speed). pgbench calls the function with the role and claims PostgREST sets,
 client costs nothing measurable and the database's own behaviour is what is timed.
 
 Three bodies in the same run, on the same booked car:
-- ``read_first``: today's ``public.book_car_atomic`` (migration 20250920000000);
+- ``read_first``: today's ``public.book_car_atomic`` (migration 20250920000000's read-first
+  body, with 20250921000000's refusal of anonymous users in front);
 - ``lock_first``: the body of 20250916010000, kept here as a benchmark-only copy in the
   ``bench`` schema (it takes ``FOR UPDATE`` before it looks);
 - ``floor``: ``public.book_car_atomic`` on a car that does not exist (``not_found``): no

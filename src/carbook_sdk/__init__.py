@@ -45,7 +45,7 @@ if TYPE_CHECKING:
         ValidationError,
         WeakPasswordError,
     )
-    from .models import AuditEntry, Booking, Car, CarUpdate, Claims, NewCar, Page, User
+    from .models import AuditEntry, Booking, Car, CarUpdate, Claims, NewCar, Page, User, UserIdentity
     from .money import Money
     from .ops import (
         Check,
@@ -111,6 +111,7 @@ _LAZY: dict[str, str] = {
     "UnsupportedImageTypeError": ".errors",
     "User": ".models",
     "UserAlreadyExistsError": ".errors",
+    "UserIdentity": ".models",
     "ValidationError": ".errors",
     "VerifyReport": ".ops",
     "WeakPasswordError": ".errors",
@@ -171,6 +172,7 @@ __all__ = [
     "UnsupportedImageTypeError",
     "User",
     "UserAlreadyExistsError",
+    "UserIdentity",
     "ValidationError",
     "VerifyReport",
     "WeakPasswordError",

@@ -175,4 +175,5 @@ def booking_from_result(result: Any, car_id: str) -> Booking:
         raise BookingError(f"unexpected reply from book_car_atomic: {result!r}", car_id=car_id)
     if result.get("success"):
         return validated(Booking, result)
-    raise booking_error(str(result["code"]), car_id)
+    message = result.get("message")
+    raise booking_error(str(result["code"]), car_id, message if isinstance(message, str) else None)

@@ -45,15 +45,18 @@ _BOOKING_ERRORS: dict[str, type[CarbookError]] = {
 }
 
 
-def booking_error(code: str, car_id: str | None) -> CarbookError:
-    """The exception for an unsuccessful ``book_car_atomic`` outcome, chosen by its code."""
+def booking_error(code: str, car_id: str | None, message: str | None = None) -> CarbookError:
+    """The exception for an unsuccessful ``book_car_atomic`` outcome, chosen by its code.
+
+    ``message`` is the function's own: kept for ``not_authenticated``, whose reasons differ
+    (no user, or an anonymous one), and never used to choose the exception."""
     kind = _BOOKING_ERRORS.get(code)
     if kind is None:
         return BookingError(f"unexpected booking outcome {code!r}", car_id=car_id)
     if issubclass(kind, BookingError):
         # The message is the class's own (CarAlreadyBookedError: "Already booked. Be fast next time.").
         return kind(car_id=car_id)
-    return kind()
+    return kind(message if code == "not_authenticated" and message else None)
 
 
 # Constraint names in the migrations → what a person should read instead.
@@ -95,6 +98,15 @@ _AUTH_CODES: dict[str, type[CarbookError]] = {
     "user_not_found": NotFoundError,
     "validation_failed": ValidationError,
     "signup_disabled": AccessDeniedError,
+    "anonymous_provider_disabled": AccessDeniedError,
+}
+
+# What to do next, for the auth refusals a setting of the project causes.
+_AUTH_HINTS: dict[str, str] = {
+    "anonymous_provider_disabled": (
+        "turn on [auth] enable_anonymous_sign_ins in supabase/config.toml and restart the stack,"
+        " or Anonymous Sign-Ins in the hosted project's Auth settings"
+    ),
 }
 
 _STORAGE_STATUS: dict[str, type[CarbookError]] = {
@@ -205,7 +217,7 @@ def _translate_auth(exc: Any) -> CarbookError:
         kind = NotAuthenticatedError if status == 401 else AccessDeniedError if status == 403 else AuthError
     if kind is InvalidCredentialsError:
         return InvalidCredentialsError(status=status)
-    return kind(message, status=status)
+    return kind(message, status=status, hint=_AUTH_HINTS.get(str(getattr(exc, "code", "") or "")))
 
 
 def _translate_storage(exc: Any) -> CarbookError:

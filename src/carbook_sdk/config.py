@@ -175,6 +175,7 @@ class LocalConfig(BaseModel):
     jwt_expiry: int = 3600
     enable_signup: bool = True
     enable_confirmations: bool = False
+    enable_anonymous_sign_ins: bool = False
     minimum_password_length: int = 6
     api_schemas: tuple[str, ...] = ("public",)
     api_extra_search_path: tuple[str, ...] = ("public", "extensions")
@@ -220,6 +221,7 @@ def load_local_config(path: Path | None = None) -> LocalConfig:
         jwt_expiry=auth.get("jwt_expiry", 3600),
         enable_signup=auth.get("enable_signup", True) and email.get("enable_signup", True),
         enable_confirmations=email.get("enable_confirmations", False),
+        enable_anonymous_sign_ins=auth.get("enable_anonymous_sign_ins", False),
         minimum_password_length=auth.get("minimum_password_length", 6),
         api_schemas=tuple(api.get("schemas", ("public",))),
         api_extra_search_path=tuple(api.get("extra_search_path", ("public", "extensions"))),

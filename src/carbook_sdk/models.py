@@ -22,6 +22,7 @@ __all__ = [
     "Page",
     "SignedUpload",
     "User",
+    "UserIdentity",
     "parse_car_id",
     "validated",
 ]
@@ -63,6 +64,22 @@ class _Reply(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
+class UserIdentity(_Reply):
+    """One way a user signs in (``auth.identities``), as Supabase Auth returns it."""
+
+    #: The identity row's own id.
+    identity_id: uuid.UUID
+    #: The user's id at the provider (for ``email``, the user's own id).
+    id: str
+    user_id: uuid.UUID
+    #: ``email``, or an OAuth provider's name.
+    provider: str
+    identity_data: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime | None = None
+    last_sign_in_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
 class User(_Reply):
     """A signed-in or managed user."""
 
@@ -72,6 +89,9 @@ class User(_Reply):
     last_sign_in_at: datetime | None = None
     app_metadata: dict[str, Any] = Field(default_factory=dict)
     user_metadata: dict[str, Any] = Field(default_factory=dict)
+    #: Signed in with ``auth.sign_in_anonymously()``: no email, no identity, cannot book.
+    is_anonymous: bool = False
+    identities: tuple[UserIdentity, ...] = ()
 
 
 class Claims(_Reply):

@@ -35,6 +35,7 @@ CONFIG_KEYS: dict[str, str] = {
     "jwt_expiry": "[auth].jwt_expiry",
     "enable_signup": "[auth].enable_signup",
     "enable_confirmations": "[auth.email].enable_confirmations",
+    "enable_anonymous_sign_ins": "[auth].enable_anonymous_sign_ins",
     "minimum_password_length": "[auth].minimum_password_length",
     "storage_file_size_limit": "[storage].file_size_limit",
     "signing_keys": "[auth].signing_keys_path",
@@ -71,6 +72,7 @@ class StackSettings(BaseModel):
     jwt_expiry: int = 3600
     enable_signup: bool = True
     enable_confirmations: bool = False
+    enable_anonymous_sign_ins: bool = False
     minimum_password_length: int = 6
     storage_file_size_limit: int = 50 * 1024 * 1024
     schemas: tuple[str, ...] = ("public",)
@@ -127,6 +129,7 @@ class StackSettings(BaseModel):
             "jwt_expiry": cfg.jwt_expiry,
             "enable_signup": cfg.enable_signup,
             "enable_confirmations": cfg.enable_confirmations,
+            "enable_anonymous_sign_ins": cfg.enable_anonymous_sign_ins,
             "minimum_password_length": cfg.minimum_password_length,
             "storage_file_size_limit": cfg.storage_file_size_limit,
             "schemas": cfg.api_schemas,

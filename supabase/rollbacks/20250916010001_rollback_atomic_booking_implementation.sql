@@ -1,6 +1,8 @@
 -- Rollback of 20250916010000_atomic_booking_implementation.sql, and of what builds on
 -- it: 20250920000000_book_car_read_first.sql (the function's read-first body, dropped
--- with the function; `carbook db rollback` removes both history rows).
+-- with the function) and 20250921000000_anonymous_users_cannot_book.sql (its function
+-- body and policy go with the feature's; private.is_admin() gets its original body
+-- back). `carbook db rollback` removes all three history rows.
 --
 -- NOT a migration: it lives outside supabase/migrations/ so that `supabase db reset`
 -- and `carbook db migrate` never apply it. Run it through `carbook db rollback`,
@@ -48,6 +50,22 @@ begin
   );
   return null;
 end
+$$;
+
+-- The original admin test (20250921000000 made it false for anonymous users).
+create or replace function private.is_admin()
+returns boolean
+language sql
+stable
+security definer
+set search_path = ''
+as $$
+  select exists (
+    select 1
+    from public.user_roles ur
+    where ur.user_id = (select auth.uid())
+      and ur.role = 'admin'
+  );
 $$;
 
 -- The original read policies.

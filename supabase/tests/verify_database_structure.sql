@@ -76,17 +76,18 @@ as $checks$
     values ('cars'), ('user_roles'), ('audit_logs')
   ),
   -- Each policy's USING and WITH CHECK expressions as PostgreSQL prints them back
-  -- ($admin stands for the admin test): a policy with the right name but a wider rule
-  -- is a failure, not a pass.
+  -- ($admin stands for the admin test, $permanent for "not an anonymous user"): a policy
+  -- with the right name but a wider rule is a failure, not a pass.
   expected_policies (schemaname, tablename, policyname, cmd, roles, qual, with_check) as (
     select v.schemaname, v.tablename, v.policyname, v.cmd, v.roles,
-           pg_catalog.replace(v.qual, '$admin', '( SELECT private.is_admin() AS is_admin)'),
+           pg_catalog.replace(pg_catalog.replace(v.qual, '$admin', '( SELECT private.is_admin() AS is_admin)'),
+                              '$permanent', '(((( SELECT auth.jwt() AS jwt) ->> ''is_anonymous''::text))::boolean IS NOT TRUE)'),
            pg_catalog.replace(v.with_check, '$admin', '( SELECT private.is_admin() AS is_admin)')
       from (values
       ('public', 'cars', 'cars_select_anon', 'SELECT', '{anon}',
        '(is_published AND (booking_status = ''available''::text))', null),
       ('public', 'cars', 'cars_select_authenticated', 'SELECT', '{authenticated}',
-       '((is_published AND (booking_status = ''available''::text)) OR (booked_by = ( SELECT auth.uid() AS uid)) OR $admin)', null),
+       '((is_published AND (booking_status = ''available''::text)) OR ((booked_by = ( SELECT auth.uid() AS uid)) AND $permanent) OR $admin)', null),
       ('public', 'cars', 'cars_insert_admin', 'INSERT', '{authenticated}', null, '$admin'),
       ('public', 'cars', 'cars_update_admin', 'UPDATE', '{authenticated}', '$admin', '$admin'),
       ('public', 'user_roles', 'user_roles_select_authenticated', 'SELECT', '{authenticated}',
@@ -115,7 +116,7 @@ as $checks$
     values ('cars_audit'), ('cars_touch_updated_at')
   ),
   helper as (
-    select p.prosecdef, p.proconfig
+    select p.prosecdef, p.proconfig, pg_catalog.md5(p.prosrc) as body_md5
       from pg_catalog.pg_proc p
      where p.oid = pg_catalog.to_regprocedure('private.is_admin()')
   ),
@@ -150,6 +151,16 @@ as $checks$
                        from helper), 'missing'),
            3
     union all
+    -- The body of migration 20250921000000: false for an anonymous user whatever
+    -- user_roles says. The base schema's body would make an anonymous session an admin.
+    select 'function:private.is_admin.body',
+           coalesce((select body_md5 = 'c2d4ec2bb2869986f07ce04dd7de3852' from helper), false),
+           coalesce((select case when body_md5 = 'c2d4ec2bb2869986f07ce04dd7de3852'
+                                 then 'never true for an anonymous user (20250921000000)'
+                                 else 'another body (md5 ' || body_md5 || '): re-apply 20250921000000' end
+                       from helper), 'missing'),
+           3
+    union all
     select 'grant:public.audit_logs.append_only:' || r.rolname,
            pg_catalog.to_regclass('public.audit_logs') is not null
              and not pg_catalog.has_table_privilege(r.rolname, 'public.audit_logs', 'INSERT, UPDATE, DELETE, TRUNCATE'),
@@ -162,13 +173,14 @@ as $checks$
            coalesce((select 'returns ' || rettype from fn), 'missing'),
            3
     union all
-    -- The body of migration 20250920000000 (read first, lock only a bookable car): an older
-    -- or edited body is reported, not taken on trust.
+    -- The body of migration 20250921000000 (20250920000000's read first, lock only a
+    -- bookable car, and no booking for an anonymous user): an older or edited body is
+    -- reported, not taken on trust.
     select 'function:book_car_atomic.body',
-           coalesce((select body_md5 = '1c1d00a29f3a7b937e84794e25fddf85' from fn), false),
-           coalesce((select case when body_md5 = '1c1d00a29f3a7b937e84794e25fddf85'
-                                 then 'reads first, locks only a bookable car (20250920000000)'
-                                 else 'another body (md5 ' || body_md5 || '): re-apply 20250920000000' end
+           coalesce((select body_md5 = 'b3ba5d663e1bc936fc4d06ce63a54247' from fn), false),
+           coalesce((select case when body_md5 = 'b3ba5d663e1bc936fc4d06ce63a54247'
+                                 then 'reads first, locks only a bookable car, refuses anonymous users (20250921000000)'
+                                 else 'another body (md5 ' || body_md5 || '): re-apply 20250921000000' end
                        from fn), 'missing'),
            3
     union all

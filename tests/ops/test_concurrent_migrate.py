@@ -17,7 +17,7 @@ from carbook_stack import LocalPostgres
 from carbook_stack.local_postgres import free_port
 from tests.helpers import Db
 
-VERSIONS = 6
+VERSIONS = 7
 
 
 @pytest.fixture

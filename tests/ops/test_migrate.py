@@ -18,6 +18,7 @@ VERSIONS = [
     "20250918000000",
     "20250919000000",
     "20250920000000",
+    "20250921000000",
 ]
 
 
@@ -54,6 +55,7 @@ def test_migrate_on_empty_database_applies_both_then_nothing(empty_db: Db) -> No
         ("20250918000000", "tighten_api_grants"),
         ("20250919000000", "audit_append_only"),
         ("20250920000000", "book_car_read_first"),
+        ("20250921000000", "anonymous_users_cannot_book"),
     ]
 
     second = database.migrate()
@@ -141,6 +143,20 @@ def test_bootstrap_is_idempotent(empty_db: Db) -> None:
     with empty_db.connect() as conn:
         conn.execute(_bootstrap_sql())  # type: ignore[arg-type]
     assert database.ensure_platform() is PlatformState.PRESENT
+
+
+def test_an_older_bootstrap_is_brought_up_to_date(db: Db) -> None:
+    """A database bootstrapped before auth.identities existed (marker 1) gets it, and
+    keeps its users, on the next migrate or stack start."""
+    with db.connect() as conn:
+        conn.execute("drop table auth.identities")
+        conn.execute("comment on schema supabase_migrations is 'carbook platform bootstrap 1'")
+        conn.execute("insert into auth.users (email) values ('old@example.test')")
+    database = db.database
+    assert database.ensure_platform() is PlatformState.APPLIED
+    assert db.scalar("select to_regclass('auth.identities')::text") == "auth.identities"
+    assert db.scalar("select count(*) from auth.users where email = 'old@example.test'") == 1
+    assert database.ensure_platform() is PlatformState.PRESENT and database.verify().ok
 
 
 def test_seed_loads_demo_data(db: Db) -> None:

@@ -23,6 +23,13 @@ BREAKAGES: dict[str, tuple[str, ...]] = {
         "rls:public.cars",
     ),
     "policy dropped": ("drop policy cars_select_anon on public.cars", "policy:public.cars.cars_select_anon"),
+    # Right name, but an anonymous user would see the cars booked under their id again.
+    "anonymous check dropped": (
+        "alter policy cars_select_authenticated on public.cars using ("
+        "(is_published and booking_status = 'available') or booked_by = (select auth.uid())"
+        " or (select private.is_admin()))",
+        "policy:public.cars.cars_select_authenticated",
+    ),
     "anon may execute": (
         "grant execute on function public.book_car_atomic(uuid) to anon",
         "function:book_car_atomic.execute:anon",
@@ -120,18 +127,33 @@ def test_verify_reports_missing_platform(empty_db: Db) -> None:
     assert "platform" in {c.name for c in report.failed}
 
 
-def test_verify_reports_an_older_body_of_book_car_atomic(db: Db) -> None:
-    # The body of 20250916010000 (lock first), put back over 20250920000000's (read first).
-    original = (
-        supabase_dir() / "migrations" / "20250916010000_atomic_booking_implementation.sql"
-    ).read_text()
-    start = original.index("create or replace function public.book_car_atomic")
-    old_definition = original[start : original.index("$$;", start) + 3]
+def _function_from(migration: str, signature: str) -> str:
+    """The ``create or replace function`` statement for ``signature`` in a migration file."""
+    text = (supabase_dir() / "migrations" / migration).read_text()
+    start = text.index(f"create or replace function {signature}")
+    return text[start : text.index("$$;", start) + 3]
+
+
+@pytest.mark.parametrize(
+    "migration",
+    ["20250916010000_atomic_booking_implementation.sql", "20250920000000_book_car_read_first.sql"],
+)
+def test_verify_reports_an_older_body_of_book_car_atomic(db: Db, migration: str) -> None:
+    # Lock first (20250916010000), or read first but booking for anonymous users
+    # (20250920000000), put back over 20250921000000's body.
     with db.connect() as conn:
-        conn.execute(old_definition)
+        conn.execute(_function_from(migration, "public.book_car_atomic"))  # type: ignore[arg-type]
     report = db.database.verify()
     failed = {c.name: c.detail for c in report.failed}
     assert list(failed) == ["function:book_car_atomic.body"]
-    assert "re-apply 20250920000000" in failed["function:book_car_atomic.body"]
+    assert "re-apply 20250921000000" in failed["function:book_car_atomic.body"]
     # The psql script fails on it too.
     assert _psql(db.url).returncode != 0
+
+
+def test_verify_reports_an_admin_test_that_lets_anonymous_users_in(db: Db) -> None:
+    with db.connect() as conn:
+        conn.execute(_function_from("20250916000000_base_schema.sql", "private.is_admin"))  # type: ignore[arg-type]
+    failed = {c.name: c.detail for c in db.database.verify().failed}
+    assert list(failed) == ["function:private.is_admin.body"]
+    assert "re-apply 20250921000000" in failed["function:private.is_admin.body"]

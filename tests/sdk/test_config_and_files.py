@@ -24,6 +24,7 @@ def test_every_migration_file_is_named_like_the_supabase_cli_wants() -> None:
         "20250918000000_tighten_api_grants.sql",
         "20250919000000_audit_append_only.sql",
         "20250920000000_book_car_read_first.sql",
+        "20250921000000_anonymous_users_cannot_book.sql",
     ]
     assert all(re.fullmatch(r"\d{14}_[a-z0-9_]+\.sql", n) for n in names)
 
@@ -90,7 +91,7 @@ def test_api_and_auth_keys_reach_the_stack_settings(tmp_path: Path) -> None:
     toml = tmp_path / "config.toml"
     toml.write_text(
         '[api]\nport = 1\nschemas = ["public", "v2"]\nextra_search_path = ["public"]\nmax_rows = 50\n'
-        "[auth]\njwt_expiry = 60\n[auth.email]\nenable_confirmations = true\n"
+        "[auth]\njwt_expiry = 60\nenable_anonymous_sign_ins = true\n[auth.email]\nenable_confirmations = true\n"
     )
     cfg = load_local_config(toml)
     settings = StackSettings.from_config(tmp_path, cfg)
@@ -99,6 +100,15 @@ def test_api_and_auth_keys_reach_the_stack_settings(tmp_path: Path) -> None:
         ("public",),
         50,
     )
-    assert (settings.jwt_expiry, settings.enable_confirmations) == (60, True)
+    assert (settings.jwt_expiry, settings.enable_confirmations, settings.enable_anonymous_sign_ins) == (
+        60,
+        True,
+        True,
+    )
     shipped = StackSettings.from_config(tmp_path)
     assert (shipped.schemas, shipped.max_rows, shipped.enable_confirmations) == (("public",), 1000, False)
+    # Off as in the Supabase CLI, and said so in the shipped config.toml.
+    assert shipped.enable_anonymous_sign_ins is False
+    assert "enable_anonymous_sign_ins = false" in (supabase_dir() / "config.toml").read_text()
+    # A running stack whose config.toml turned it on says so (`carbook stack status`).
+    assert "[auth].enable_anonymous_sign_ins" in shipped.config_changes(settings)

@@ -34,6 +34,7 @@ from carbook_sdk import AsyncCarbook, Carbook
 from carbook_sdk.errors import (
     AccessDeniedError,
     AuthError,
+    CarAlreadyBookedError,
     CarbookConnectionError,
     CarbookError,
     ConfigurationError,
@@ -93,6 +94,11 @@ TABLE: list[tuple[BaseException, type[CarbookError], str]] = [
     (AuthApiError("taken", 422, "user_already_exists"), UserAlreadyExistsError, "taken"),
     (AuthApiError("used", 400, "refresh_token_already_used"), SessionExpiredError, "used"),
     (AuthApiError("admins only", 403, "not_admin"), AccessDeniedError, "admins only"),
+    (
+        AuthApiError("Anonymous sign-ins are disabled", 422, "anonymous_provider_disabled"),
+        AccessDeniedError,
+        "Anonymous sign-ins are disabled (turn on [auth] enable_anonymous_sign_ins",
+    ),
     (AuthApiError("who?", 401, None), NotAuthenticatedError, "who?"),
     (AuthApiError("odd", 418, None), AuthError, "odd"),
     (AuthSessionMissingError(), NotAuthenticatedError, "Sign in first"),
@@ -222,3 +228,23 @@ def test_every_exception_type_the_translator_names_has_a_row() -> None:
         pydantic.ValidationError,
     ):
         assert any(issubclass(t, base) for t in covered), base
+
+
+def test_not_authenticated_keeps_the_booking_functions_reason() -> None:
+    from carbook_sdk._base import booking_from_result
+
+    reply = {
+        "success": False,
+        "code": "not_authenticated",
+        "car_id": "c",
+        "booked_by": None,
+        "booked_at": None,
+    }
+    anonymous = {**reply, "message": "Sign in with an account to book a car."}
+    with pytest.raises(NotAuthenticatedError, match=r"^Sign in with an account to book a car\.$"):
+        booking_from_result(anonymous, "c")
+    with pytest.raises(NotAuthenticatedError, match=r"^Sign in first\.$"):
+        booking_from_result(reply, "c")
+    # The code chooses the exception, never the message.
+    with pytest.raises(CarAlreadyBookedError, match="Be fast next time"):
+        booking_from_result({**reply, "code": "already_booked", "message": "whatever"}, "c")

@@ -57,6 +57,23 @@ class AsyncAuthService(AsyncService):
         assert reply.user is not None
         return validated(User, reply.user.model_dump())
 
+    async def sign_in_anonymously(self, *, data: Mapping[str, Any] | None = None) -> User:
+        """Sign in as a new anonymous user: no email or password, ``user.is_anonymous``.
+
+        The session is a real one (role ``authenticated``), but the schema treats it as
+        anon: it lists published, available cars and cannot book or administer.
+
+        Raises:
+            AccessDeniedError: the project has anonymous sign-ins off (local stack: set
+                ``[auth] enable_anonymous_sign_ins = true`` in ``supabase/config.toml``
+                and restart it), or sign-ups off.
+        """
+        reply = await self._c._call(
+            self._c._sb.auth.sign_in_anonymously, {"options": {"data": dict(data or {})}}
+        )
+        assert reply.user is not None
+        return validated(User, reply.user.model_dump())
+
     async def sign_out(self) -> None:
         """End the session (everywhere) and forget it locally. Harmless when signed out."""
         if await self._c._session_token() is None:

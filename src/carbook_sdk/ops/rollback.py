@@ -24,9 +24,9 @@ from .translate import wrap_db_errors
 
 __all__ = ["ATOMIC_BOOKING_VERSION", "RestoreResult", "Rollback", "RollbackPlan", "RollbackResult"]
 
-#: Later migrations that build on the feature (they redefine its function): rolling the
-#: feature back undoes them too, so a later `migrate` re-applies them after it.
-DEPENDENT_VERSIONS = ("20250920000000",)
+#: Later migrations that build on the feature (they redefine its function and policies):
+#: rolling the feature back undoes them too, so a later `migrate` re-applies them after it.
+DEPENDENT_VERSIONS = ("20250920000000", "20250921000000")
 ROLLBACK_FILE = "20250916010001_rollback_atomic_booking_implementation.sql"
 
 
@@ -91,7 +91,7 @@ class Rollback(Migrations):
                 "drop function public.book_car_atomic(uuid)",
                 "drop indexes cars_available_listing_idx, cars_booked_by_idx",
                 "drop columns " + ", ".join(BOOKING_COLUMNS) + " and their constraints",
-                "restore the original cars policies and audit trigger function",
+                "restore the original cars policies, audit trigger function and admin test",
                 f"remove migrations {', '.join((ATOMIC_BOOKING_VERSION, *DEPENDENT_VERSIONS))}"
                 " from supabase_migrations.schema_migrations",
             ),

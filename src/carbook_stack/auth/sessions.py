@@ -84,7 +84,11 @@ async def health(request: Request, gw: Gateway) -> Response:
 async def settings(request: Request, gw: Gateway) -> Response:
     return JSONResponse(
         {
-            "external": {"email": True, "phone": False, "anonymous_users": False},
+            "external": {
+                "email": True,
+                "phone": False,
+                "anonymous_users": gw.settings.enable_anonymous_sign_ins,
+            },
             "disable_signup": not gw.settings.enable_signup,
             "mailer_autoconfirm": not gw.settings.enable_confirmations,
             "phone_autoconfirm": False,
@@ -95,9 +99,13 @@ async def settings(request: Request, gw: Gateway) -> Response:
 
 
 async def signup(request: Request, gw: Gateway) -> Response:
+    body = await json_body(request)
+    if not body.get("email") and not body.get("phone"):
+        # GoTrue routes a sign-up without email and phone (supabase-py's
+        # sign_in_anonymously) to anonymous sign-in, before anything else is checked.
+        return await _signup_anonymously(gw, body)
     if not gw.settings.enable_signup:
         raise AuthError(422, "signup_disabled", "Signups not allowed for this instance")
-    body = await json_body(request)
     email = check_email(body.get("email"))
     password = check_password(gw, body.get("password"))
     data = check_metadata(body.get("data"), "data")
@@ -111,12 +119,28 @@ async def signup(request: Request, gw: Gateway) -> Response:
             confirmed=not confirm_first,
             app_metadata={},
             user_metadata=data,
+            identity_data=data,
         )
         if confirm_first:
             # [auth.email] enable_confirmations: GoTrue answers with the user and no session;
             # the address must be confirmed (here: by an admin, there is no mail) first.
             shown = user_json(user)
             return JSONResponse({**shown, "confirmation_sent_at": shown["created_at"]})
+        return JSONResponse(await _new_session(gw, conn, user))
+
+
+async def _signup_anonymously(gw: Gateway, body: dict[str, Any]) -> Response:
+    """An anonymous user and their session: role ``authenticated``, ``is_anonymous`` in
+    the user and the token, no email, no identity ([auth] enable_anonymous_sign_ins)."""
+    if not gw.settings.enable_anonymous_sign_ins:
+        raise AuthError(422, "anonymous_provider_disabled", "Anonymous sign-ins are disabled")
+    if not gw.settings.enable_signup:
+        raise AuthError(422, "signup_disabled", "Signups not allowed for this instance")
+    data = check_metadata(body.get("data"), "data")
+    async with gw.connection() as conn:
+        user = await insert_user(
+            conn, email=None, password_hash=None, confirmed=False, app_metadata={}, user_metadata=data
+        )
         return JSONResponse(await _new_session(gw, conn, user))
 
 

@@ -25,14 +25,19 @@ __all__ = [
     "check_password",
     "fetch_user",
     "hash_password",
+    "identity_json",
     "insert_user",
     "password_matches",
     "user_json",
 ]
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# A user's identities come with the user, in one statement, oldest first. A user made
+# before carbook kept identities (or by hand) has none and reads as such.
 USER_COLUMNS = """id, aud, role, email, email_confirmed_at, last_sign_in_at, raw_app_meta_data,
-                  raw_user_meta_data, is_anonymous, banned_until, created_at, updated_at"""
+                  raw_user_meta_data, is_anonymous, banned_until, created_at, updated_at,
+                  coalesce((select pg_catalog.jsonb_agg(pg_catalog.to_jsonb(i) order by i.created_at, i.id)
+                              from auth.identities i where i.user_id = users.id), '[]') as identities"""
 # Compared against when the email is unknown, so both answers take as long.
 _DUMMY_HASH = bcrypt.hashpw(b"carbook-timing-equaliser", bcrypt.gensalt(rounds=10))
 BCRYPT_ROUNDS = 10
@@ -40,6 +45,22 @@ BCRYPT_ROUNDS = 10
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
+
+
+def identity_json(row: dict[str, Any]) -> dict[str, Any]:
+    """An ``auth.identities`` row as GoTrue shows it: its own key is ``identity_id`` and
+    the provider's id for the user is ``id`` (names kept for old clients)."""
+    return {
+        "identity_id": str(row["id"]),
+        "id": row["provider_id"],
+        "user_id": str(row["user_id"]),
+        "identity_data": row["identity_data"] or {},
+        "provider": row["provider"],
+        "last_sign_in_at": row["last_sign_in_at"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+        **({"email": row["email"]} if row.get("email") else {}),
+    }
 
 
 def user_json(row: dict[str, Any]) -> dict[str, Any]:
@@ -55,7 +76,7 @@ def user_json(row: dict[str, Any]) -> dict[str, Any]:
         "last_sign_in_at": _iso(row["last_sign_in_at"]),
         "app_metadata": row["raw_app_meta_data"] or {},
         "user_metadata": row["raw_user_meta_data"] or {},
-        "identities": [],
+        "identities": [identity_json(i) for i in row.get("identities") or ()],
         "created_at": _iso(row["created_at"]),
         "updated_at": _iso(row["updated_at"]),
         "is_anonymous": bool(row["is_anonymous"]),
@@ -116,25 +137,51 @@ async def fetch_user(conn: psycopg.AsyncConnection[Any], where: str, value: Any)
 async def insert_user(
     conn: psycopg.AsyncConnection[Any],
     *,
-    email: str,
+    email: str | None,
     password_hash: str | None,
     confirmed: bool,
     app_metadata: dict[str, Any],
     user_metadata: dict[str, Any],
     user_id: uuid.UUID | None = None,
     duplicate_code: str = "user_already_exists",
+    identity_data: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    app_meta = {"provider": "email", "providers": ["email"], **app_metadata}
+    """Insert a user and, with an email, their ``email`` identity, in one transaction.
+
+    Without an email the user is anonymous, as GoTrue makes them: no provider in
+    ``app_metadata``, no identity. ``identity_data`` adds keys to the identity's own
+    (``sub``, ``email``, ``email_verified``, ``phone_verified``) without replacing them.
+    """
+    anonymous = email is None
+    app_meta = app_metadata if anonymous else {"provider": "email", "providers": ["email"], **app_metadata}
     try:
         async with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(
-                f"""insert into auth.users (id, email, encrypted_password, email_confirmed_at,
-                                            raw_app_meta_data, raw_user_meta_data)
-                    values (coalesce(%s, gen_random_uuid()), %s, %s,
-                            case when %s then now() end, %s, %s)
-                    returning {USER_COLUMNS}""",
-                (user_id, email, password_hash, confirmed, Jsonb(app_meta), Jsonb(user_metadata)),
+                """insert into auth.users (id, email, encrypted_password, email_confirmed_at,
+                                           raw_app_meta_data, raw_user_meta_data, is_anonymous)
+                   values (coalesce(%s, gen_random_uuid()), %s, %s,
+                           case when %s then now() end, %s, %s, %s)
+                   returning id""",
+                (user_id, email, password_hash, confirmed, Jsonb(app_meta), Jsonb(user_metadata), anonymous),
             )
+            created = await cur.fetchone()
+            assert created is not None
+            if not anonymous:
+                # GoTrue's email identity: the provider's id for the user is the user's id,
+                # and neither address is verified yet as far as the identity knows.
+                own = {
+                    "sub": str(created["id"]),
+                    "email": email,
+                    "email_verified": False,
+                    "phone_verified": False,
+                }
+                await cur.execute(
+                    """insert into auth.identities (provider_id, user_id, identity_data, provider,
+                                                    last_sign_in_at, created_at, updated_at)
+                       values (%s, %s, %s, 'email', now(), now(), now())""",
+                    (str(created["id"]), created["id"], Jsonb({**(identity_data or {}), **own})),
+                )
+            await cur.execute(f"select {USER_COLUMNS} from auth.users where id = %s", (created["id"],))
             row = await cur.fetchone()
     except psycopg.errors.UniqueViolation:
         if duplicate_code == "email_exists":
@@ -149,11 +196,35 @@ async def insert_user(
 async def apply_user_changes(
     gw: Gateway, conn: psycopg.AsyncConnection[Any], user_id: Any, body: dict[str, Any], *, admin: bool
 ) -> dict[str, Any]:
+    """Change a user: themselves (``PUT /user``) or by the service role (``PUT /admin/users/{id}``).
+
+    As GoTrue does: an email for a user without an email identity creates one, and an
+    anonymous user given a confirmed address becomes a permanent one, by an admin with
+    ``email_confirm``, or by themselves when the project confirms no addresses
+    (``[auth.email] enable_confirmations = false``). An anonymous user cannot set a
+    password without an email.
+    """
+    current = await fetch_user(conn, "id = %s", user_id)
+    if current is None:
+        raise AuthError(404, "user_not_found", "User not found")
+    new_email = check_email(body["email"]) if body.get("email") is not None else None
+    anonymous = bool(current["is_anonymous"])
+    if anonymous and body.get("password") is not None and new_email is None and not current["email"]:
+        raise AuthError(
+            422,
+            "validation_failed",
+            "Updating password of an anonymous user without an email or phone is not allowed",
+        )
+    if admin:
+        confirm = body.get("email_confirm") is True
+    else:
+        confirm = anonymous and new_email is not None and not gw.settings.enable_confirmations
+    made_permanent = anonymous and new_email is not None and confirm
     sets: list[str] = []
     params: list[Any] = []
-    if "email" in body and body["email"] is not None:
+    if new_email is not None:
         sets.append("email = %s")
-        params.append(check_email(body["email"]))
+        params.append(new_email)
     if "password" in body and body["password"] is not None:
         sets.append("encrypted_password = %s")
         params.append(await hash_password(check_password(gw, body["password"])))
@@ -161,19 +232,28 @@ async def apply_user_changes(
     if body.get(meta_key) is not None:
         sets.append("raw_user_meta_data = raw_user_meta_data || %s")
         params.append(Jsonb(check_metadata(body[meta_key], meta_key)))
-    if admin and body.get("app_metadata") is not None:
-        sets.append("raw_app_meta_data = raw_app_meta_data || %s")
-        params.append(Jsonb(check_metadata(body["app_metadata"], "app_metadata")))
-    if admin and body.get("email_confirm") is True:
+    app_patch = check_metadata(body.get("app_metadata"), "app_metadata") if admin else {}
+    if app_patch or made_permanent:
+        # A user who became permanent signs in with email now, as one who signed up does.
+        defaults = {"provider": "email", "providers": ["email"]} if made_permanent else {}
+        sets.append("raw_app_meta_data = %s || raw_app_meta_data || %s")
+        params.extend((Jsonb(defaults), Jsonb(app_patch)))
+    if confirm:
         sets.append("email_confirmed_at = coalesce(email_confirmed_at, now())")
+    if made_permanent:
+        sets.append("is_anonymous = false")
     sets.append("updated_at = now()")
     try:
         async with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(
-                f"update auth.users set {', '.join(sets)} where id = %s returning {USER_COLUMNS}",
-                (*params, user_id),
+                f"update auth.users set {', '.join(sets)} where id = %s returning id", (*params, user_id)
             )
             row = await cur.fetchone()
+            if row is not None:
+                if new_email is not None:
+                    await _set_email_identity(cur, user_id, new_email, verified=confirm if admin else None)
+                await cur.execute(f"select {USER_COLUMNS} from auth.users where id = %s", (user_id,))
+                row = await cur.fetchone()
     except psycopg.errors.UniqueViolation:
         raise AuthError(
             422, "email_exists", "A user with this email address has already been registered"
@@ -181,3 +261,26 @@ async def apply_user_changes(
     if row is None:
         raise AuthError(404, "user_not_found", "User not found")
     return row
+
+
+async def _set_email_identity(
+    cur: psycopg.AsyncCursor[Any], user_id: Any, email: str, *, verified: bool | None
+) -> None:
+    """The email identity follows the address; a user without one (anonymous, or made
+    before identities were kept) gets it. ``verified``: what an admin said, if anything."""
+    patch: dict[str, Any] = {"email": email}
+    if verified is not None:
+        patch["email_verified"] = verified
+    await cur.execute(
+        """update auth.identities set identity_data = identity_data || %s, updated_at = now()
+            where user_id = %s and provider = 'email'""",
+        (Jsonb(patch), user_id),
+    )
+    if cur.rowcount == 0:
+        own = {"sub": str(user_id), "email": email, "email_verified": bool(verified), "phone_verified": False}
+        await cur.execute(
+            """insert into auth.identities (provider_id, user_id, identity_data, provider,
+                                            last_sign_in_at, created_at, updated_at)
+               values (%s, %s, %s, 'email', now(), now(), now())""",
+            (str(user_id), user_id, Jsonb(own)),
+        )

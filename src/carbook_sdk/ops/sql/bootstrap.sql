@@ -83,6 +83,26 @@ create table if not exists auth.users (
   updated_at timestamptz not null default now()
 );
 create unique index if not exists users_email_key on auth.users (lower(email)) where email is not null;
+-- A database bootstrapped before the column was in the table above gets it too.
+alter table auth.users add column if not exists is_anonymous boolean not null default false;
+
+-- How a user signs in, one row per provider, as hosted Supabase keeps them: `id` is the
+-- row's own key, `provider_id` the user's id at the provider (for `email`, the user's
+-- id). Anonymous users have none.
+create table if not exists auth.identities (
+  provider_id text not null,
+  user_id uuid not null references auth.users (id) on delete cascade,
+  identity_data jsonb not null,
+  provider text not null,
+  last_sign_in_at timestamptz,
+  created_at timestamptz,
+  updated_at timestamptz,
+  email text generated always as (lower(identity_data ->> 'email')) stored,
+  id uuid primary key default gen_random_uuid(),
+  constraint identities_provider_id_provider_unique unique (provider_id, provider)
+);
+create index if not exists identities_user_id_idx on auth.identities (user_id);
+create index if not exists identities_email_idx on auth.identities (email text_pattern_ops);
 
 create table if not exists auth.sessions (
   id uuid primary key default gen_random_uuid(),
@@ -241,4 +261,4 @@ create table if not exists supabase_migrations.schema_migrations (
 
 -- Marks this database as carbook-bootstrapped (and which bootstrap), so a real
 -- Supabase database, which has auth and storage without this marker, is left alone.
-comment on schema supabase_migrations is 'carbook platform bootstrap 2';
+comment on schema supabase_migrations is 'carbook platform bootstrap 3';
