@@ -142,8 +142,26 @@ def callback(
     state.workdir = workdir
     state.url = url
     # --anon-key and --service-role-key are the legacy names, kept (hidden) as aliases.
-    state.key = anon_key if anon_key is not None else publishable_key
-    state.secret_key = service_role_key if service_role_key is not None else secret_key
+    state.key = _one_of(ctx, "publishable_key", publishable_key, anon_key)
+    state.secret_key = _one_of(ctx, "secret_key", secret_key, service_role_key)
+
+
+_ALIASES = {
+    "publishable_key": ("--publishable-key", "--anon-key"),
+    "secret_key": ("--secret-key", "--service-role-key"),
+}
+
+
+def _one_of(ctx: typer.Context, name: str, value: str | None, alias_value: str | None) -> str | None:
+    """An option given by its name or its legacy alias. The alias on the command line wins
+    over the option's environment variables; both on the command line, differing, is an error."""
+    if alias_value is None:
+        return value
+    source = ctx.get_parameter_source(name)
+    if value is not None and value != alias_value and source is not None and source.name == "COMMANDLINE":
+        flag, alias = _ALIASES[name]
+        raise typer.BadParameter(f"{flag} and {alias} are the same option: pass one of them")
+    return alias_value
 
 
 def main() -> None:

@@ -262,3 +262,29 @@ def test_the_cli_reads_carbook_variables_before_supabase_ones(monkeypatch: pytes
     assert result.exit_code == 0
     s = settings()
     assert (s.url, s.key) == ("http://carbook-env:2", "carbook-key")
+
+
+def test_cli_legacy_key_flags_are_aliases(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from carbook_cli.context import settings
+    from carbook_cli.main import app
+
+    monkeypatch.setenv("SUPABASE_URL", "https://abc.supabase.co")
+    monkeypatch.setenv("SUPABASE_PUBLISHABLE_KEY", "from-env")
+    runner = CliRunner()
+    # A legacy flag typed on the command line beats the environment, like any flag.
+    assert (
+        runner.invoke(app, ["--anon-key", "legacy", "--service-role-key", "s", "auth", "--help"]).exit_code
+        == 0
+    )
+    assert (settings().key, settings().secret_key) == ("legacy", "s")
+    assert runner.invoke(app, ["--publishable-key", "new", "auth", "--help"]).exit_code == 0
+    assert settings().key == "new"
+    both = runner.invoke(app, ["--publishable-key", "a", "--anon-key", "b", "auth", "--help"])
+    assert both.exit_code == 2
+    assert "--publishable-key and --anon-key are the same option" in both.output
+    # The legacy flags stay out of --help; today's names are shown with their variables.
+    shown = runner.invoke(app, ["--help"]).output
+    assert "--publishable-key" in shown and "SUPABASE_PUBLISHABLE_KEY" in shown
+    assert "--anon-key" not in shown and "--service-role-key" not in shown

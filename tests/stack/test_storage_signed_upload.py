@@ -131,7 +131,7 @@ def test_an_expired_token_is_refused_and_writes_nothing(stack: LocalStack, admin
     from carbook_stack.tokens import verify_token
 
     name = _name()
-    signer = verify_token(admin.auth.get_session().access_token, stack.settings.jwt_secret)
+    signer = verify_token(admin.auth.get_session().access_token, stack.settings.keys())
     token = sign_upload_token(
         stack.settings.jwt_secret, bucket_id=BUCKET, name=name, signer=signer, upsert=False, expires_in=-5
     )

@@ -95,8 +95,10 @@ class _Unsatisfiable(Exception):
 def content_disposition(filename: str) -> str:
     """``attachment`` with the name as Storage sends it: percent-encoded as UTF-8 the way
     JavaScript's ``encodeURIComponent`` does, in both ``filename`` and ``filename*``, so
-    no name can break the header. (Storage sends a bare ``attachment;`` for an empty
-    ``?download=``; here that is the object's own name, which a browser would pick anyway.)"""
+    no name can break the header; an empty name (``?download`` with no value) is a bare
+    ``attachment;``, as Storage sends it, and the browser takes the URL's last segment."""
+    if not filename:
+        return "attachment;"
     encoded = quote(filename, safe="!'()*")
     return f"attachment; filename={encoded}; filename*=UTF-8''{encoded}"
 
@@ -109,7 +111,7 @@ def _file_response(row: dict[str, Any], file: Any, request: Request) -> Response
     }
     download = request.query_params.get("download")
     if download is not None:
-        headers["Content-Disposition"] = content_disposition(download or row["name"].rsplit("/", 1)[-1])
+        headers["Content-Disposition"] = content_disposition(download)
     size = os.fstat(file.fileno()).st_size
     return OpenFileResponse(
         file, size, media_type=meta.get("mimetype", "application/octet-stream"), headers=headers
