@@ -222,8 +222,16 @@ def create_app(settings: StackSettings) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Every connection is checked as it is handed out (one empty round trip): after the
+        # database restarts, the pool's old connections are all dead, and a request must
+        # get a new one, not a 500.
         async with AsyncConnectionPool(
-            settings.db_url, min_size=1, max_size=20, open=False, kwargs={"autocommit": True}
+            settings.db_url,
+            min_size=1,
+            max_size=20,
+            open=False,
+            kwargs={"autocommit": True},
+            check=AsyncConnectionPool.check_connection,
         ) as pool:
             await pool.wait()
             app.state.gateway = Gateway(settings=settings, pool=pool, keys=settings.keys())

@@ -20,6 +20,8 @@ from pathlib import Path
 
 from carbook_sdk.errors import ConfigurationError, PostgresNotFoundError, PostgresStartError
 
+from .processes import pid_alive
+
 __all__ = ["LocalPostgres", "find_pg_bindir", "free_port"]
 
 _REQUIRED = ("initdb", "pg_ctl", "postgres")
@@ -214,11 +216,80 @@ class LocalPostgres:
         if result.returncode != 0:
             raise PostgresStartError("initdb failed", detail=(result.stderr or result.stdout).strip()[-2000:])
 
+    @property
+    def pid_file(self) -> Path:
+        return self.pgdata / "postmaster.pid"
+
+    def postmaster_pid(self) -> int | None:
+        """The pid ``postmaster.pid`` names, or None (no file, unreadable)."""
+        try:
+            first = self.pid_file.read_text().split("\n", 1)[0].strip()
+            return int(first) if first else None
+        except (OSError, ValueError):
+            return None
+
     def is_running(self) -> bool:
+        """Whether this cluster's postmaster runs. A pid file whose process is gone or a
+        zombie (a killed postmaster nobody has reaped: ``pg_ctl status`` still says
+        "running" for it) does not count."""
         if not self.initialized:
+            return False
+        if not pid_alive(self.postmaster_pid()):
             return False
         result = self._run(self._cmd("pg_ctl", "-D", str(self.pgdata), "status"))
         return result.returncode == 0
+
+    def accepts_connections(self, timeout: float = 2.0) -> bool:
+        """Whether the server answers a query now (not only that its process exists)."""
+        import psycopg
+
+        try:
+            with psycopg.connect(self.url(), connect_timeout=max(1, int(timeout))) as conn:
+                conn.execute("select 1")
+            return True
+        except psycopg.Error:
+            return False
+
+    def _clear_stale_pid_file(self, timeout: float = 10.0) -> bool:
+        """Remove ``postmaster.pid`` (and the socket's lock file) when its postmaster is
+        dead (killed, crashed), after its children are gone: PostgreSQL refuses to start
+        over a lock file whose pid still exists (a zombie does) and over shared memory old
+        backends still hold. True when a stale file was removed."""
+        pid = self.postmaster_pid()
+        if pid is None or pid_alive(pid):
+            return False
+        deadline = time.monotonic() + timeout
+        while self._children_of_cluster() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.pid_file.unlink(missing_ok=True)
+        # The socket's lock file names the same dead pid, and is refused the same way.
+        for lock in self.socket_dir.glob(".s.PGSQL.*.lock"):
+            with contextlib.suppress(OSError, ValueError):
+                if int(lock.read_text().split("\n", 1)[0]) == pid:
+                    lock.unlink()
+                    Path(str(lock).removesuffix(".lock")).unlink(missing_ok=True)
+        return True
+
+    def _children_of_cluster(self) -> list[int]:
+        """Live processes of this cluster's old server (backends and helpers that outlive a
+        killed postmaster for a moment), found by their command line."""
+        found: list[int] = []
+        marker = "postgres: "
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if stat.rsplit(")", 1)[-1].split()[0] == "Z" or not cmdline.startswith(marker.encode()):
+                continue
+            # A backend's environment is not readable; its working directory is the cluster's.
+            with contextlib.suppress(OSError):
+                if Path(os.readlink(entry / "cwd")) == self.pgdata:
+                    found.append(int(entry.name))
+        return found
 
     def start(self, timeout: float = 30) -> None:
         """Initialise if needed and start the server; wait until it accepts connections.
@@ -229,6 +300,7 @@ class LocalPostgres:
         self.init()
         if self.is_running():
             return
+        self._clear_stale_pid_file()
         if port_in_use(self.port, self.host):
             raise PostgresStartError(
                 f"port {self.port} on {self.host} is already in use",

@@ -470,12 +470,45 @@ class LocalStack:
         """The Python app (Auth and Storage), on an internal port behind nginx."""
         s = self.settings
         terminate(self._read_pid("gateway"))
+        # No upload is in flight now: what a killed gateway left behind can go.
+        self._clean_storage()
         if not s.app_port or port_in_use(s.app_port, s.host):
             s.app_port = free_port(avoid={s.api_port, s.db_port, s.postgrest_port, s.postgrest_admin_port})
         self._save()
         env = dict(os.environ)
         self._spawn("gateway", [sys.executable, "-m", "carbook_stack.gateway", str(self.state_file)], env)
         self._wait("gateway", self._gateway_alive)
+
+    def _clean_storage(self) -> None:
+        """Remove what uploads that never finished left in storage: temporary files, and
+        version files no object row names (a gateway killed between writing the bytes and
+        committing the row). Run only while no gateway serves, so nothing is in flight."""
+        folder = self.settings.storage_dir / "objects"
+        if not folder.is_dir():
+            return
+        import psycopg
+
+        with psycopg.connect(self.settings.db_url, autocommit=True) as conn:
+            rows = conn.execute("select version from storage.objects where version is not null").fetchall()
+        versions = {str(v) for (v,) in rows}
+        unfinished = orphaned = 0
+        for file in folder.iterdir():
+            if file.name.startswith(".upload-"):
+                unfinished += 1
+            elif file.name not in versions:
+                orphaned += 1
+            else:
+                continue
+            file.unlink(missing_ok=True)
+        if unfinished or orphaned:
+            line = (
+                f"storage: removed {unfinished} unfinished upload(s) and "
+                f"{orphaned} file(s) no object names, left by a stopped gateway"
+            )
+            with self._log("gateway").open("a") as log:
+                log.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {line}\n")
+            if self.progress is not None:
+                self.progress(line)
 
     def restart(self) -> StackInfo:
         """Stop the stack and start it again with the configuration in force now (data kept)."""
@@ -525,7 +558,7 @@ class LocalStack:
             self.settings, self._pg = self.recorded, None
         s = self.settings
         pg_running = self.postgres.is_running()
-        pg_healthy = pg_running and port_in_use(s.db_port, s.host)
+        pg_healthy = pg_running and self.postgres.accepts_connections()
         parts = [
             PartStatus(
                 name="database",

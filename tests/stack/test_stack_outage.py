@@ -57,9 +57,11 @@ def down_stack() -> Iterator[LocalStack]:
         st.postgres.stop()
         assert not port_in_use(s.db_port, s.host)
         parts = {p.name: p for p in st.status().parts}
-        # The database, and only it, is down (PostgREST runs, though not "ready" without it).
+        # The database, and only it, is down: PostgREST and the gateway run, though neither
+        # is healthy (ready) without it.
         assert not parts["database"].running
-        assert parts["postgrest"].running and parts["gateway"].healthy
+        assert parts["postgrest"].running and parts["gateway"].running
+        assert not parts["gateway"].healthy
         yield st
     finally:
         st.stop()

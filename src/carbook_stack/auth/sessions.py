@@ -78,6 +78,9 @@ def _session_json(gw: Gateway, user: dict[str, Any], session_id: str, refresh: s
 
 
 async def health(request: Request, gw: Gateway) -> Response:
+    # Healthy means able to serve: the database is asked too (a 503 when it cannot answer).
+    async with gw.connection() as conn:
+        await conn.execute("select 1")
     return JSONResponse({"version": "carbook-local", "name": "GoTrue", "description": "carbook local Auth"})
 
 
