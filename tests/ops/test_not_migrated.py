@@ -15,7 +15,7 @@ from carbook_sdk import Database, NotMigratedError
 from carbook_sdk._translate import translate
 from carbook_sdk.errors import DatabaseError, ValidationError
 from carbook_stack.manager import LocalStack
-from tests.helpers import carbook_for, unique_email
+from tests.helpers import ADMIN_EMAIL, ADMIN_PASSWORD, carbook_for, unique_email
 
 from ..factories import stack_db
 
@@ -75,7 +75,12 @@ def test_between_rollback_and_migrate_every_call_says_not_migrated(
     def cli(*args: str) -> Any:
         return runner.invoke(app, list(args), env=env)
 
-    with carbook_for(own_stack) as user, carbook_for(own_stack) as anon:
+    with (
+        carbook_for(own_stack) as user,
+        carbook_for(own_stack) as anon,
+        carbook_for(own_stack) as admin,
+    ):
+        admin.auth.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
         user.auth.sign_up(email, PASSWORD)
         assert cli("auth", "login", "--email", email, "--password", PASSWORD).exit_code == 0
         database = Database(s.db_url)
@@ -86,6 +91,9 @@ def test_between_rollback_and_migrate_every_call_says_not_migrated(
             user.cars.list_available,
             user.cars.mine,
             lambda: user.bookings.book(car),
+            # An admin sees every column: none may come back as a made-up default.
+            admin.cars.list_all,
+            lambda: admin.cars.get(car),
         ):
             with pytest.raises(NotMigratedError):
                 call()

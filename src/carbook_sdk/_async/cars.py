@@ -40,7 +40,12 @@ from ._service import AsyncService
 
 __all__ = ["AsyncCarsService"]
 
-CAR_COLUMNS = "*"
+#: Named, never ``*``: on a rolled-back schema a missing column is an error
+#: (NotMigratedError), not a row the model fills with made-up defaults.
+CAR_COLUMNS = (
+    "id,make,model,year,image_path,is_published,booking_status,booked_by,booked_at,"
+    "price_in_paise,currency,ref,created_at,updated_at"
+)
 
 
 class AsyncCarsService(AsyncService):
