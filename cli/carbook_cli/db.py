@@ -37,10 +37,20 @@ DbUrl = Annotated[
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of tables.")]
 BackupDir = Annotated[
-    Path,
-    typer.Option("--backup-dir", help="The folder of rollback backups (written by `carbook db rollback`)."),
+    Path | None,
+    typer.Option(
+        "--backup-dir",
+        help="The folder of rollback backups (written by `carbook db rollback`). "
+        "Default: .carbook/backups at the project root.",
+        show_default=False,
+    ),
 ]
-DEFAULT_BACKUP_DIR = Path(".carbook/backups")
+
+
+def _default_backup_dir() -> Path:
+    from carbook_sdk.ops.backups import default_backup_dir
+
+    return default_backup_dir()
 
 
 def _database(url: str | None, *, json: bool, project: bool = False) -> Database:
@@ -91,12 +101,13 @@ def migrate(
             help="Re-apply a rolled-back migration without putting its rollback backup back.",
         ),
     ] = False,
-    backup_dir: BackupDir = DEFAULT_BACKUP_DIR,
+    backup_dir: BackupDir = None,
 ) -> None:
     """Apply the platform bootstrap (if needed) and every pending migration, each in one
     transaction; re-applying a rolled-back migration puts its backup's bookings and
     prices back in that same transaction."""
     database = _database(db_url, json=json, project=True)
+    backup_dir = backup_dir or _default_backup_dir()
     result = database.migrate(ignore_drift=ignore_drift, restore=not no_restore, backup_dir=backup_dir)
     if json:
         print_json(
@@ -226,8 +237,13 @@ def rollback(
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     backup_dir: Annotated[
-        Path, typer.Option("--backup-dir", help="Where the backup of booking data is written.")
-    ] = DEFAULT_BACKUP_DIR,
+        Path | None,
+        typer.Option(
+            "--backup-dir",
+            help="Where the backup of booking data is written. Default: .carbook/backups at the project root.",
+            show_default=False,
+        ),
+    ] = None,
     json: Json = False,
 ) -> None:
     """Undo the atomic-booking migration, after backing up the booking data it drops."""
@@ -248,6 +264,8 @@ def rollback(
     if not yes:
         # Only --yes skips the question: an output format is not a consent.
         typer.confirm(f"Roll back {plan.version} on {database.target}. Proceed?", abort=True, err=json)
+    given = backup_dir
+    backup_dir = backup_dir or _default_backup_dir()
     result = database.rollback(force=force, backup_dir=backup_dir)
     if json:
         print_json(
@@ -262,7 +280,7 @@ def rollback(
         return
     console.print(f"[green]Rolled back[/] {result.plan.version}.")
     console.print(f"Backup of {result.backed_up_cars} car(s): {escape(str(result.backup_path))}")
-    again = "" if backup_dir == DEFAULT_BACKUP_DIR else f" --backup-dir {escape(str(backup_dir))}"
+    again = "" if given is None else f" --backup-dir {escape(str(backup_dir))}"
     console.print(
         f"`carbook db migrate{again}` re-applies it and puts this backup back in the same transaction."
     )

@@ -178,3 +178,27 @@ def test_migrate_says_what_it_restored_and_what_it_could_not(db: Db, tmp_path: P
     assert db.scalar("select booked_by from public.cars where id = %s", (kept,)) == user
     again = json.loads(run("db", "migrate", "--db-url", db.url, "--json", *backups).stdout)
     assert again["restored"] is None and again["applied"] == []
+
+
+def test_backups_live_at_the_project_root_whatever_the_folder(
+    db: Db, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """A rollback run at the project root and a migrate run from a subfolder meet in the
+    one backup folder: the booking comes back without any --backup-dir."""
+    project = tmp_path / "project"
+    project.mkdir()
+    assert run("init", "--workdir", str(project)).exit_code == 0
+    (project / "app" / "deep").mkdir(parents=True)
+    car, user = create_car(db), create_user(db)
+    book(db, car, user)
+    monkeypatch.chdir(project)
+    rolled = run("db", "rollback", "--db-url", db.url, "--yes", "--force")
+    assert rolled.exit_code == 0, rolled.output
+    assert "carbook db migrate` re-applies it" in rolled.stdout.replace("\n", "")
+    (backup,) = (project / ".carbook" / "backups").glob("*.json")
+    monkeypatch.chdir(project / "app" / "deep")
+    migrated = run("db", "migrate", "--db-url", db.url)
+    assert migrated.exit_code == 0, migrated.output
+    assert f"in {backup}" in migrated.stdout.replace("\n", "")
+    assert db.scalar("select booked_by from public.cars where id = %s", (car,)) == user
+    assert not (project / "app" / "deep" / ".carbook").exists()

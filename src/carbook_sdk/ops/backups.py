@@ -30,6 +30,7 @@ __all__ = [
     "RestoreResult",
     "apply_backup",
     "database_identity",
+    "default_backup_dir",
     "find_backup",
     "mark_restored",
     "read_backup",
@@ -44,8 +45,18 @@ BACKUP_FORMAT = "carbook.rollback-backup"
 BACKUP_FORMAT_VERSION = 2
 #: The columns the rollback drops, and so the ones its backup keeps.
 BOOKING_COLUMNS = ("booking_status", "booked_by", "booked_at", "price_in_paise", "currency")
-#: Where `rollback` writes backups and `migrate` looks for them, unless told otherwise.
+#: Where `rollback` writes backups and `migrate` looks for them, unless told otherwise:
+#: under the project root (see `default_backup_dir`).
 DEFAULT_BACKUP_DIR = Path(".carbook") / "backups"
+
+
+def default_backup_dir() -> Path:
+    """``.carbook/backups`` at the project's root (found as the Supabase CLI finds it), so
+    a `migrate` run from any subfolder finds the backup a `rollback` wrote; outside a
+    project, under the current folder."""
+    from ..config import find_project
+
+    return (find_project() or Path.cwd()) / DEFAULT_BACKUP_DIR
 
 
 class NotRestored(Model):

@@ -17,10 +17,10 @@ import psycopg
 from ..errors import ConfigurationError, MigrationDriftError, MigrationError
 from .backups import (
     ATOMIC_BOOKING_VERSION,
-    DEFAULT_BACKUP_DIR,
     RestoreResult,
     apply_backup,
     database_identity,
+    default_backup_dir,
     find_backup,
     mark_restored,
     read_backup,
@@ -269,7 +269,7 @@ class Migrations(Connection):
         Args:
             ignore_drift: migrate even though the history and the files disagree.
             restore: look for a rollback backup to put back (False: never).
-            backup_dir: where rollback backups are; default ``.carbook/backups``.
+            backup_dir: where rollback backups are; default ``.carbook/backups`` at the project root.
 
         Raises:
             MigrationDriftError: the history and the files disagree and ``ignore_drift`` is false.
@@ -278,7 +278,7 @@ class Migrations(Connection):
             CarbookConnectionError: the database cannot be reached.
         """
         files = self.migrations()
-        backups = Path(backup_dir or DEFAULT_BACKUP_DIR)
+        backups = Path(backup_dir or default_backup_dir())
         done: list[Migration] = []
         restored: RestoreResult | None = None
         cars_without_backup = 0

@@ -11,9 +11,9 @@ from ..errors import CarbookError, NotMigratedError, RollbackRefusedError
 from .backups import (
     ATOMIC_BOOKING_VERSION,
     BOOKING_COLUMNS,
-    DEFAULT_BACKUP_DIR,
     RestoreResult,
     apply_backup,
+    default_backup_dir,
     mark_restored,
     read_backup,
     write_backup,
@@ -117,14 +117,14 @@ class Rollback(Migrations):
 
         Args:
             force: roll back even though cars are booked (their bookings are in the backup).
-            backup_dir: where the backup goes; default ``.carbook/backups``.
+            backup_dir: where the backup goes; default ``.carbook/backups`` at the project root.
 
         Raises:
             NotMigratedError: the migration is not applied.
             RollbackRefusedError: cars are booked and ``force`` is false.
         """
         script = self._rollback_path().read_text(encoding="utf-8")
-        backup_dir = Path(backup_dir or DEFAULT_BACKUP_DIR)
+        backup_dir = Path(backup_dir or default_backup_dir())
         with self.connect() as conn, wrap_db_errors(), self._locked(conn):
             plan = self._plan(conn)
             if plan.applied:
