@@ -3,9 +3,12 @@ commands that need carbook's objects: never a raw "does not exist"."""
 
 from __future__ import annotations
 
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from postgrest.exceptions import APIError
 from typer.testing import CliRunner
@@ -53,6 +56,33 @@ def test_what_counts_as_not_migrated(code: str, message: str, expected: type[Exc
         assert str(err) == "The database is not migrated: run `carbook db migrate`."
 
 
+def _rest_knows_booking(stack: LocalStack) -> bool:
+    """Whether PostgREST's schema cache (its OpenAPI root) lists the booking function."""
+    s = stack.settings
+    reply = httpx.get(f"{s.api_url}/rest/v1/", headers={"apikey": s.secret_key})
+    assert reply.status_code == 200, reply.text
+    return "/rpc/book_car_atomic" in reply.json()["paths"]
+
+
+def _user_can_call_booking(stack: LocalStack, token: str | None) -> bool:
+    s = stack.settings
+    reply = httpx.post(
+        f"{s.api_url}/rest/v1/rpc/book_car_atomic",
+        json={"car_id": str(uuid.uuid4())},
+        headers={"apikey": s.publishable_key, "Authorization": f"Bearer {token}"},
+    )
+    return reply.status_code == 200 and reply.json()["code"] == "not_found"
+
+
+def _eventually(check: Any, seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def test_between_rollback_and_migrate_every_call_says_not_migrated(
     own_stack: LocalStack, tmp_path: Path
 ) -> None:
@@ -84,7 +114,10 @@ def test_between_rollback_and_migrate_every_call_says_not_migrated(
         user.auth.sign_up(email, PASSWORD)
         assert cli("auth", "login", "--email", email, "--password", PASSWORD).exit_code == 0
         database = Database(s.db_url)
+        assert _rest_knows_booking(own_stack)
         database.rollback(force=True, backup_dir=tmp_path / "backups")
+        # PostgREST was told to reload its schema cache: the function is gone from it too.
+        assert _eventually(lambda: not _rest_knows_booking(own_stack))
 
         for call in (
             anon.cars.list_available,
@@ -102,5 +135,7 @@ def test_between_rollback_and_migrate_every_call_says_not_migrated(
             assert (result.exit_code, result.stdout, result.stderr.strip()) == (8, "", LINE), args
 
         assert database.migrate(backup_dir=tmp_path / "backups").restored is not None
+        # The reload takes a moment (its routes and its OpenAPI are not swapped at once).
+        assert _eventually(lambda: _user_can_call_booking(own_stack, user.auth.access_token()))
         assert car in {str(c.id) for c in user.cars.list_available(limit=100).items}
         assert user.bookings.book(car).code == "booked"

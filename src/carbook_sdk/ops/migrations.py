@@ -319,6 +319,12 @@ class Migrations(Connection):
                         raise self._failed(m, sql, exc) from exc
                     raise
                 done.append(m)
+            if done:
+                # One schema-cache reload for PostgREST once everything is committed
+                # (Supabase's advice after migrating). One per migration would start reloads
+                # that overlap, and the last to finish may be an older one.
+                with wrap_db_errors():
+                    conn.execute("notify pgrst, 'reload schema'")
         return MigrateResult(
             applied=tuple(done), platform=platform, restored=restored, cars_without_backup=cars_without_backup
         )

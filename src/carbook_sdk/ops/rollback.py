@@ -139,6 +139,7 @@ class Rollback(Migrations):
                 "delete from supabase_migrations.schema_migrations where version = any(%s)",
                 ([ATOMIC_BOOKING_VERSION, *DEPENDENT_VERSIONS],),
             )
+            conn.execute("notify pgrst, 'reload schema'")  # delivered at commit
         return RollbackResult(plan=plan, backup_path=backup_path, backed_up_cars=count)
 
     def restore_backup(self, path: Path) -> RestoreResult:
