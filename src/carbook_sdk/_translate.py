@@ -35,7 +35,7 @@ from .errors import (
     WeakPasswordError,
 )
 
-__all__ = ["booking_error", "constraint_message", "translate"]
+__all__ = ["booking_error", "constraint_message", "translate", "unique_message"]
 
 _BOOKING_ERRORS: dict[str, type[CarbookError]] = {
     "already_booked": CarAlreadyBookedError,
@@ -72,12 +72,37 @@ _CONSTRAINT_MESSAGES: dict[str, str] = {
     "cars_ref_format": "ref must be 1 to 100 letters, digits, '.', '_', ':' or '-', starting with a letter or digit",
 }
 
+# Unique constraints and indexes → the message; ``{value}`` is the value that is taken.
+_UNIQUE_MESSAGES: dict[str, str] = {
+    "cars_ref_key": "a car with ref {value} already exists",
+    "cars_pkey": "a car with id {value} already exists",
+    "user_roles_pkey": "that user already has a role",
+}
+_UNIQUE_CONSTRAINT = re.compile(r'violates unique constraint "([^"]+)"')
+# PostgreSQL's detail of a unique violation: 'Key (ref)=(fleet-001) already exists.'
+_TAKEN_KEY = re.compile(r"Key \((?P<columns>.*?)\)=\((?P<value>.*)\) already exists")
+_NOT_NULL = re.compile(r'null value in column "([^"]+)"')
+
 INVALID_TEXT = re.compile(r'invalid input syntax for type (\w+): "(.*)"')
 
 
 def constraint_message(constraint: str | None) -> str | None:
     """The human message for a named constraint of the carbook schema, if known."""
     return _CONSTRAINT_MESSAGES.get(constraint or "")
+
+
+def unique_message(message: str, detail: str | None) -> str:
+    """What a person reads for a unique violation: by the constraint's name when it is one
+    of carbook's, else the taken value as PostgreSQL's detail names it — never the name."""
+    m = _UNIQUE_CONSTRAINT.search(message)
+    taken = _TAKEN_KEY.search(detail or "")
+    value = taken["value"] if taken else None
+    template = _UNIQUE_MESSAGES.get(m.group(1) if m else "")
+    if template is not None and (value is not None or "{value}" not in template):
+        return template.format(value=value)
+    if taken is not None:
+        return f"{taken['columns']} {value} is already taken"
+    return "that already exists"
 
 
 # supabase-py and httpx ------------------------------------------------------------------
@@ -184,10 +209,13 @@ def _translate_postgrest(exc: Any) -> CarbookError:
     if code == "22P02":
         m = INVALID_TEXT.search(message)
         return ValidationError(f"not a valid {m.group(1)}: {m.group(2)!r}" if m else message)
-    if code in {"23502", "22001", "22003", "22007", "22008", "PGRST204", "PGRST100", "PGRST102"}:
+    if code in {"22001", "22003", "22007", "22008", "PGRST204", "PGRST100", "PGRST102"}:
         return ValidationError(message, hint=hint, detail=detail)
     if code == "23505":
-        return ConflictError(message, status=409, detail=detail)
+        return ConflictError(unique_message(message, detail), status=409)
+    if code == "23502":
+        m = _NOT_NULL.search(message)
+        return ValidationError(f"{m.group(1)} is required" if m else message)
     if code == "23503" and "cars_booked_by_fkey" in message:
         # A valid token whose user has been deleted since: the booking cannot name them.
         return NotAuthenticatedError("the signed-in user no longer exists; sign in again", status=401)

@@ -67,8 +67,8 @@ def _pydantic_error() -> pydantic.ValidationError:
     raise AssertionError("unreachable")
 
 
-def _postgrest(code: str, message: str = "boom") -> APIError:
-    return APIError({"code": code, "message": message, "hint": None, "details": None})
+def _postgrest(code: str, message: str = "boom", details: str | None = None) -> APIError:
+    return APIError({"code": code, "message": message, "hint": None, "details": details})
 
 
 #: (third-party exception, the CarbookError class it must become, a piece of its message)
@@ -81,7 +81,26 @@ TABLE: list[tuple[BaseException, type[CarbookError], str]] = [
         "year must be between 1886 and 2100",
     ),
     (_postgrest("22P02", 'invalid input syntax for type uuid: "x"'), ValidationError, "not a valid uuid"),
-    (_postgrest("23505", "duplicate key"), ConflictError, "duplicate key"),
+    (_postgrest("23505", "duplicate key"), ConflictError, "that already exists"),
+    (
+        _postgrest(
+            "23505",
+            'duplicate key value violates unique constraint "cars_ref_key"',
+            "Key (ref)=(fleet-001) already exists.",
+        ),
+        ConflictError,
+        "a car with ref fleet-001 already exists",
+    ),
+    (
+        _postgrest("23505", 'violates unique constraint "other_key"', "Key (email)=(a@b.c) already exists."),
+        ConflictError,
+        "email a@b.c is already taken",
+    ),
+    (
+        _postgrest("23502", 'null value in column "make" of relation "cars" violates not-null constraint'),
+        ValidationError,
+        "make is required",
+    ),
     (_postgrest("23503", 'violates foreign key constraint "cars_booked_by_fkey"'), NotAuthenticatedError, ""),
     (_postgrest("23503", "violates foreign key constraint"), ValidationError, ""),
     (_postgrest("PGRST301", "JWT expired"), SessionExpiredError, "access token was refused"),
