@@ -27,8 +27,17 @@ async def gather_limited(calls: Sequence[Callable[[], Awaitable[None]]], concurr
 
 def run_limited(calls: Sequence[Callable[[], None]], concurrency: int) -> None:
     """Run every call in at most ``concurrency`` threads; the first exception is raised
-    after every call has ended."""
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+    after every call has ended.
+
+    On a KeyboardInterrupt (Ctrl-C reaches only the main thread) the calls not yet begun
+    are dropped and the running ones finish: a thread cannot be stopped halfway, and a
+    call left halfway is what leaves an image without a car."""
+    pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
+    try:
         futures = [pool.submit(c) for c in calls]
+        pool.shutdown(wait=True)
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
     for future in futures:
         future.result()

@@ -35,7 +35,7 @@ from .errors import (
     WeakPasswordError,
 )
 
-__all__ = ["booking_error", "constraint_message", "translate", "unique_message"]
+__all__ = ["booking_error", "constraint_message", "translate", "unique_constraint", "unique_message"]
 
 _BOOKING_ERRORS: dict[str, type[CarbookError]] = {
     "already_booked": CarAlreadyBookedError,
@@ -72,11 +72,13 @@ _CONSTRAINT_MESSAGES: dict[str, str] = {
     "cars_ref_format": "ref must be 1 to 100 letters, digits, '.', '_', ':' or '-', starting with a letter or digit",
 }
 
-# Unique constraints and indexes → the message; ``{value}`` is the value that is taken.
-_UNIQUE_MESSAGES: dict[str, str] = {
-    "cars_ref_key": "a car with ref {value} already exists",
-    "cars_pkey": "a car with id {value} already exists",
-    "user_roles_pkey": "that user already has a role",
+# Unique constraints and indexes → the message. PostgreSQL names the taken value in its
+# detail only to a caller who may read the whole row, so there is a wording without it;
+# the call that knows the value (``cars.create``: the ref) says it in full.
+_UNIQUE_MESSAGES: dict[str, tuple[str, str]] = {
+    "cars_ref_key": ("a car with ref {value} already exists", "a car with that ref already exists"),
+    "cars_pkey": ("a car with id {value} already exists", "a car with that id already exists"),
+    "user_roles_pkey": ("that user already has a role", "that user already has a role"),
 }
 _UNIQUE_CONSTRAINT = re.compile(r'violates unique constraint "([^"]+)"')
 # PostgreSQL's detail of a unique violation: 'Key (ref)=(fleet-001) already exists.'
@@ -91,17 +93,21 @@ def constraint_message(constraint: str | None) -> str | None:
     return _CONSTRAINT_MESSAGES.get(constraint or "")
 
 
-def unique_message(message: str, detail: str | None) -> str:
+def unique_constraint(message: str) -> str | None:
+    """The unique constraint (or index) a 23505 names: PostgreSQL puts it only in the message."""
+    m = _UNIQUE_CONSTRAINT.search(message)
+    return m.group(1) if m else None
+
+
+def unique_message(constraint: str | None, detail: str | None) -> str:
     """What a person reads for a unique violation: by the constraint's name when it is one
     of carbook's, else the taken value as PostgreSQL's detail names it — never the name."""
-    m = _UNIQUE_CONSTRAINT.search(message)
     taken = _TAKEN_KEY.search(detail or "")
-    value = taken["value"] if taken else None
-    template = _UNIQUE_MESSAGES.get(m.group(1) if m else "")
-    if template is not None and (value is not None or "{value}" not in template):
-        return template.format(value=value)
+    known = _UNIQUE_MESSAGES.get(constraint or "")
+    if known is not None:
+        return known[0].format(value=taken["value"]) if taken else known[1]
     if taken is not None:
-        return f"{taken['columns']} {value} is already taken"
+        return f"{taken['columns']} {taken['value']} is already taken"
     return "that already exists"
 
 
@@ -212,7 +218,8 @@ def _translate_postgrest(exc: Any) -> CarbookError:
     if code in {"22001", "22003", "22007", "22008", "PGRST204", "PGRST100", "PGRST102"}:
         return ValidationError(message, hint=hint, detail=detail)
     if code == "23505":
-        return ConflictError(unique_message(message, detail), status=409)
+        constraint = unique_constraint(message)
+        return ConflictError(unique_message(constraint, detail), status=409, constraint=constraint)
     if code == "23502":
         m = _NOT_NULL.search(message)
         return ValidationError(f"{m.group(1)} is required" if m else message)

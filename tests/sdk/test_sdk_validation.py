@@ -53,7 +53,6 @@ def test_bad_car_fields(offline: Carbook, changes: dict[str, Any], message: str)
         offline.cars.create(_car(**changes), PNG)
     assert message in str(err.value)
     # For people: no model class, no pydantic wording.
-    assert not {"NewCar", "Value error", "Input should"} & set(str(err.value).split(": "))
     assert "NewCar" not in str(err.value) and "Value error" not in str(err.value)
 
 
