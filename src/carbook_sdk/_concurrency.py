@@ -7,7 +7,10 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["gather_limited", "run_limited"]
+__all__ = ["INTERRUPTIONS", "gather_limited", "run_limited"]
+
+#: What stops a call halfway: a cancelled task (async), Ctrl-C in the main thread (sync).
+INTERRUPTIONS: tuple[type[BaseException], ...] = (asyncio.CancelledError, KeyboardInterrupt)
 
 
 async def gather_limited(calls: Sequence[Callable[[], Awaitable[None]]], concurrency: int) -> None:

@@ -183,15 +183,25 @@ class _FlakyWire(httpx.BaseTransport):
         self.inner = inner
         self.lose: set[tuple[str, str]] = set()
         self.refuse: set[tuple[str, str]] = set()
+        #: Ctrl-C while waiting for the answer (the request did reach the server).
+        self.interrupt: set[tuple[str, str]] = set()
+
+    def _matches(self, request: httpx.Request, keys: set[tuple[str, str]]) -> bool:
+        # A path ending in "/" stands for every path under it (uploads get fresh names).
+        path = request.url.path
+        return any(
+            m == request.method and (p == path or (p.endswith("/") and path.startswith(p))) for m, p in keys
+        )
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        key = (request.method, request.url.path)
-        if key in self.refuse:
+        if self._matches(request, self.refuse):
             raise httpx.ConnectError("connection refused (test double)", request=request)
         response = self.inner.handle_request(request)
-        if key in self.lose:
+        if self._matches(request, self.lose | self.interrupt):
             response.read()
             response.close()
+            if self._matches(request, self.interrupt):
+                raise KeyboardInterrupt
             raise httpx.ReadError("connection dropped before the reply (test double)", request=request)
         return response
 
@@ -281,6 +291,38 @@ def test_an_unknown_insert_outcome_keeps_the_image(
     assert has_image, "the committed car must keep its image"
     assert f"the car {car_id} may or may not have been created" in str(raised.value.detail)
     assert path in str(raised.value.detail)
+
+
+def test_a_lost_upload_reply_removes_the_stored_image(
+    admin: Carbook, wire: _FlakyWire, stack: LocalStack
+) -> None:
+    """Storage kept the upload but its answer was lost: no image may stay without a car."""
+    before = _counts(stack)
+    wire.lose.add(("POST", "/storage/v1/object/car-images/"))
+    with pytest.raises(CarbookConnectionError):
+        admin.cars.create(_new_car(model="LostUpload"), PNG)
+    assert _counts(stack) == before
+
+
+def test_ctrl_c_during_the_upload_removes_the_stored_image(
+    admin: Carbook, wire: _FlakyWire, stack: LocalStack
+) -> None:
+    before = _counts(stack)
+    wire.interrupt.add(("POST", "/storage/v1/object/car-images/"))
+    with pytest.raises(KeyboardInterrupt):
+        admin.cars.create(_new_car(model="CtrlCUpload"), PNG)
+    assert _counts(stack) == before
+
+
+def test_ctrl_c_after_the_insert_committed_keeps_the_cars_image(
+    admin: Carbook, wire: _FlakyWire, stack: LocalStack
+) -> None:
+    """Stopped while the insert's answer was on its way: the car exists, so its image stays."""
+    wire.interrupt.add(("POST", "/rest/v1/cars"))
+    with pytest.raises(KeyboardInterrupt):
+        admin.cars.create(_new_car(model="CtrlCInsert"), PNG)
+    [(_car_id, _path, has_image)] = _car_rows(stack, "CtrlCInsert")
+    assert has_image, "the committed car must keep its image"
 
 
 def test_non_admin_create_uploads_nothing(user: Carbook, stack: LocalStack) -> None:

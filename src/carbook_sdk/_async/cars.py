@@ -17,7 +17,8 @@ from .._base import (
     keyset_filter,
     parse_car,
 )
-from .._concurrency import gather_limited
+from .._base import image_name as generated_image_name
+from .._concurrency import INTERRUPTIONS, gather_limited
 from ..errors import (
     AccessDeniedError,
     CarbookConnectionError,
@@ -45,6 +46,8 @@ from ._service import AsyncService
 __all__ = ["AsyncCarsService"]
 
 CAR_COLUMNS = "*"
+#: What can end a request with its effect unknown: a lost answer, or the caller stopping it.
+_CUT_OFF: tuple[type[BaseException], ...] = (CarbookConnectionError, *INTERRUPTIONS)
 
 
 class AsyncCarsService(AsyncService):
@@ -302,10 +305,17 @@ class AsyncCarsService(AsyncService):
                 )
         else:
             img = self._c.images.validate(image)
+            path = generated_image_name(img, image_name)
             try:
-                path = await self._c.images.upload(img, name=image_name)
+                await self._c.images.upload(img, name=path)
             except AccessDeniedError:
                 await self._c._check_admin("adding a car")  # say so plainly, not "row-level security"
+                raise
+            except _CUT_OFF:
+                # Cut off (a lost answer, a cancelled task, Ctrl-C): Storage may have stored it
+                # all the same. A name we made up is ours alone, so removing it is safe.
+                if image_name is None:
+                    await self._c.images._delete_quietly(path)
                 raise
         uploaded = image is not None  # only an image this call uploaded is ours to delete
         # The id is ours, so a lost reply can be told from a failed insert.
@@ -347,9 +357,20 @@ class AsyncCarsService(AsyncService):
                 taken.detail = exc.detail
                 raise taken from None
             raise
-        except BaseException as exc:
+        except CarbookError as exc:
             if uploaded:
                 await self._compensate(path, exc)
+            raise
+        except INTERRUPTIONS as exc:
+            # Stopped while the insert was on its way: it may have committed. Keep the
+            # image if the car is there; remove it only when the car is known not to be.
+            if uploaded:
+                try:
+                    absent = await self._saved(car_id) is None
+                except CarbookError:
+                    absent = False  # unknown: a car without its image is the worse outcome
+                if absent:
+                    await self._compensate(path, exc)
             raise
         return parse_car(reply.data[0], self._c._public_url)
 

@@ -21,7 +21,8 @@ from .._base import (
     keyset_filter,
     parse_car,
 )
-from .._concurrency import run_limited
+from .._base import image_name as generated_image_name
+from .._concurrency import INTERRUPTIONS, run_limited
 from ..errors import (
     AccessDeniedError,
     CarbookConnectionError,
@@ -49,6 +50,8 @@ from ._service import Service
 __all__ = ["CarsService"]
 
 CAR_COLUMNS = "*"
+#: What can end a request with its effect unknown: a lost answer, or the caller stopping it.
+_CUT_OFF: tuple[type[BaseException], ...] = (CarbookConnectionError, *INTERRUPTIONS)
 
 
 class CarsService(Service):
@@ -306,10 +309,17 @@ class CarsService(Service):
                 )
         else:
             img = self._c.images.validate(image)
+            path = generated_image_name(img, image_name)
             try:
-                path = self._c.images.upload(img, name=image_name)
+                self._c.images.upload(img, name=path)
             except AccessDeniedError:
                 self._c._check_admin("adding a car")  # say so plainly, not "row-level security"
+                raise
+            except _CUT_OFF:
+                # Cut off (a lost answer, a cancelled task, Ctrl-C): Storage may have stored it
+                # all the same. A name we made up is ours alone, so removing it is safe.
+                if image_name is None:
+                    self._c.images._delete_quietly(path)
                 raise
         uploaded = image is not None  # only an image this call uploaded is ours to delete
         # The id is ours, so a lost reply can be told from a failed insert.
@@ -351,9 +361,20 @@ class CarsService(Service):
                 taken.detail = exc.detail
                 raise taken from None
             raise
-        except BaseException as exc:
+        except CarbookError as exc:
             if uploaded:
                 self._compensate(path, exc)
+            raise
+        except INTERRUPTIONS as exc:
+            # Stopped while the insert was on its way: it may have committed. Keep the
+            # image if the car is there; remove it only when the car is known not to be.
+            if uploaded:
+                try:
+                    absent = self._saved(car_id) is None
+                except CarbookError:
+                    absent = False  # unknown: a car without its image is the worse outcome
+                if absent:
+                    self._compensate(path, exc)
             raise
         return parse_car(reply.data[0], self._c._public_url)
 
