@@ -176,6 +176,25 @@ _MISSING_FUNCTION = re.compile(r"function (?:\w+\.)?(\w+)\(")
 _MISSING_TABLE = re.compile(r"relation \"(?:\w+\.)?(\w+)\" does not exist|find the table '(?:\w+\.)?(\w+)'")
 
 
+# What the gateway in front of every service (Kong on hosted Supabase, nginx in the local
+# stack) answers, with a 401 and no error code, when the request's API key is missing or
+# not the project's: fixed strings of the gateway's, so they are matched whole.
+_GATEWAY_KEY_REFUSALS = frozenset({"Invalid API key", "No API key found in request"})
+_KEY_HINT = (
+    "use the project's publishable (or anon) key: --publishable-key, SUPABASE_PUBLISHABLE_KEY"
+    " or SUPABASE_ANON_KEY; `carbook stack status` prints the local stack's"
+)
+
+
+def _key_refused(message: str) -> ConfigurationError | None:
+    """A refused API key is the set-up's fault, not the database's or the user's session."""
+    if message.strip() in _GATEWAY_KEY_REFUSALS:
+        return ConfigurationError(
+            f"the project refused the API key ({message.strip()})", status=401, hint=_KEY_HINT
+        )
+    return None
+
+
 def _not_migrated(code: str, message: str) -> bool:
     """Whether the error says one of carbook's own tables, columns or functions is missing."""
     if code in {"42703", "PGRST204"}:
@@ -200,13 +219,19 @@ def _translate_postgrest(exc: Any) -> CarbookError:
         # took effect is unknown, which is exactly a connection error; retry to find out.
         return CarbookConnectionError("the REST service failed without an answer", status=503)
     message = message or str(exc)
+    if not code and (refused := _key_refused(message)) is not None:
+        return refused
     if _not_migrated(code, message):
         # A rolled-back or never-migrated schema: one clear error, not a made-up listing
         # or a raw "does not exist" from deep inside a query.
         return NotMigratedError(sqlstate=code, detail=message)
     if code in {"PGRST000", "PGRST001", "PGRST002", "PGRST003"}:
         # PostgREST (or the gateway in front of it) cannot reach the database or the REST service.
-        return CarbookConnectionError(f"the REST service is unavailable: {message}", status=503)
+        # The gateway's own 503 already says so; say it once.
+        said = message.lower().rstrip(".") == "the rest service is unavailable"
+        return CarbookConnectionError(
+            "the REST service is unavailable" + ("" if said else f": {message}"), status=503
+        )
     if code == "42501":
         return AccessDeniedError(f"permission denied: {message}", status=403)
     if code == "23514":
@@ -240,6 +265,8 @@ def _translate_auth(exc: Any) -> CarbookError:
 
     message = str(getattr(exc, "message", "") or exc)
     status = getattr(exc, "status", None)
+    if (refused := _key_refused(message)) is not None:
+        return refused
     if isinstance(exc, AuthSessionMissingError):
         return NotAuthenticatedError()
     if isinstance(exc, AuthWeakPasswordError):
@@ -258,6 +285,8 @@ def _translate_auth(exc: Any) -> CarbookError:
 def _translate_storage(exc: Any) -> CarbookError:
     status = str(getattr(exc, "status", "") or "")
     message = str(getattr(exc, "message", "") or exc)
+    if (refused := _key_refused(message)) is not None:
+        return refused
     kind = _STORAGE_STATUS.get(status, StorageError)
     http = int(status) if status.isdigit() else None
     return kind(message, status=http)

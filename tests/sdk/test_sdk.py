@@ -20,6 +20,7 @@ from carbook_sdk import (
     CarbookConnectionError,
     CarNotFoundError,
     CarNotPublishedError,
+    ConfigurationError,
     InvalidCredentialsError,
     Money,
     NewCar,
@@ -365,6 +366,16 @@ def test_bad_input_with_a_live_admin_changes_nothing(
         with pytest.raises(ValidationError):
             call()
     assert _counts(stack) == before
+
+
+@pytest.mark.parametrize("key", ["sb_publishable_not-this-projects-key", "not-a-key-at-all"])
+def test_a_key_the_project_does_not_know_is_a_configuration_error(stack: LocalStack, key: str) -> None:
+    """Not a DatabaseError: nothing is wrong with the database, the set-up names the wrong key."""
+    with Carbook(stack.settings.api_url, key) as cb:
+        for call in (cb.cars.list_available, lambda: cb.auth.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)):
+            with pytest.raises(ConfigurationError, match="the project refused the API key") as refused:
+                call()
+            assert refused.value.hint is not None and "publishable" in refused.value.hint
 
 
 def test_error_translation(stack: LocalStack, user: Carbook) -> None:

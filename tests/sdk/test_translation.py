@@ -106,6 +106,11 @@ TABLE: list[tuple[BaseException, type[CarbookError], str]] = [
     (_postgrest("PGRST301", "JWT expired"), SessionExpiredError, "access token was refused"),
     (_postgrest("PGRST116", "no rows"), NotFoundError, "no rows"),
     (_postgrest("PGRST000", "db down"), CarbookConnectionError, "REST service is unavailable"),
+    # A key the gateway does not know: set-up, not the database (no code, a fixed message).
+    (_postgrest("", "Invalid API key"), ConfigurationError, "the project refused the API key"),
+    (_postgrest("", "No API key found in request"), ConfigurationError, "refused the API key"),
+    (StorageApiError("Invalid API key", "Unauthorized", 401), ConfigurationError, "refused the API key"),
+    (AuthApiError("Invalid API key", 401, None), ConfigurationError, "refused the API key"),
     (_postgrest("503", ""), CarbookConnectionError, "without an answer"),
     (_postgrest("XX000", "internal"), DatabaseError, "internal"),
     # Auth (supabase_auth)
@@ -185,6 +190,12 @@ def test_async_boundary(exc: BaseException, kind: type[CarbookError], text: str)
     with pytest.raises(kind) as info:
         asyncio.run(go())
     assert text in str(info.value)
+
+
+def test_the_gateways_own_503_is_said_once() -> None:
+    with Carbook(URL, "some-key") as cb, pytest.raises(CarbookConnectionError) as info:
+        cb._call(_raiser(_postgrest("PGRST000", "The REST service is unavailable")))
+    assert str(info.value) == "the REST service is unavailable"
 
 
 def test_a_carbook_error_passes_through_untouched() -> None:
