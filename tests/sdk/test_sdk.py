@@ -487,3 +487,27 @@ def test_many_tasks_on_a_nearly_expired_session_refresh_once(stack: LocalStack) 
             (email,),
         ).fetchone()
     assert rotated == (1, 2)  # the sign-up token, used once, and its one successor
+
+
+def test_import_stop_from_progress_ends_after_the_running_row_and_a_rerun_resumes(
+    admin: Carbook, stack: LocalStack, tmp_path: Path
+) -> None:
+    """The sync client: a stop asked for mid-import starts no further row; the rerun resumes."""
+    from carbook_sdk.importer import ImportStop
+
+    (tmp_path / "car.png").write_bytes(PNG)
+    tag = f"stop-{uuid.uuid4().hex[:8]}"
+    rows = [f"{tag}-{i},Kia,Seltos,2024,10.00,INR,car.png" for i in range(5)]
+    path = tmp_path / "cars.csv"
+    path.write_text("\n".join(["ref,make,model,year,price,currency,image", *rows]) + "\n")
+    before = _counts(stack)
+    stop = ImportStop()
+    report = admin.cars.import_csv(
+        path, tmp_path, concurrency=1, progress=lambda *_: stop.request(), stop=stop
+    )
+    assert (len(report.imported), len(report.not_started), report.interrupted) == (1, 4, True)
+    assert [r.ref for r in report.not_started] == [f"{tag}-{i}" for i in range(1, 5)]
+    assert _counts(stack) == (before[0] + 1, before[1] + 1, before[2] + 1, before[3] + 1)
+    again = admin.cars.import_csv(path, tmp_path)
+    assert (len(again.imported), len(again.skipped), again.interrupted) == (4, 1, False)
+    assert _counts(stack) == (before[0] + 5, before[1] + 5, before[2] + 5, before[3] + 5)
