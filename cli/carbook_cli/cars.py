@@ -224,6 +224,7 @@ def import_(
     finish, and the summary says how to resume."""
     import asyncio
     import signal
+    import threading
 
     from carbook_sdk.importer import ImportFileError, ImportStop
 
@@ -268,7 +269,11 @@ def import_(
                 file, images_dir, concurrency=concurrency, update=update, progress=advance, stop=stop
             )
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # Only the main thread may set signal handlers (an app embedding the CLI in a thread
+    # keeps its own; its Ctrl-C then reaches the SDK as it would any call).
+    main = threading.current_thread() is threading.main_thread()
+    wanted = (signal.SIGINT, signal.SIGTERM) if main else ()
+    previous = {sig: signal.signal(sig, on_signal) for sig in wanted}
     try:
         if json:
             report = asyncio.run(run(None))
