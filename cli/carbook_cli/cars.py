@@ -210,24 +210,70 @@ def import_(
     concurrency: Annotated[
         int, typer.Option("--concurrency", "-c", help="Uploads at once.", min=1, max=32)
     ] = 4,
+    update: Annotated[
+        bool,
+        typer.Option(
+            "--update", help="Change cars whose ref exists with other data to the file's (audited)."
+        ),
+    ] = False,
     json: Json = False,
 ) -> None:
     """Import cars from a CSV (admins). Every row is checked before anything is uploaded;
-    rows already imported (same ref) are skipped, so a re-run is safe."""
+    rows already imported (same ref, same data) are skipped, so a re-run is safe and
+    resumes an interrupted one. Ctrl-C stops it cleanly: no new row starts, running ones
+    finish, and the summary says how to resume."""
     import asyncio
+    import signal
+    import threading
 
-    from carbook_sdk.importer import ImportFileError
+    from carbook_sdk.importer import ImportFileError, ImportStop
+
+    stop = ImportStop()
+    signals: list[int] = []
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    def say(message: str) -> None:
+        err_console.print(message, soft_wrap=True, markup=False)
+
+    def on_signal(signum: int, _frame: object) -> None:
+        # A Python-level handler only records the request: the import checks it before
+        # each row, so no upload or insert is ever cut off halfway (an orphaned image).
+        signals.append(signum)
+        first = stop.request() == 1
+        message = (
+            "Stopping: no new row starts; the rows already running finish"
+            " (their car is created, or their image removed)."
+            if first
+            else "Still finishing the rows already running; stopping them halfway could leave"
+            " an image without a car."
+        )
+        if loops and loops[0].is_running():
+            loops[0].call_soon_threadsafe(say, message)
+        else:
+            say(message)
 
     async def run(progress: Progress | None) -> ImportReport:
-        task = progress.add_task("Importing", total=None) if progress else None
+        loops.append(asyncio.get_running_loop())
+        tasks: list[Any] = []
 
         def advance(done: int, total: int) -> None:
-            if progress is not None and task is not None:
-                progress.update(task, completed=done, total=total)
+            # The bar appears with the first row done: a file refused before any upload
+            # is one error line, not an empty bar above it.
+            if progress is not None:
+                if not tasks:
+                    tasks.append(progress.add_task("Importing", total=total))
+                progress.update(tasks[0], completed=done, total=total)
 
         async with async_client(signed_in=True) as cb:
-            return await cb.cars.import_csv(file, images_dir, concurrency=concurrency, progress=advance)
+            return await cb.cars.import_csv(
+                file, images_dir, concurrency=concurrency, update=update, progress=advance, stop=stop
+            )
 
+    # Only the main thread may set signal handlers (an app embedding the CLI in a thread
+    # keeps its own; its Ctrl-C then reaches the SDK as it would any call).
+    main = threading.current_thread() is threading.main_thread()
+    wanted = (signal.SIGINT, signal.SIGTERM) if main else ()
+    previous = {sig: signal.signal(sig, on_signal) for sig in wanted}
     try:
         if json:
             report = asyncio.run(run(None))
@@ -243,37 +289,98 @@ def import_(
             with Progress(*columns, console=err_console, transient=False) as progress:
                 report = asyncio.run(run(progress))
     except ImportFileError as exc:
-        if json:
-            print_json(
-                {"valid": False, "errors": [{"line": p.line, "reason": p.reason} for p in exc.problems]}
-            )
-        else:
-            table = Table(
-                title=f"{len(exc.problems)} bad row(s) in {escape(str(file))}: nothing was imported"
-            )
-            table.add_column("line", justify="right")
-            table.add_column("reason")
-            for p in exc.problems:
-                table.add_row(str(p.line), escape(p.reason))
-            err_console.print(table)
+        _render_bad_file(file, exc, json)
         raise
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    resume = _resume_command(file, images_dir, concurrency, update, json) if report.interrupted else None
+    if json:
+        _print_report_json(report, resume)
+    else:
+        _print_report(file, report, resume)
+    if report.interrupted:
+        # The shell's convention: 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM).
+        raise typer.Exit(128 + (signals[0] if signals else signal.SIGINT))
+    if report.failed or report.different:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _render_bad_file(file: Path, exc: Any, json: bool) -> None:
     if json:
         print_json(
             {
-                "imported": [{"line": r.line, "ref": r.ref, "id": r.id} for r in report.imported],
-                "skipped": [{"line": r.line, "ref": r.ref} for r in report.skipped],
-                "failed": [{"line": r.line, "ref": r.ref, "reason": r.reason} for r in report.failed],
+                "valid": False,
+                "errors": [{"line": p.line, "reason": p.reason} for p in exc.problems],
+                "warnings": list(exc.warnings),
             }
         )
-    else:
-        summary = Table(title=f"Import of {escape(file.name)}")
-        summary.add_column("result")
-        summary.add_column("rows", justify="right")
-        summary.add_row("imported", str(len(report.imported)))
-        summary.add_row("skipped (already imported)", str(len(report.skipped)))
-        summary.add_row("failed", str(len(report.failed)))
-        console.print(summary)
-        for r in report.failed:
-            err_console.print(f"line {r.line} ({escape(r.ref)}): {escape(r.reason)}", soft_wrap=True)
-    if report.failed:
-        raise typer.Exit(EXIT_FAILED)
+        return
+    for warning in exc.warnings:
+        err_console.print(f"Warning: {escape(warning)}", soft_wrap=True)
+    table = Table(title=f"{len(exc.problems)} bad row(s) in {escape(str(file))}: nothing was imported")
+    table.add_column("line", justify="right")
+    table.add_column("reason")
+    for p in exc.problems:
+        table.add_row(str(p.line), escape(p.reason))
+    err_console.print(table)
+
+
+def _resume_command(file: Path, images_dir: Path, concurrency: int, update: bool, json: bool) -> str:
+    """The same command again: the rows it imported are skipped, so it resumes."""
+    import shlex
+
+    from .context import state
+
+    words = ["carbook", *(["--workdir", str(state.workdir)] if state.workdir else [])]
+    words += ["cars", "import", str(file), "--images-dir", str(images_dir), "--concurrency", str(concurrency)]
+    words += [*(["--update"] if update else []), *(["--json"] if json else [])]
+    return shlex.join(words)
+
+
+def _print_report_json(report: ImportReport, resume: str | None) -> None:
+    print_json(
+        {
+            "imported": [{"line": r.line, "ref": r.ref, "id": r.id} for r in report.imported],
+            "updated": [r.model_dump() for r in report.updated],
+            "skipped": [{"line": r.line, "ref": r.ref} for r in report.skipped],
+            "different": [r.model_dump() for r in report.different],
+            "failed": [{"line": r.line, "ref": r.ref, "reason": r.reason} for r in report.failed],
+            "not_started": [{"line": r.line, "ref": r.ref} for r in report.not_started],
+            "warnings": list(report.warnings),
+            "interrupted": report.interrupted,
+            "resume": resume,
+        }
+    )
+
+
+def _print_report(file: Path, report: ImportReport, resume: str | None) -> None:
+    for warning in report.warnings:
+        err_console.print(f"Warning: {escape(warning)}", soft_wrap=True)
+    summary = Table(title=f"Import of {escape(file.name)}")
+    summary.add_column("result")
+    summary.add_column("rows", justify="right")
+    summary.add_row("imported", str(len(report.imported)))
+    if report.updated:
+        summary.add_row("updated (--update)", str(len(report.updated)))
+    summary.add_row("skipped (already imported)", str(len(report.skipped)))
+    if report.different:
+        summary.add_row("different (not changed)", str(len(report.different)))
+    summary.add_row("failed", str(len(report.failed)))
+    summary.add_row("not started", str(len(report.not_started)))
+    console.print(summary)
+    for d in report.different:
+        err_console.print(
+            f"line {d.line} ({escape(d.ref)}): exists with different {'/'.join(d.fields)};"
+            " --update changes it to the file's",
+            soft_wrap=True,
+        )
+    for r in report.failed:
+        err_console.print(f"line {r.line} ({escape(r.ref)}): {escape(r.reason)}", soft_wrap=True)
+    if resume is not None:
+        err_console.print(
+            f"Interrupted: {len(report.not_started)} row(s) not started. To resume, run the same"
+            " command again (what is imported is skipped):",
+            soft_wrap=True,
+        )
+        err_console.print(f"  {escape(resume)}", soft_wrap=True, highlight=False)

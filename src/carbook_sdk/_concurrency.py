@@ -7,7 +7,10 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["gather_limited", "run_limited"]
+__all__ = ["INTERRUPTIONS", "gather_limited", "run_limited"]
+
+#: What stops a call halfway: a cancelled task (async), Ctrl-C in the main thread (sync).
+INTERRUPTIONS: tuple[type[BaseException], ...] = (asyncio.CancelledError, KeyboardInterrupt)
 
 
 async def gather_limited(calls: Sequence[Callable[[], Awaitable[None]]], concurrency: int) -> None:
@@ -27,8 +30,17 @@ async def gather_limited(calls: Sequence[Callable[[], Awaitable[None]]], concurr
 
 def run_limited(calls: Sequence[Callable[[], None]], concurrency: int) -> None:
     """Run every call in at most ``concurrency`` threads; the first exception is raised
-    after every call has ended."""
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+    after every call has ended.
+
+    On a KeyboardInterrupt (Ctrl-C reaches only the main thread) the calls not yet begun
+    are dropped and the running ones finish: a thread cannot be stopped halfway, and a
+    call left halfway is what leaves an image without a car."""
+    pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
+    try:
         futures = [pool.submit(c) for c in calls]
+        pool.shutdown(wait=True)
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
     for future in futures:
         future.result()

@@ -35,7 +35,7 @@ from .errors import (
     WeakPasswordError,
 )
 
-__all__ = ["booking_error", "constraint_message", "translate"]
+__all__ = ["booking_error", "constraint_message", "translate", "unique_constraint", "unique_message"]
 
 _BOOKING_ERRORS: dict[str, type[CarbookError]] = {
     "already_booked": CarAlreadyBookedError,
@@ -72,12 +72,43 @@ _CONSTRAINT_MESSAGES: dict[str, str] = {
     "cars_ref_format": "ref must be 1 to 100 letters, digits, '.', '_', ':' or '-', starting with a letter or digit",
 }
 
+# Unique constraints and indexes → the message. PostgreSQL names the taken value in its
+# detail only to a caller who may read the whole row, so there is a wording without it;
+# the call that knows the value (``cars.create``: the ref) says it in full.
+_UNIQUE_MESSAGES: dict[str, tuple[str, str]] = {
+    "cars_ref_key": ("a car with ref {value} already exists", "a car with that ref already exists"),
+    "cars_pkey": ("a car with id {value} already exists", "a car with that id already exists"),
+    "user_roles_pkey": ("that user already has a role", "that user already has a role"),
+}
+_UNIQUE_CONSTRAINT = re.compile(r'violates unique constraint "([^"]+)"')
+# PostgreSQL's detail of a unique violation: 'Key (ref)=(fleet-001) already exists.'
+_TAKEN_KEY = re.compile(r"Key \((?P<columns>.*?)\)=\((?P<value>.*)\) already exists")
+_NOT_NULL = re.compile(r'null value in column "([^"]+)"')
+
 INVALID_TEXT = re.compile(r'invalid input syntax for type (\w+): "(.*)"')
 
 
 def constraint_message(constraint: str | None) -> str | None:
     """The human message for a named constraint of the carbook schema, if known."""
     return _CONSTRAINT_MESSAGES.get(constraint or "")
+
+
+def unique_constraint(message: str) -> str | None:
+    """The unique constraint (or index) a 23505 names: PostgreSQL puts it only in the message."""
+    m = _UNIQUE_CONSTRAINT.search(message)
+    return m.group(1) if m else None
+
+
+def unique_message(constraint: str | None, detail: str | None) -> str:
+    """What a person reads for a unique violation: by the constraint's name when it is one
+    of carbook's, else the taken value as PostgreSQL's detail names it — never the name."""
+    taken = _TAKEN_KEY.search(detail or "")
+    known = _UNIQUE_MESSAGES.get(constraint or "")
+    if known is not None:
+        return known[0].format(value=taken["value"]) if taken else known[1]
+    if taken is not None:
+        return f"{taken['columns']} {taken['value']} is already taken"
+    return "that already exists"
 
 
 # supabase-py and httpx ------------------------------------------------------------------
@@ -145,6 +176,25 @@ _MISSING_FUNCTION = re.compile(r"function (?:\w+\.)?(\w+)\(")
 _MISSING_TABLE = re.compile(r"relation \"(?:\w+\.)?(\w+)\" does not exist|find the table '(?:\w+\.)?(\w+)'")
 
 
+# What the gateway in front of every service (Kong on hosted Supabase, nginx in the local
+# stack) answers, with a 401 and no error code, when the request's API key is missing or
+# not the project's: fixed strings of the gateway's, so they are matched whole.
+_GATEWAY_KEY_REFUSALS = frozenset({"Invalid API key", "No API key found in request"})
+_KEY_HINT = (
+    "use the project's publishable (or anon) key: --publishable-key, SUPABASE_PUBLISHABLE_KEY"
+    " or SUPABASE_ANON_KEY; `carbook stack status` prints the local stack's"
+)
+
+
+def _key_refused(message: str) -> ConfigurationError | None:
+    """A refused API key is the set-up's fault, not the database's or the user's session."""
+    if message.strip() in _GATEWAY_KEY_REFUSALS:
+        return ConfigurationError(
+            f"the project refused the API key ({message.strip()})", status=401, hint=_KEY_HINT
+        )
+    return None
+
+
 def _not_migrated(code: str, message: str) -> bool:
     """Whether the error says one of carbook's own tables, columns or functions is missing."""
     if code in {"42703", "PGRST204"}:
@@ -169,13 +219,19 @@ def _translate_postgrest(exc: Any) -> CarbookError:
         # took effect is unknown, which is exactly a connection error; retry to find out.
         return CarbookConnectionError("the REST service failed without an answer", status=503)
     message = message or str(exc)
+    if not code and (refused := _key_refused(message)) is not None:
+        return refused
     if _not_migrated(code, message):
         # A rolled-back or never-migrated schema: one clear error, not a made-up listing
         # or a raw "does not exist" from deep inside a query.
         return NotMigratedError(sqlstate=code, detail=message)
     if code in {"PGRST000", "PGRST001", "PGRST002", "PGRST003"}:
         # PostgREST (or the gateway in front of it) cannot reach the database or the REST service.
-        return CarbookConnectionError(f"the REST service is unavailable: {message}", status=503)
+        # The gateway's own 503 already says so; say it once.
+        said = message.lower().rstrip(".") == "the rest service is unavailable"
+        return CarbookConnectionError(
+            "the REST service is unavailable" + ("" if said else f": {message}"), status=503
+        )
     if code == "42501":
         return AccessDeniedError(f"permission denied: {message}", status=403)
     if code == "23514":
@@ -184,10 +240,14 @@ def _translate_postgrest(exc: Any) -> CarbookError:
     if code == "22P02":
         m = INVALID_TEXT.search(message)
         return ValidationError(f"not a valid {m.group(1)}: {m.group(2)!r}" if m else message)
-    if code in {"23502", "22001", "22003", "22007", "22008", "PGRST204", "PGRST100", "PGRST102"}:
+    if code in {"22001", "22003", "22007", "22008", "PGRST204", "PGRST100", "PGRST102"}:
         return ValidationError(message, hint=hint, detail=detail)
     if code == "23505":
-        return ConflictError(message, status=409, detail=detail)
+        constraint = unique_constraint(message)
+        return ConflictError(unique_message(constraint, detail), status=409, constraint=constraint)
+    if code == "23502":
+        m = _NOT_NULL.search(message)
+        return ValidationError(f"{m.group(1)} is required" if m else message)
     if code == "23503" and "cars_booked_by_fkey" in message:
         # A valid token whose user has been deleted since: the booking cannot name them.
         return NotAuthenticatedError("the signed-in user no longer exists; sign in again", status=401)
@@ -205,6 +265,8 @@ def _translate_auth(exc: Any) -> CarbookError:
 
     message = str(getattr(exc, "message", "") or exc)
     status = getattr(exc, "status", None)
+    if (refused := _key_refused(message)) is not None:
+        return refused
     if isinstance(exc, AuthSessionMissingError):
         return NotAuthenticatedError()
     if isinstance(exc, AuthWeakPasswordError):
@@ -223,6 +285,8 @@ def _translate_auth(exc: Any) -> CarbookError:
 def _translate_storage(exc: Any) -> CarbookError:
     status = str(getattr(exc, "status", "") or "")
     message = str(getattr(exc, "message", "") or exc)
+    if (refused := _key_refused(message)) is not None:
+        return refused
     kind = _STORAGE_STATUS.get(status, StorageError)
     http = int(status) if status.isdigit() else None
     return kind(message, status=http)

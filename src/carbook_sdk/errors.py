@@ -179,6 +179,12 @@ class ConflictError(CarbookError):
 
     code = "conflict"
 
+    def __init__(self, message: str | None = None, *, constraint: str | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        #: The schema's unique constraint that refused it (``cars_ref_key``), for code to
+        #: tell conflicts apart; never part of the message.
+        self.constraint = constraint
+
 
 # Auth ------------------------------------------------------------------------------------
 class AuthError(CarbookError):

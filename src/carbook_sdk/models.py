@@ -48,16 +48,47 @@ def parse_car_id(value: Any, what: str = "car id") -> uuid.UUID:
 
 
 def validated(model: type[M], data: Any = None, /, **values: Any) -> M:
-    """Build ``model``, turning pydantic's errors into one carbook ValidationError, field by field."""
+    """Build ``model``, turning pydantic's errors into one carbook ValidationError, field by field.
+
+    The message is for people: no model name, no pydantic wording ("Value error, …"), and
+    the same words for a rule the database also checks as its constraint's message."""
+    reply = issubclass(model, _Reply)
     if data is not None and not isinstance(data, Mapping):
-        raise ValidationError(f"invalid {model.__name__}: expected an object, got {type(data).__name__}")
+        what = "the reply" if reply else "the fields"
+        raise ValidationError(f"{what} must be an object (a mapping), not {type(data).__name__}")
     try:
         return model.model_validate({**(data or {}), **values})
     except pydantic.ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()
-        )
-        raise ValidationError(f"invalid {model.__name__}: {problems}") from None
+        problems = "; ".join(_problem(model, e) for e in exc.errors())
+        raise ValidationError(f"unexpected reply: {problems}" if reply else problems) from None
+
+
+# A field whose rule is also a constraint of the schema: the one message for both.
+_FIELD_CONSTRAINTS = {"year": "cars_year_range", "ref": "cars_ref_format"}
+
+
+def _problem(model: type[BaseModel], e: Any) -> str:
+    from ._translate import constraint_message
+
+    field = ".".join(str(p) for p in e["loc"]) or "value"
+    kind = e["type"]
+    if kind == "value_error":  # our own validators, which name the field themselves
+        message = str(e.get("ctx", {}).get("error", e["msg"]))
+        return message if message.startswith(field) else f"{field}: {message}"
+    if kind == "extra_forbidden":
+        return f"{field} is not a field that can be set"
+    if kind == "missing":
+        return f"{field} is required"
+    known = constraint_message(_FIELD_CONSTRAINTS.get(field)) if model in (NewCar, CarUpdate) else None
+    if known and kind in {"greater_than_equal", "less_than_equal", "string_pattern_mismatch"}:
+        return known
+    if kind in {"int_type", "int_parsing", "int_from_float"}:
+        return f"{field} must be a whole number"
+    if kind in {"bool_type", "bool_parsing"}:
+        return f"{field} must be true or false"
+    if kind == "string_type":
+        return f"{field} must be text"
+    return f"{field}: {e['msg']}"
 
 
 class _Reply(BaseModel):

@@ -205,7 +205,7 @@ def test_cars_add_and_its_bad_input(cli: Cli, image: Path, tmp_path: Path) -> No
         (["--price", "1e3"], 3, "not an amount: '1e3'"),
         (["--currency", "IRN"], 3, "unknown currency 'IRN'; did you mean"),
         (["--image", str(fake)], 3, "is not a JPEG, PNG, WEBP image"),
-        (["--year", "1700"], 3, "greater than or equal to 1886"),
+        (["--year", "1700"], 3, "year must be between 1886 and 2100"),
         (["--ref", "bad ref!"], 3, "ref"),
     ]
     for extra, code, message in cases:
@@ -264,7 +264,7 @@ def test_cars_update_publish_unpublish(cli: Cli, image: Path, tmp_path: Path) ->
     before = cli.state()
     for args, code, message in [
         (["--currency", "USD"], 3, "--currency needs --price"),
-        (["--year", "1700"], 3, "greater than or equal to 1886"),
+        (["--year", "1700"], 3, "year must be between 1886 and 2100"),
         ([], 3, "nothing to update"),
         (["--image", str(tmp_path / "missing.png")], 3, "cannot read image"),
     ]:

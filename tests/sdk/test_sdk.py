@@ -20,6 +20,7 @@ from carbook_sdk import (
     CarbookConnectionError,
     CarNotFoundError,
     CarNotPublishedError,
+    ConfigurationError,
     InvalidCredentialsError,
     Money,
     NewCar,
@@ -183,15 +184,25 @@ class _FlakyWire(httpx.BaseTransport):
         self.inner = inner
         self.lose: set[tuple[str, str]] = set()
         self.refuse: set[tuple[str, str]] = set()
+        #: Ctrl-C while waiting for the answer (the request did reach the server).
+        self.interrupt: set[tuple[str, str]] = set()
+
+    def _matches(self, request: httpx.Request, keys: set[tuple[str, str]]) -> bool:
+        # A path ending in "/" stands for every path under it (uploads get fresh names).
+        path = request.url.path
+        return any(
+            m == request.method and (p == path or (p.endswith("/") and path.startswith(p))) for m, p in keys
+        )
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        key = (request.method, request.url.path)
-        if key in self.refuse:
+        if self._matches(request, self.refuse):
             raise httpx.ConnectError("connection refused (test double)", request=request)
         response = self.inner.handle_request(request)
-        if key in self.lose:
+        if self._matches(request, self.lose | self.interrupt):
             response.read()
             response.close()
+            if self._matches(request, self.interrupt):
+                raise KeyboardInterrupt
             raise httpx.ReadError("connection dropped before the reply (test double)", request=request)
         return response
 
@@ -283,6 +294,38 @@ def test_an_unknown_insert_outcome_keeps_the_image(
     assert path in str(raised.value.detail)
 
 
+def test_a_lost_upload_reply_removes_the_stored_image(
+    admin: Carbook, wire: _FlakyWire, stack: LocalStack
+) -> None:
+    """Storage kept the upload but its answer was lost: no image may stay without a car."""
+    before = _counts(stack)
+    wire.lose.add(("POST", "/storage/v1/object/car-images/"))
+    with pytest.raises(CarbookConnectionError):
+        admin.cars.create(_new_car(model="LostUpload"), PNG)
+    assert _counts(stack) == before
+
+
+def test_ctrl_c_during_the_upload_removes_the_stored_image(
+    admin: Carbook, wire: _FlakyWire, stack: LocalStack
+) -> None:
+    before = _counts(stack)
+    wire.interrupt.add(("POST", "/storage/v1/object/car-images/"))
+    with pytest.raises(KeyboardInterrupt):
+        admin.cars.create(_new_car(model="CtrlCUpload"), PNG)
+    assert _counts(stack) == before
+
+
+def test_ctrl_c_after_the_insert_committed_keeps_the_cars_image(
+    admin: Carbook, wire: _FlakyWire, stack: LocalStack
+) -> None:
+    """Stopped while the insert's answer was on its way: the car exists, so its image stays."""
+    wire.interrupt.add(("POST", "/rest/v1/cars"))
+    with pytest.raises(KeyboardInterrupt):
+        admin.cars.create(_new_car(model="CtrlCInsert"), PNG)
+    [(_car_id, _path, has_image)] = _car_rows(stack, "CtrlCInsert")
+    assert has_image, "the committed car must keep its image"
+
+
 def test_non_admin_create_uploads_nothing(user: Carbook, stack: LocalStack) -> None:
     before = _counts(stack)
     with pytest.raises(AccessDeniedError, match="adding a car is for admins only"):
@@ -323,6 +366,16 @@ def test_bad_input_with_a_live_admin_changes_nothing(
         with pytest.raises(ValidationError):
             call()
     assert _counts(stack) == before
+
+
+@pytest.mark.parametrize("key", ["sb_publishable_not-this-projects-key", "not-a-key-at-all"])
+def test_a_key_the_project_does_not_know_is_a_configuration_error(stack: LocalStack, key: str) -> None:
+    """Not a DatabaseError: nothing is wrong with the database, the set-up names the wrong key."""
+    with Carbook(stack.settings.api_url, key) as cb:
+        for call in (cb.cars.list_available, lambda: cb.auth.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)):
+            with pytest.raises(ConfigurationError, match="the project refused the API key") as refused:
+                call()
+            assert refused.value.hint is not None and "publishable" in refused.value.hint
 
 
 def test_error_translation(stack: LocalStack, user: Carbook) -> None:
@@ -434,3 +487,27 @@ def test_many_tasks_on_a_nearly_expired_session_refresh_once(stack: LocalStack) 
             (email,),
         ).fetchone()
     assert rotated == (1, 2)  # the sign-up token, used once, and its one successor
+
+
+def test_import_stop_from_progress_ends_after_the_running_row_and_a_rerun_resumes(
+    admin: Carbook, stack: LocalStack, tmp_path: Path
+) -> None:
+    """The sync client: a stop asked for mid-import starts no further row; the rerun resumes."""
+    from carbook_sdk.importer import ImportStop
+
+    (tmp_path / "car.png").write_bytes(PNG)
+    tag = f"stop-{uuid.uuid4().hex[:8]}"
+    rows = [f"{tag}-{i},Kia,Seltos,2024,10.00,INR,car.png" for i in range(5)]
+    path = tmp_path / "cars.csv"
+    path.write_text("\n".join(["ref,make,model,year,price,currency,image", *rows]) + "\n")
+    before = _counts(stack)
+    stop = ImportStop()
+    report = admin.cars.import_csv(
+        path, tmp_path, concurrency=1, progress=lambda *_: stop.request(), stop=stop
+    )
+    assert (len(report.imported), len(report.not_started), report.interrupted) == (1, 4, True)
+    assert [r.ref for r in report.not_started] == [f"{tag}-{i}" for i in range(1, 5)]
+    assert _counts(stack) == (before[0] + 1, before[1] + 1, before[2] + 1, before[3] + 1)
+    again = admin.cars.import_csv(path, tmp_path)
+    assert (len(again.imported), len(again.skipped), again.interrupted) == (4, 1, False)
+    assert _counts(stack) == (before[0] + 5, before[1] + 5, before[2] + 5, before[3] + 5)

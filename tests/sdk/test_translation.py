@@ -67,8 +67,8 @@ def _pydantic_error() -> pydantic.ValidationError:
     raise AssertionError("unreachable")
 
 
-def _postgrest(code: str, message: str = "boom") -> APIError:
-    return APIError({"code": code, "message": message, "hint": None, "details": None})
+def _postgrest(code: str, message: str = "boom", details: str | None = None) -> APIError:
+    return APIError({"code": code, "message": message, "hint": None, "details": details})
 
 
 #: (third-party exception, the CarbookError class it must become, a piece of its message)
@@ -81,12 +81,36 @@ TABLE: list[tuple[BaseException, type[CarbookError], str]] = [
         "year must be between 1886 and 2100",
     ),
     (_postgrest("22P02", 'invalid input syntax for type uuid: "x"'), ValidationError, "not a valid uuid"),
-    (_postgrest("23505", "duplicate key"), ConflictError, "duplicate key"),
+    (_postgrest("23505", "duplicate key"), ConflictError, "that already exists"),
+    (
+        _postgrest(
+            "23505",
+            'duplicate key value violates unique constraint "cars_ref_key"',
+            "Key (ref)=(fleet-001) already exists.",
+        ),
+        ConflictError,
+        "a car with ref fleet-001 already exists",
+    ),
+    (
+        _postgrest("23505", 'violates unique constraint "other_key"', "Key (email)=(a@b.c) already exists."),
+        ConflictError,
+        "email a@b.c is already taken",
+    ),
+    (
+        _postgrest("23502", 'null value in column "make" of relation "cars" violates not-null constraint'),
+        ValidationError,
+        "make is required",
+    ),
     (_postgrest("23503", 'violates foreign key constraint "cars_booked_by_fkey"'), NotAuthenticatedError, ""),
     (_postgrest("23503", "violates foreign key constraint"), ValidationError, ""),
     (_postgrest("PGRST301", "JWT expired"), SessionExpiredError, "access token was refused"),
     (_postgrest("PGRST116", "no rows"), NotFoundError, "no rows"),
     (_postgrest("PGRST000", "db down"), CarbookConnectionError, "REST service is unavailable"),
+    # A key the gateway does not know: set-up, not the database (no code, a fixed message).
+    (_postgrest("", "Invalid API key"), ConfigurationError, "the project refused the API key"),
+    (_postgrest("", "No API key found in request"), ConfigurationError, "refused the API key"),
+    (StorageApiError("Invalid API key", "Unauthorized", 401), ConfigurationError, "refused the API key"),
+    (AuthApiError("Invalid API key", 401, None), ConfigurationError, "refused the API key"),
     (_postgrest("503", ""), CarbookConnectionError, "without an answer"),
     (_postgrest("XX000", "internal"), DatabaseError, "internal"),
     # Auth (supabase_auth)
@@ -166,6 +190,12 @@ def test_async_boundary(exc: BaseException, kind: type[CarbookError], text: str)
     with pytest.raises(kind) as info:
         asyncio.run(go())
     assert text in str(info.value)
+
+
+def test_the_gateways_own_503_is_said_once() -> None:
+    with Carbook(URL, "some-key") as cb, pytest.raises(CarbookConnectionError) as info:
+        cb._call(_raiser(_postgrest("PGRST000", "The REST service is unavailable")))
+    assert str(info.value) == "the REST service is unavailable"
 
 
 def test_a_carbook_error_passes_through_untouched() -> None:

@@ -17,7 +17,8 @@ from .._base import (
     keyset_filter,
     parse_car,
 )
-from .._concurrency import gather_limited
+from .._base import image_name as generated_image_name
+from .._concurrency import INTERRUPTIONS, gather_limited
 from ..errors import (
     AccessDeniedError,
     CarbookConnectionError,
@@ -27,12 +28,16 @@ from ..errors import (
     ValidationError,
 )
 from ..importer import (
+    DifferentRow,
     ImportedCar,
     ImportFailure,
     ImportReport,
     ImportRow,
+    ImportStop,
     ProgressCallback,
     SkippedRow,
+    differences,
+    field_names,
     read_import_file,
 )
 from ..models import Car, CarUpdate, NewCar, Page, parse_car_id, validated
@@ -46,6 +51,8 @@ CAR_COLUMNS = (
     "id,make,model,year,image_path,is_published,booking_status,booked_by,booked_at,"
     "price_in_paise,currency,ref,created_at,updated_at"
 )
+#: What can end a request with its effect unknown: a lost answer, or the caller stopping it.
+_CUT_OFF: tuple[type[BaseException], ...] = (CarbookConnectionError, *INTERRUPTIONS)
 
 
 class AsyncCarsService(AsyncService):
@@ -138,36 +145,72 @@ class AsyncCarsService(AsyncService):
         images_dir: Path | str,
         *,
         concurrency: int = 4,
+        update: bool = False,
         progress: ProgressCallback | None = None,
+        stop: ImportStop | None = None,
     ) -> ImportReport:
         """Import cars from a CSV file (admins): ``ref,make,model,year,price,currency,image[,published]``.
 
-        Every row, its image included, is checked before anything is sent. Rows whose
-        ``ref`` was imported before are skipped, so a re-run is safe. Each car is created
-        image first (as `create`); ``concurrency`` cars at a time; ``progress(done, total)``
-        is called after each one.
+        Every row, its image included, is checked before anything is sent. A row whose
+        ``ref`` exists with the same data is skipped, so a re-run is safe; one whose
+        ``ref`` exists with other data is reported in ``different`` (the fields that
+        differ), or with ``update`` changed to the file's through `update` (audited as
+        any change). Each new car is created image first (as `create`); ``concurrency``
+        rows at a time; ``progress(done, total)`` is called after each one.
+
+        ``stop`` (an `ImportStop`) asks it to end early: no row starts after
+        ``stop.request()``, rows already started finish, and the report lists the rest in
+        ``not_started`` with ``interrupted`` set. Run it again to resume.
 
         Raises:
-            ValidationError: the file cannot be read, lacks a column or has no rows; bad concurrency.
+            ValidationError: the file cannot be read, is empty or not UTF-8, lacks a column
+                or has no rows; no images folder; bad concurrency.
             ImportFileError: bad rows, each named by its line; nothing was imported.
             AccessDeniedError: not an admin.
         """
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 1 <= concurrency <= 32:
             raise ValidationError(f"concurrency must be a whole number from 1 to 32, not {concurrency!r}")
         await self._c.auth.access_token()  # refresh once up front, not from many calls at once
-        rows = read_import_file(path, images_dir, self._c.images.validate)
+        file = read_import_file(path, images_dir, self._c.images.validate)
         await self._c._check_admin("importing cars")
-        existing = await self.by_refs([r.ref for r in rows])
-        todo = [r for r in rows if r.ref not in existing]
+        existing = await self.by_refs([r.ref for r in file.rows])
+        todo: list[ImportRow] = []
+        skipped: list[SkippedRow] = []
+        different: list[DifferentRow] = []
+        for r in file.rows:
+            car = existing.get(r.ref)
+            changes = differences(car, r) if car is not None else {}
+            if car is None or (changes and update):
+                todo.append(r)
+            elif changes:
+                different.append(
+                    DifferentRow(line=r.line, ref=r.ref, id=str(car.id), fields=field_names(changes))
+                )
+            else:
+                skipped.append(SkippedRow(line=r.line, ref=r.ref))
         imported: list[ImportedCar] = []
-        skipped = [SkippedRow(line=r.line, ref=r.ref) for r in rows if r.ref in existing]
+        updated: list[DifferentRow] = []
         failed: list[ImportFailure] = []
+        not_started: list[SkippedRow] = []
         done: list[int] = []
 
         async def one(row: ImportRow) -> None:
+            if stop is not None and stop.requested:
+                not_started.append(SkippedRow(line=row.line, ref=row.ref))
+                return
+            current = existing.get(row.ref)
             try:
-                car = await self.create(row.car, row.image)
-                imported.append(ImportedCar(line=row.line, ref=row.ref, id=str(car.id)))
+                if current is None:
+                    car = await self.create(row.car, row.image)
+                    imported.append(ImportedCar(line=row.line, ref=row.ref, id=str(car.id)))
+                else:
+                    changes = differences(current, row)
+                    await self.update(current.id, **changes)
+                    updated.append(
+                        DifferentRow(
+                            line=row.line, ref=row.ref, id=str(current.id), fields=field_names(changes)
+                        )
+                    )
             except ConflictError:
                 skipped.append(SkippedRow(line=row.line, ref=row.ref))  # imported meanwhile elsewhere
             except CarbookError as exc:
@@ -177,10 +220,19 @@ class AsyncCarsService(AsyncService):
                 progress(len(done), len(todo))
 
         await gather_limited([functools.partial(one, r) for r in todo], concurrency)
+
+        def in_order(rows: list[Any]) -> tuple[Any, ...]:
+            return tuple(sorted(rows, key=lambda r: r.line))
+
         return ImportReport(
-            imported=tuple(sorted(imported, key=lambda r: r.line)),
-            skipped=tuple(sorted(skipped, key=lambda r: r.line)),
-            failed=tuple(sorted(failed, key=lambda r: r.line)),
+            imported=in_order(imported),
+            skipped=in_order(skipped),
+            different=in_order(different),
+            updated=in_order(updated),
+            failed=in_order(failed),
+            not_started=in_order(not_started),
+            warnings=file.warnings,
+            interrupted=bool(not_started),
         )
 
     async def list_all(
@@ -237,6 +289,7 @@ class AsyncCarsService(AsyncService):
                 sent (both or neither of ``image`` and ``image_path``; a bad name).
             ValidationError: no image at ``image_path``.
             AccessDeniedError: not an admin (nothing is left behind).
+            ConflictError: a car with that ``ref`` already exists (nothing is left behind).
         """
         new = car if isinstance(car, NewCar) else validated(NewCar, car)
         if (image is None) == (image_path is None):
@@ -257,10 +310,17 @@ class AsyncCarsService(AsyncService):
                 )
         else:
             img = self._c.images.validate(image)
+            path = generated_image_name(img, image_name)
             try:
-                path = await self._c.images.upload(img, name=image_name)
+                await self._c.images.upload(img, name=path)
             except AccessDeniedError:
                 await self._c._check_admin("adding a car")  # say so plainly, not "row-level security"
+                raise
+            except _CUT_OFF:
+                # Cut off (a lost answer, a cancelled task, Ctrl-C): Storage may have stored it
+                # all the same. A name we made up is ours alone, so removing it is safe.
+                if image_name is None:
+                    await self._c.images._delete_quietly(path)
                 raise
         uploaded = image is not None  # only an image this call uploaded is ours to delete
         # The id is ours, so a lost reply can be told from a failed insert.
@@ -291,9 +351,31 @@ class AsyncCarsService(AsyncService):
             else:
                 await self._c._check_admin("adding a car")
             raise
-        except BaseException as exc:
+        except ConflictError as exc:
             if uploaded:
                 await self._compensate(path, exc)
+            if exc.constraint == "cars_ref_key" and new.ref is not None:
+                # PostgreSQL does not name the taken ref to an RLS-bound caller; we know it.
+                taken = ConflictError(
+                    f"a car with ref {new.ref} already exists", status=exc.status, constraint=exc.constraint
+                )
+                taken.detail = exc.detail
+                raise taken from None
+            raise
+        except CarbookError as exc:
+            if uploaded:
+                await self._compensate(path, exc)
+            raise
+        except INTERRUPTIONS as exc:
+            # Stopped while the insert was on its way: it may have committed. Keep the
+            # image if the car is there; remove it only when the car is known not to be.
+            if uploaded:
+                try:
+                    absent = await self._saved(car_id) is None
+                except CarbookError:
+                    absent = False  # unknown: a car without its image is the worse outcome
+                if absent:
+                    await self._compensate(path, exc)
             raise
         return parse_car(reply.data[0], self._c._public_url)
 
