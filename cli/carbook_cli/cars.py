@@ -1,15 +1,22 @@
 """`carbook cars`: list, show, add, update, publish, import."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from .context import async_client, client
-from .output import EXIT_FAILED, car_json, car_table, console, err_console, escape, print_car, print_json
+from .output import (
+    EXIT_FAILED,
+    car_json,
+    car_table,
+    console,
+    err_console,
+    escape,
+    new_table,
+    print_car,
+    print_json,
+)
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -218,7 +225,7 @@ def import_(
 
     from carbook_sdk.importer import ImportFileError
 
-    async def run(progress: Progress | None) -> ImportReport:
+    async def run(progress: "Progress | None") -> "ImportReport":
         task = progress.add_task("Importing", total=None) if progress else None
 
         def advance(done: int, total: int) -> None:
@@ -248,7 +255,7 @@ def import_(
                 {"valid": False, "errors": [{"line": p.line, "reason": p.reason} for p in exc.problems]}
             )
         else:
-            table = Table(
+            table = new_table(
                 title=f"{len(exc.problems)} bad row(s) in {escape(str(file))}: nothing was imported"
             )
             table.add_column("line", justify="right")
@@ -266,7 +273,7 @@ def import_(
             }
         )
     else:
-        summary = Table(title=f"Import of {escape(file.name)}")
+        summary = new_table(title=f"Import of {escape(file.name)}")
         summary.add_column("result")
         summary.add_column("rows", justify="right")
         summary.add_row("imported", str(len(report.imported)))
