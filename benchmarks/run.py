@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -34,6 +35,7 @@ import httpx
 from tests.factories import PASSWORD, make_cars, make_users
 from tests.factories import stack_db as db
 
+from benchmarks.cpu import stack_cpu
 from benchmarks.hot_car import bench_hot_car
 from benchmarks.http import bench_http
 from benchmarks.race import bench_http_race
@@ -444,18 +446,31 @@ def bench_import(stack: LocalStack, sizes: Sizes) -> dict[str, Any]:
             ]
             csv_path = work / f"{tag}.csv"
             csv_path.write_text("\n".join(lines) + "\n")
+            cpu_before, client_before = stack_cpu(stack), resource.getrusage(resource.RUSAGE_CHILDREN)
             t = time.perf_counter()
             run = carbook(
                 "cars", "import", str(csv_path), "--images-dir", str(work), "--concurrency", str(level), "--json",
                 env=env,
             )  # fmt: skip
             elapsed = time.perf_counter() - t
+            cpu_after, client_after = stack_cpu(stack), resource.getrusage(resource.RUSAGE_CHILDREN)
             if run.returncode != 0:
                 raise RuntimeError(run.stderr)
             imported = len(json.loads(run.stdout)["imported"])
             out[f"c{level}_rows_per_s"] = round(imported / elapsed, 1)
             out[f"c{level}_imported"] = imported
+            # What limits it: CPU per row by part (the CLI's start-up is in "client"), and
+            # how many cores the CLI and the stack kept busy together.
+            used = {part: cpu_after[part] - cpu_before.get(part, 0.0) for part in cpu_after}
+            used["client"] = (client_after.ru_utime - client_before.ru_utime) + (
+                client_after.ru_stime - client_before.ru_stime
+            )
+            out[f"c{level}_cpu_ms_per_row"] = {
+                k: round(v * 1000 / max(imported, 1), 1) for k, v in used.items()
+            }
+            out[f"c{level}_cores_busy"] = round(sum(used.values()) / elapsed, 2)
         out["c8_vs_c1"] = round(out["c8_rows_per_s"] / out["c1_rows_per_s"], 2)
+        out["cores"] = os.cpu_count()
         return out
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -529,7 +544,10 @@ def markdown(r: dict[str, Any]) -> str:
         f"| `carbook --help` | {start['help_s']} s | `python -c 'import typer'` {start['import_typer_s']} s; "
         f"ratio **{start['help_vs_typer']}** |",
         f"| `carbook cars import` of {imp['rows']} rows | c=1 {imp['c1_rows_per_s']} rows/s, "
-        f"c=8 {imp['c8_rows_per_s']} rows/s | c8/c1 **{imp['c8_vs_c1']}** |",
+        f"c=8 {imp['c8_rows_per_s']} rows/s | c8/c1 **{imp['c8_vs_c1']}**; cores busy c=1 {imp['c1_cores_busy']}, "
+        f"c=8 {imp['c8_cores_busy']} of {imp['cores']}; CPU ms per row at c=8: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(imp["c8_cpu_ms_per_row"].items(), key=lambda kv: -kv[1]))
+        + " |",
         "",
         "| target | result in the run above | met? |",
         "|---|---|---|",
