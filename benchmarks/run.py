@@ -607,7 +607,7 @@ def targets(r: dict[str, Any]) -> list[tuple[str, str, bool]]:
             start["cold_s"] < 10 and start["warm_s"] < 3,
         ),
         (
-            "`carbook cars import` c=8 ≥ 2 x c=1, or the limit explained",
+            "`carbook cars import` c=8 ≥ 2 x c=1 (else: the limit, explained in the README)",
             str(imp["c8_vs_c1"]),
             imp["c8_vs_c1"] >= 2,
         ),
