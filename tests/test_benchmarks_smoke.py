@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from benchmarks.run import TINY, markdown, run_all
+from benchmarks.run import TINY, markdown, run_all, targets
 
 from carbook_stack.manager import LocalStack
 
@@ -14,6 +14,12 @@ def test_every_benchmark_runs_at_tiny_size(stack: LocalStack) -> None:
     race = results["race"]
     assert [r["winners"] for r in race["runs"]] == [1] * TINY.race_runs
     assert race["double_bookings"] == 0 and race["errors"] == 0
+    hrace = results["http_race"]
+    for side in ("direct", "stack"):
+        assert [r["winners"] for r in hrace[side]["runs"]] == [1] * TINY.race_runs, hrace[side]
+        assert hrace[side]["double_bookings"] == 0 and hrace[side]["errors"] == 0, hrace[side]
+        assert [r["losers"] for r in hrace[side]["runs"]] == [TINY.race_clients - 1] * TINY.race_runs
+    assert hrace["p99_ratio"] > 0
     levels = results["throughput"]["levels"]
     assert [lv["concurrency"] for lv in levels] == list(TINY.tp_levels)
     assert all(lv[k] > 0 for lv in levels for k in ("pgbench", "http", "supabase_py", "sdk"))
@@ -32,9 +38,11 @@ def test_every_benchmark_runs_at_tiny_size(stack: LocalStack) -> None:
         for key in ("stack_listing", "direct_listing", "stack_booking", "direct_booking"):
             assert lv[key]["rps"] > 0 and lv[key]["non_2xx"] == 0, (key, lv[key])
     table = markdown({"date": "today", "machine": "here", "command": "tiny", **results})
-    # header, race, a row per level, two hot-car rows and the other-cars row, four wrk rows,
-    # listing, start, help, import
-    assert table.count("\n| ") == 2 + len(levels) + 3 + 4 + 4
+    # header, race, two HTTP race rows, a row per level, two hot-car rows and the
+    # other-cars row, four wrk rows, listing, start, help, import; then the targets'
+    # header and a verdict per target
+    assert table.count("\n| ") == 2 + 2 + len(levels) + 3 + 4 + 4 + 1 + len(targets(results))
+    assert "race of 5 through the API port: p99 ≤ 1.3" in table
 
 
 def test_the_bench_command_itself_runs() -> None:

@@ -1,7 +1,5 @@
 """`carbook admin`: grant and revoke the admin role (needs the service_role key)."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

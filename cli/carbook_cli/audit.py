@@ -1,15 +1,12 @@
 """`carbook audit`: read the audit trail (admins)."""
 
-from __future__ import annotations
-
 from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from .context import client
-from .output import console, escape, print_json
+from .output import console, escape, new_table, print_json
 
 app = typer.Typer(
     help="Read the audit trail (admins).",
@@ -53,7 +50,7 @@ def list_(
     if json:
         print_json([r.model_dump(mode="json") for r in rows])
         return
-    table = Table(title="Audit log")
+    table = new_table(title="Audit log")
     for col in ("time", "action", "car", "actor", "change"):
         table.add_column(col)
     for r in rows:

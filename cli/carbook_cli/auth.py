@@ -1,7 +1,5 @@
 """`carbook auth`: sign in and out; the session is kept in a 0600 file."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

@@ -1,14 +1,11 @@
 """`carbook book` and `carbook bookings`: book a car, list your bookings."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from .context import client
-from .output import car_json, console, escape, price, print_json
+from .output import car_json, console, escape, new_table, price, print_json
 
 app = typer.Typer(
     help="Your bookings.", no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]}
@@ -42,7 +39,7 @@ def mine(json: Json = False) -> None:
     if json:
         print_json([car_json(c) for c in cars])
         return
-    table = Table(title="My bookings")
+    table = new_table(title="My bookings")
     for col in ("car id", "car", "price", "booked at"):
         table.add_column(col)
     for c in cars:

@@ -1,15 +1,22 @@
 """`carbook cars`: list, show, add, update, publish, import."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from .context import async_client, client
-from .output import EXIT_FAILED, car_json, car_table, console, err_console, escape, print_car, print_json
+from .output import (
+    EXIT_FAILED,
+    car_json,
+    car_table,
+    console,
+    err_console,
+    escape,
+    new_table,
+    print_car,
+    print_json,
+)
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -252,7 +259,7 @@ def import_(
         else:
             say(message)
 
-    async def run(progress: Progress | None) -> ImportReport:
+    async def run(progress: "Progress | None") -> "ImportReport":
         loops.append(asyncio.get_running_loop())
         tasks: list[Any] = []
 
@@ -318,7 +325,7 @@ def _render_bad_file(file: Path, exc: Any, json: bool) -> None:
         return
     for warning in exc.warnings:
         err_console.print(f"Warning: {escape(warning)}", soft_wrap=True)
-    table = Table(title=f"{len(exc.problems)} bad row(s) in {escape(str(file))}: nothing was imported")
+    table = new_table(title=f"{len(exc.problems)} bad row(s) in {escape(str(file))}: nothing was imported")
     table.add_column("line", justify="right")
     table.add_column("reason")
     for p in exc.problems:
@@ -338,7 +345,7 @@ def _resume_command(file: Path, images_dir: Path, concurrency: int, update: bool
     return shlex.join(words)
 
 
-def _print_report_json(report: ImportReport, resume: str | None) -> None:
+def _print_report_json(report: "ImportReport", resume: str | None) -> None:
     print_json(
         {
             "imported": [{"line": r.line, "ref": r.ref, "id": r.id} for r in report.imported],
@@ -354,10 +361,10 @@ def _print_report_json(report: ImportReport, resume: str | None) -> None:
     )
 
 
-def _print_report(file: Path, report: ImportReport, resume: str | None) -> None:
+def _print_report(file: Path, report: "ImportReport", resume: str | None) -> None:
     for warning in report.warnings:
         err_console.print(f"Warning: {escape(warning)}", soft_wrap=True)
-    summary = Table(title=f"Import of {escape(file.name)}")
+    summary = new_table(title=f"Import of {escape(file.name)}")
     summary.add_column("result")
     summary.add_column("rows", justify="right")
     summary.add_row("imported", str(len(report.imported)))

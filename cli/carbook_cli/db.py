@@ -4,15 +4,12 @@ Every command names the database it acts on (host, port, database, user) before 
 does anything, so nobody checks or rolls back the wrong one.
 """
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
-from .output import EXIT_CHECKS_FAILED, console, err_console, escape, print_json
+from .output import EXIT_CHECKS_FAILED, console, err_console, escape, new_table, print_json
 
 if TYPE_CHECKING:
     from carbook_sdk.ops import Database, RestoreResult
@@ -53,7 +50,7 @@ def _default_backup_dir() -> Path:
     return default_backup_dir()
 
 
-def _database(url: str | None, *, json: bool, project: bool = False) -> Database:
+def _database(url: str | None, *, json: bool, project: bool = False) -> "Database":
     """The database to act on, announced before anything touches it. ``project``: the
     command applies the project's own files (migrations, seed), so there must be a project
     (`carbook init`); the others fall back to carbook's packaged schema outside one."""
@@ -71,11 +68,11 @@ def _database(url: str | None, *, json: bool, project: bool = False) -> Database
     return database
 
 
-def _target(database: Database) -> dict[str, Any]:
+def _target(database: "Database") -> dict[str, Any]:
     return database.target.model_dump()
 
 
-def _print_restored(restored: RestoreResult) -> None:
+def _print_restored(restored: "RestoreResult") -> None:
     console.print(
         f"[green]Restored[/] {restored.bookings} booking(s) and {restored.prices} price(s) "
         f"for the {restored.cars} car(s) in {escape(str(restored.backup))}."
@@ -160,7 +157,7 @@ def status(db_url: DbUrl = None, json: Json = False) -> None:
             }
         )
     else:
-        table = Table("version", "name", "state", title="Migrations")
+        table = new_table("version", "name", "state", title="Migrations")
         colour = {"applied": "green", "pending": "yellow"}
         for v, n, s in rows:
             table.add_row(v, n, f"[{colour.get(s, 'bold red')}]{s}[/]")
@@ -203,7 +200,7 @@ def verify(
     else:
         shown = [c for c in report.checks if not (failed_only and c.ok)]
         if shown:
-            table = Table("check", "result", "detail", title="Schema verification")
+            table = new_table("check", "result", "detail", title="Schema verification")
             for c in shown:
                 table.add_row(c.name, "[green]ok[/]" if c.ok else "[bold red]FAILED[/]", c.detail)
             console.print(table)
@@ -215,7 +212,7 @@ def verify(
         )
         if lints is not None:
             if lints.findings:
-                table = Table("lint", "level", "object", "detail", title="Lints")
+                table = new_table("lint", "level", "object", "detail", title="Lints")
                 for f in lints.findings:
                     level = f"[dim]{f.level} (intended)[/]" if f.intended else f"[bold red]{f.level}[/]"
                     table.add_row(f.lint, level, f.object, f.intended or f.detail)

@@ -1,7 +1,6 @@
 """The `carbook` application: global options and the one error boundary."""
 
-from __future__ import annotations
-
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,6 +13,7 @@ from carbook_sdk.errors import CarbookError
 from . import admin, audit, auth, bookings, cars, db, project, race, stack_missing
 from .context import state
 from .output import err_console, exit_code_for, print_error
+from .rich_help import help_requested, import_rich_utils_lightly
 
 
 class CarbookGroup(TyperGroup):
@@ -165,4 +165,6 @@ def _one_of(ctx: typer.Context, name: str, value: str | None, alias_value: str |
 
 
 def main() -> None:
+    if help_requested(sys.argv[1:]):
+        import_rich_utils_lightly()
     app()

@@ -1,18 +1,15 @@
 """Rendering shared by every command: consoles, JSON, errors and their exit codes.
 
 Only the light ``carbook_sdk.errors`` module is imported here, so ``carbook --help``
-starts without loading supabase-py, httpx or psycopg.
+starts without loading supabase-py, httpx or psycopg; Rich's console, markup and tables
+load on first use, so importing the commands (for ``--help``, or shell completion on
+every Tab) costs none of them.
 """
 
 from __future__ import annotations
 
-import json
 import sys
-from typing import TYPE_CHECKING, Any
-
-from rich.console import Console
-from rich.markup import escape as escape
-from rich.table import Table
+from typing import TYPE_CHECKING, Any, cast
 
 from carbook_sdk.errors import (
     AccessDeniedError,
@@ -30,10 +27,58 @@ from carbook_sdk.errors import (
 )
 
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
     from carbook_sdk.models import Car
 
-console = Console(highlight=False, soft_wrap=False)
-err_console = Console(stderr=True, highlight=False)
+
+class _LazyConsole:
+    """A Rich ``Console`` made on first use, standing in for it until then."""
+
+    def __init__(self, **options: Any) -> None:
+        object.__setattr__(self, "_options", options)
+        object.__setattr__(self, "_console", None)
+
+    def _real(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            object.__setattr__(self, "_console", Console(**self._options))
+        return cast("Console", self._console)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real(), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._real(), name, value)
+
+    # Dunder methods are looked up on the type, never through __getattr__: Rich's Live
+    # (progress bars) uses the console as a context manager.
+    def __enter__(self) -> Console:
+        return self._real().__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        self._real().__exit__(*exc)
+
+
+console = cast("Console", _LazyConsole(highlight=False, soft_wrap=False))
+err_console = cast("Console", _LazyConsole(stderr=True, highlight=False))
+
+
+def escape(markup: str) -> str:
+    """Text made safe to print as Rich markup (``rich.markup.escape``)."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(markup)
+
+
+def new_table(*headers: str, **options: Any) -> Table:
+    """A Rich ``Table``."""
+    from rich.table import Table
+
+    return Table(*headers, **options)
+
 
 #: `book` lost, or `race` had no winner: the car was already booked.
 EXIT_ALREADY_BOOKED = 7
@@ -67,6 +112,8 @@ def exit_code_for(exc: CarbookError) -> int:
 
 def print_json(data: Any) -> None:
     """One JSON document on stdout, nothing else."""
+    import json
+
     sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
 
 
@@ -95,7 +142,7 @@ def price(car: Car) -> str:
 
 
 def car_table(cars: list[Car], title: str) -> Table:
-    table = Table(title=title)
+    table = new_table(title=title)
     for col in ("id", "make", "model", "year", "price", "status", "published"):
         table.add_column(col, no_wrap=col in {"id", "price"}, justify="right" if col == "price" else "left")
     for c in cars:
@@ -127,7 +174,7 @@ def car_panel_rows(car: Car) -> list[tuple[str, str]]:
 
 
 def print_car(car: Car, heading: str) -> None:
-    table = Table(title=escape(heading), show_header=False)
+    table = new_table(title=escape(heading), show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value")
     for k, v in car_panel_rows(car):

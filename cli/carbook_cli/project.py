@@ -1,7 +1,5 @@
 """`carbook init`: a project's supabase/ folder, like `supabase init`."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 

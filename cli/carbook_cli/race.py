@@ -1,14 +1,11 @@
 """`carbook race`: N users try to book one car at the same moment; exactly one wins."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from .context import settings
-from .output import EXIT_ALREADY_BOOKED, EXIT_FAILED, console, err_console, print_json
+from .output import EXIT_ALREADY_BOOKED, EXIT_FAILED, console, err_console, new_table, print_json
 
 
 def race(
@@ -34,7 +31,7 @@ def race(
             }
         )
     else:
-        table = Table(title=f"{clients} users race for car {result.car_id}")
+        table = new_table(title=f"{clients} users race for car {result.car_id}")
         for col in ("user", "outcome", "message", "ms"):
             table.add_column(col, no_wrap=True, justify="right" if col == "ms" else "left")
         for a in sorted(result.attempts, key=lambda a: (a.code != "booked", a.ms)):

@@ -1,14 +1,11 @@
 """`carbook stack`: the Docker-free local Supabase stack."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
-from .output import EXIT_STACK_DOWN, console, err_console, escape, print_json
+from .output import EXIT_STACK_DOWN, console, err_console, escape, new_table, print_json
 
 if TYPE_CHECKING:
     from carbook_stack.manager import LocalStack, StackInfo
@@ -31,7 +28,7 @@ StateDir = Annotated[
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of text.")]
 
 
-def _stack(state_dir: Path | None) -> LocalStack:
+def _stack(state_dir: Path | None) -> "LocalStack":
     from carbook_stack.manager import LocalStack
 
     stack = LocalStack.default(state_dir)
@@ -39,7 +36,7 @@ def _stack(state_dir: Path | None) -> LocalStack:
     return stack
 
 
-def _print_info(info: StackInfo, json: bool) -> None:
+def _print_info(info: "StackInfo", json: bool) -> None:
     if json:
         print_json(info.model_dump())
         return
@@ -90,7 +87,7 @@ def stop(state_dir: StateDir = None) -> None:
     console.print("Stack stopped.")
 
 
-def _print_env(info: StackInfo) -> None:
+def _print_env(info: "StackInfo") -> None:
     """``NAME="value"`` lines, as ``supabase status -o env`` prints them."""
     for name, value in (
         ("API_URL", info.api_url),
@@ -139,7 +136,7 @@ def status(
             }
         )
     else:
-        table = Table("part", "state", "url", "pid", "log", title="carbook local stack")
+        table = new_table("part", "state", "url", "pid", "log", title="carbook local stack")
         for p in st.parts:
             state = (
                 "[green]healthy[/]"

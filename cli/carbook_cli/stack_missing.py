@@ -1,7 +1,5 @@
 """`carbook stack` where the local stack is not installed: one line naming the extra."""
 
-from __future__ import annotations
-
 import typer
 
 app = typer.Typer(

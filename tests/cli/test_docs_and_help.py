@@ -52,16 +52,68 @@ def test_readme_lists_every_command() -> None:
     assert rows - leaves == set()  # and no row for a command that does not exist
 
 
-def test_help_imports_none_of_the_heavy_packages() -> None:
-    """`carbook --help` stays fast because the commands import the SDK lazily."""
+#: What `carbook --help` must not load. The SDK's dependencies: the commands import the
+#: SDK lazily. Rich's Markdown and Traceback (markdown-it, Pygments): Typer's help module
+#: imports them, carbook's help never uses them (`rich_help.py`). `json`: only `--json`
+#: output needs it.
+HEAVY_FOR_HELP = (
+    "supabase",
+    "httpx",
+    "psycopg",
+    "pydantic",
+    "postgrest",
+    "storage3",
+    "carbook_sdk._async",
+    "carbook_sdk.config",
+    "rich.markdown",
+    "rich.traceback",
+    "rich.syntax",
+    "rich.progress",
+    "markdown_it",
+    "pygments",
+    "json",
+)
+
+
+def _loaded_after(args: list[str], heavy: tuple[str, ...]) -> list[str]:
     code = (
         "import sys\n"
         "from carbook_cli.main import main\n"
-        "sys.argv = ['carbook', '--help']\n"
+        f"sys.argv = ['carbook', *{args!r}]\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "heavy = ('supabase', 'httpx', 'psycopg', 'pydantic', 'postgrest', 'storage3', 'carbook_sdk._async')\n"
-        "print(sorted(m for m in heavy if m in sys.modules), file=sys.stderr)\n"
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules), file=sys.stderr)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert result.stderr.strip().splitlines()[-1] == "[]"
+    return eval(result.stderr.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def test_help_imports_none_of_the_heavy_packages() -> None:
+    """`carbook --help` stays fast (shell completion runs it on every Tab)."""
+    assert _loaded_after(["--help"], HEAVY_FOR_HELP) == []
+    assert _loaded_after([], HEAVY_FOR_HELP) == []  # no arguments: the same help
+
+
+def test_importing_the_commands_loads_no_rich() -> None:
+    """Consoles, markup and tables load when a command first prints, not on import."""
+    code = "import sys, carbook_cli.main\nprint(sorted(m for m in sys.modules if m.startswith('rich')))\n"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_light_help_looks_exactly_like_typers_own() -> None:
+    """The console script's help (Typer's help module loaded with stand-ins) is the same
+    text as Typer's help loaded as is (in this process, through CliRunner)."""
+    from typer.testing import CliRunner
+
+    runner = CliRunner()
+    for args in (["--help"], ["cars", "import", "--help"], ["db", "--help"]):
+        script = subprocess.run(
+            [str(Path(sys.executable).with_name("carbook")), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert script.returncode == 0, script.stderr
+        assert script.stdout == runner.invoke(app, args).output, args

@@ -1,0 +1,74 @@
+"""CPU seconds spent by each part of a running local stack, read from /proc (Linux).
+
+A part's figure is its process and every process below it (PostgreSQL's backends,
+nginx's workers), live ones by their own time and ended ones through their parent's
+``cutime``/``cstime``: so a backend that came and went between two readings counts.
+Used to say what limits a benchmark: which part burns how much CPU per unit of work, and
+how many of the machine's cores the whole stack kept busy.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from carbook_stack.manager import LocalStack
+
+__all__ = ["PARTS", "stack_cpu"]
+
+#: The stack's parts, by the pid file each writes (PostgreSQL: its postmaster.pid).
+PARTS = ("postgres", "postgrest", "app", "nginx")
+_PIDFILES = {"postgrest": "postgrest.pid", "app": "gateway.pid", "nginx": "nginx.pid"}
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _roots(stack: LocalStack) -> dict[str, int]:
+    state = stack.settings.state_dir
+    files = {part: state / name for part, name in _PIDFILES.items()}
+    if not files["nginx"].exists():
+        files["nginx"] = state / "nginx" / "nginx.pid"  # nginx's own, beside its config
+    files["postgres"] = state / "db" / "pgdata" / "postmaster.pid"
+    roots = {}
+    for part, path in files.items():
+        try:
+            roots[part] = int(path.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+    return roots
+
+
+def _table() -> dict[int, tuple[int, float]]:
+    """Every process: (parent pid, CPU seconds of it and of its reaped children)."""
+    table = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        # fields[1] is ppid; utime, stime, cutime, cstime are fields 14-17 of stat(5).
+        table[int(entry.name)] = (int(fields[1]), sum(int(x) for x in fields[11:15]) / _TICK)
+    return table
+
+
+def stack_cpu(stack: LocalStack) -> dict[str, float]:
+    """CPU seconds used so far by each part of the stack ({} where /proc is missing)."""
+    if not Path("/proc/self/stat").exists():
+        return {}
+    table = _table()
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    out = {}
+    for part, root in _roots(stack).items():
+        if root not in table:
+            continue
+        total, todo = 0.0, [root]
+        while todo:
+            pid = todo.pop()
+            total += table[pid][1]
+            todo.extend(children.get(pid, []))
+        out[part] = total
+    return out
