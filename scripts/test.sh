@@ -6,6 +6,22 @@ set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh || exit 1
 
+# supabase-js (the seed's front-end client) for tests/stack/test_supabase_js.py, at the
+# versions tests/js/package-lock.json pins; Node.js and npm from apt when missing.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    echo "carbook tests: installing Node.js and npm (apt-get install nodejs npm)" >&2
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm >/dev/null
+  fi
+fi
+if ! cmp -s tests/js/package-lock.json tests/js/node_modules/.carbook-lock 2>/dev/null; then
+  npm ci --prefix tests/js --no-audit --no-fund --silent || exit 1
+  cp tests/js/package-lock.json tests/js/node_modules/.carbook-lock
+fi
+
 status=0
 .venv/bin/ruff check src cli tests benchmarks scripts || status=1
 .venv/bin/ruff format --check src cli tests benchmarks scripts >/dev/null || {

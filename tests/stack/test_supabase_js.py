@@ -1,0 +1,76 @@
+"""The seed's front end is written with supabase-js: the same client, run by Node against
+the local stack, with the publishable key and nothing of carbook's. `scripts/test.sh`
+installs the pinned supabase-js (tests/js/package.json) before the suite runs."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+from carbook_stack.manager import LocalStack
+from tests.helpers import ADMIN_EMAIL, ADMIN_PASSWORD, PNG
+
+from ..factories import make_cars, stack_db
+
+JS = Path(__file__).resolve().parents[1] / "js"
+
+
+def test_a_supabase_js_front_end_runs_unchanged(stack: LocalStack) -> None:
+    node = shutil.which("node")
+    assert node, "Node.js is needed: scripts/test.sh installs it with supabase-js"
+    assert (JS / "node_modules" / "@supabase" / "supabase-js").is_dir(), (
+        "supabase-js is not installed: run `npm install --prefix tests/js` (scripts/test.sh does)"
+    )
+    s = stack.settings
+    (car,) = make_cars(stack, 1, f"js-{uuid.uuid4().hex[:6]}")
+    run = uuid.uuid4().hex[:10]
+    result = subprocess.run(
+        [node, str(JS / "client_flow.mjs")],
+        cwd=JS,
+        env={
+            "PATH": os.environ.get("PATH", ""),
+            "API_URL": s.api_url,
+            "PUBLISHABLE_KEY": s.publishable_key,
+            "CAR_ID": car,
+            "ADMIN_EMAIL": ADMIN_EMAIL,
+            "ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "PNG_BASE64": base64.b64encode(PNG).decode(),
+            "RUN": run,
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert "failed" not in out, out
+    assert out["identities"] == ["email"]
+    assert out["claims"] == {
+        "sub": out["user_id"],
+        "role": "authenticated",
+        "alg": "ES256",
+        "kid": s.keys().kid,
+    }
+    assert out["listed"] == [car]
+    assert (out["booked"]["success"], out["booked"]["code"], out["booked"]["booked_by"]) == (
+        True,
+        "booked",
+        out["user_id"],
+    )
+    assert (out["lost"]["success"], out["lost"]["code"]) == (False, "already_booked")
+    assert out["lost"]["message"] == "Already booked. Be fast next time."
+    assert out["anonymous_error"] == {"code": "anonymous_provider_disabled", "status": 422}
+    assert out["uploaded_path"] == f"js/{run}.png" and out["reuse_refused"] is True
+    assert out["public"] == {"status": 200, "same": True, "type": "image/png"}
+    with stack_db(stack) as conn:
+        row = conn.execute("select booked_by::text from public.cars where id = %s", (car,)).fetchone()
+        objects = conn.execute(
+            "select count(*) from storage.objects where bucket_id = 'car-images' and name = %s",
+            (f"js/{run}.png",),
+        ).fetchone()
+    assert row == (out["user_id"],) and objects == (1,)
