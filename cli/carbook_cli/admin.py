@@ -1,4 +1,4 @@
-"""`carbook admin`: grant and revoke the admin role (needs the service_role key)."""
+"""`carbook admin`: grant and revoke the admin role (needs the secret key)."""
 
 from typing import Annotated
 
@@ -8,7 +8,7 @@ from .context import client
 from .output import console, escape, print_json
 
 app = typer.Typer(
-    help="Grant and revoke the admin role (with the service_role key).",
+    help="Grant and revoke the admin role (with the secret key).",
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
