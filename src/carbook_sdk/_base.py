@@ -156,6 +156,12 @@ def keyset_filter(cursor: str) -> str:
     return f'created_at.lt."{created_at}",and(created_at.eq."{created_at}",id.gt.{car_id})'
 
 
+def keyset_filter_ascending(cursor: str) -> str:
+    """PostgREST ``or`` filter for the page after ``cursor`` (created_at asc, id asc)."""
+    created_at, car_id = decode_cursor(cursor)
+    return f'created_at.gt."{created_at}",and(created_at.eq."{created_at}",id.gt.{car_id})'
+
+
 def cars_page(rows: list[dict[str, Any]], limit: int, public_url: Any, *, keyset: bool) -> Page[Car]:
     cars = [parse_car(r, public_url) for r in rows[:limit]]
     more = len(rows) > limit
