@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from .context import client
-from .output import console, escape, print_json
+from .output import console, escape, list_json, print_json
 
 app = typer.Typer(
     help="Read the audit trail (admins).",
@@ -51,7 +51,7 @@ def list_(
         actor_id = cb.admin.find_user(actor).id if actor else None
         rows = cb.audit.list(car_id=car, actor_id=actor_id, action=action, since=when, limit=limit)
     if json:
-        print_json([r.model_dump(mode="json") for r in rows])
+        print_json(list_json([r.model_dump(mode="json") for r in rows]))
         return
     table = Table(title="Audit log")
     for col in ("time", "action", "car", "actor", "change"):

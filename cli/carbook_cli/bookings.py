@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from .context import client
-from .output import car_json, console, escape, price, print_json
+from .output import car_json, console, escape, list_json, price, print_json
 
 app = typer.Typer(
     help="Your bookings.", no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]}
@@ -40,7 +40,7 @@ def mine(json: Json = False) -> None:
     with client() as cb:
         cars = cb.cars.mine()
     if json:
-        print_json([car_json(c) for c in cars])
+        print_json(list_json([car_json(c) for c in cars]))
         return
     table = Table(title="My bookings")
     for col in ("car id", "car", "price", "booked at"):

@@ -9,7 +9,17 @@ import typer
 from rich.table import Table
 
 from .context import async_client, client
-from .output import EXIT_FAILED, car_json, car_table, console, err_console, escape, print_car, print_json
+from .output import (
+    EXIT_FAILED,
+    car_json,
+    car_table,
+    console,
+    err_console,
+    escape,
+    list_json,
+    print_car,
+    print_json,
+)
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -51,21 +61,19 @@ def list_(
     ] = None,
     json: Json = False,
 ) -> None:
-    """List the cars you may book (published and available), or with --all every car."""
+    """List the cars you may book (published and available, newest first), or with --all
+    every car (oldest first, so a car added while you page through comes on a later page)."""
     from carbook_sdk import ValidationError
 
     if not all_ and (status is not None or published is not None):
         raise ValidationError("--status and --published/--unpublished need --all")
     with client() as cb:
         if all_:
-            offset = int(cursor) if cursor and cursor.isdigit() else 0
-            if cursor and not cursor.isdigit():
-                raise ValidationError(f"not a valid page cursor for --all: {cursor!r}")
-            page = cb.cars.list_all(status=status, published=published, limit=limit, offset=offset)
+            page = cb.cars.list_all(status=status, published=published, limit=limit, cursor=cursor)
         else:
             page = cb.cars.list_available(limit=limit, cursor=cursor)
     if json:
-        print_json({"cars": [car_json(c) for c in page.items], "next_cursor": page.next_cursor})
+        print_json(list_json([car_json(c) for c in page.items], page.next_cursor))
         return
     console.print(car_table(page.items, "All cars" if all_ else "Available cars"))
     if page.next_cursor:

@@ -16,6 +16,8 @@ class State:
     """What the app callback parsed; read by every command."""
 
     verbose = False
+    #: `--json` is on the command line: errors are a JSON document on stdout too.
+    json = False
     url: str | None = None
     key: str | None = None
     secret_key: str | None = None

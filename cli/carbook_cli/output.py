@@ -7,6 +7,7 @@ starts without loading supabase-py, httpx or psycopg.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -24,10 +25,14 @@ from carbook_sdk.errors import (
     ConfigurationError,
     ConflictError,
     DatabaseError,
+    NotAuthenticatedError,
     NotFoundError,
     RollbackRefusedError,
+    SessionExpiredError,
     ValidationError,
 )
+
+from .context import state
 
 if TYPE_CHECKING:
     from carbook_sdk.models import Car
@@ -58,6 +63,15 @@ EXIT_CHECKS_FAILED = EXIT_FAILED
 EXIT_STACK_DOWN = 11
 
 
+def fit_terminal() -> None:
+    """Take $COLUMNS as it is for this run. Rich reads it once, when the consoles are made
+    at import; a process that runs the app more than once (tests, an embedding program)
+    may run it for terminals of different widths."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        console.width = err_console.width = int(columns)
+
+
 def exit_code_for(exc: CarbookError) -> int:
     for kind, code in EXIT_CODES:
         if isinstance(exc, kind):
@@ -70,13 +84,28 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
 
 
+def error_document(exc: CarbookError) -> dict[str, Any]:
+    """What `--json` prints on stdout for an error: the same shape for every command."""
+    return {"error": {"code": exc.code, "message": exc.message, "hint": exc.hint}}
+
+
 def print_error(exc: CarbookError) -> None:
+    """One line on stderr; with --json, also the error document on stdout."""
+    if isinstance(exc, (NotAuthenticatedError, SessionExpiredError)) and exc.hint is None:
+        exc.hint = "run `carbook auth login`"  # the SDK does not know its caller is this CLI
+    if state.json:
+        print_json(error_document(exc))
     if isinstance(exc, CarAlreadyBookedError):
         # The seed's promise, word for word.
         err_console.print(exc.message, markup=False, soft_wrap=True)
         return
     # The message may quote user input: never read it as Rich markup.
     err_console.print(f"[bold red]Error:[/] {escape(str(exc))}", soft_wrap=True)
+
+
+def list_json(items: list[Any], next_cursor: str | None = None) -> dict[str, Any]:
+    """Every list in one shape: ``{"items": [...], "next_cursor": ...}`` (null on the last page)."""
+    return {"items": items, "next_cursor": next_cursor}
 
 
 def car_json(car: Car) -> dict[str, Any]:
