@@ -5,10 +5,20 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from .context import client
-from .output import car_json, console, escape, list_json, price, print_json
+from .output import (
+    car_json,
+    console,
+    escape,
+    full_ids,
+    ids_note,
+    list_json,
+    price,
+    print_json,
+    short_id,
+    table,
+)
 
 app = typer.Typer(
     help="Your bookings.", no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]}
@@ -42,16 +52,16 @@ def mine(json: Json = False) -> None:
     if json:
         print_json(list_json([car_json(c) for c in cars]))
         return
-    table = Table(title="My bookings")
-    for col in ("car id", "car", "price", "booked at"):
-        table.add_column(col)
+    full = full_ids()
+    t = table("My bookings", "car id", "car", "price", "booked at", whole=("car id",), right=("price",))
     for c in cars:
-        table.add_row(
-            str(c.id),
+        t.add_row(
+            short_id(c.id, full=full),
             escape(f"{c.make} {c.model} ({c.year})"),
             price(c),
-            c.booked_at.isoformat() if c.booked_at else "",
+            f"{c.booked_at:%Y-%m-%d %H:%M:%S %Z}" if c.booked_at else "",
         )
-    console.print(table)
+    console.print(t)
     if not cars:
         console.print("No bookings yet.")
+    ids_note(len(cars))

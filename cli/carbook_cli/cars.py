@@ -16,6 +16,7 @@ from .output import (
     console,
     err_console,
     escape,
+    ids_note,
     list_json,
     print_car,
     print_json,
@@ -76,6 +77,7 @@ def list_(
         print_json(list_json([car_json(c) for c in page.items], page.next_cursor))
         return
     console.print(car_table(page.items, "All cars" if all_ else "Available cars"))
+    ids_note(len(page.items))
     if page.next_cursor:
         console.print(f"More: --cursor {page.next_cursor}", soft_wrap=True)
 

@@ -123,14 +123,60 @@ def price(car: Car) -> str:
         return f"{car.price_in_paise} {car.currency} (minor units)"
 
 
+#: Below this many columns, ids in tables are shortened (``7e2a3044…``); --json has them in full.
+FULL_IDS_FROM = 120
+
+
+def short_id(value: object, *, full: bool = False) -> str:
+    """An id for a table cell: whole on a wide terminal, else its first 8 characters and
+    an ellipsis, which still tell the rows apart."""
+    text = str(value or "")
+    return text if full or len(text) <= 9 else f"{text[:8]}…"
+
+
+def full_ids(needed: int = FULL_IDS_FROM) -> bool:
+    return console.width >= needed
+
+
+def table(
+    title: str,
+    *columns: str,
+    whole: tuple[str, ...] = (),
+    right: tuple[str, ...] = (),
+) -> Table:
+    """A table that fits the terminal: ids, amounts and short words (``whole``, ``right``)
+    are never cut; every other column wraps, long words folded onto the next line,
+    instead of ending in ``…``."""
+    t = Table(title=title)
+    for col in columns:
+        keep = col in whole or col in right
+        t.add_column(
+            col,
+            no_wrap=keep,
+            overflow="fold",
+            justify="right" if col in right else "left",
+        )
+    return t
+
+
 def car_table(cars: list[Car], title: str) -> Table:
-    table = Table(title=title)
-    for col in ("id", "make", "model", "year", "price", "status", "published"):
-        table.add_column(col, no_wrap=col in {"id", "price"}, justify="right" if col == "price" else "left")
+    full = full_ids()
+    t = table(
+        title,
+        "id",
+        "make",
+        "model",
+        "year",
+        "price",
+        "status",
+        "published",
+        whole=("id", "year", "status", "published"),
+        right=("price",),
+    )
     for c in cars:
         status = "[green]available[/]" if c.booking_status == "available" else "[yellow]booked[/]"
-        table.add_row(
-            str(c.id),
+        t.add_row(
+            short_id(c.id, full=full),
             escape(c.make),
             escape(c.model),
             str(c.year),
@@ -138,7 +184,13 @@ def car_table(cars: list[Car], title: str) -> Table:
             status,
             "yes" if c.is_published else "no",
         )
-    return table
+    return t
+
+
+def ids_note(shown: int, *, full: bool | None = None) -> None:
+    """Say so when ids were shortened, and where to find them whole."""
+    if shown and not (full_ids() if full is None else full):
+        console.print("Ids are shortened to fit the terminal: --json shows them whole.", soft_wrap=True)
 
 
 def car_panel_rows(car: Car) -> list[tuple[str, str]]:
@@ -150,15 +202,18 @@ def car_panel_rows(car: Car) -> list[tuple[str, str]]:
         ("status", car.booking_status),
         ("booked by", str(car.booked_by or "")),
         ("booked at", car.booked_at.isoformat() if car.booked_at else ""),
-        ("image", car.image_url or ""),
         ("ref", car.ref or ""),
     ]
 
 
 def print_car(car: Car, heading: str) -> None:
-    table = Table(title=escape(heading), show_header=False)
-    table.add_column("field", style="bold")
-    table.add_column("value")
+    t = Table(title=escape(heading), show_header=False)
+    t.add_column("field", style="bold", no_wrap=True)
+    t.add_column("value", overflow="fold")
     for k, v in car_panel_rows(car):
-        table.add_row(k, escape(v))
-    console.print(table)
+        t.add_row(k, escape(v))
+    console.print(t)
+    if car.image_url:
+        # On a line of its own, never wrapped: a URL to copy whole, at any width.
+        console.print("image:", style="bold")
+        console.print(car.image_url, markup=False, soft_wrap=True)

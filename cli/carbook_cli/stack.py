@@ -145,7 +145,9 @@ def status(
             }
         )
     else:
-        table = Table("part", "state", "url", "pid", "log", title="carbook local stack")
+        table = Table(title="carbook local stack")
+        for col in ("part", "state", "url", "pid", "log"):  # paths and URLs fold, never end in …
+            table.add_column(col, overflow="fold", no_wrap=col in {"part", "state", "pid"})
         for p in st.parts:
             state = (
                 "[green]healthy[/]"

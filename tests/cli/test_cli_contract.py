@@ -214,6 +214,35 @@ def test_a_signed_in_driver_racing_for_a_booked_car_gets_exit_7(cli: Cli, image:
     assert cli.state() == before  # its users are gone again, and so is nothing else
 
 
+# 5. Tables fit the terminal ---------------------------------------------------------------------
+def _at_80(cli: Cli, *args: str) -> str:
+    result = runner.invoke(app, list(args), env={**cli.env, "COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    for line in result.stdout.splitlines():
+        assert len(line) <= 80 or line.startswith("http"), line  # a URL stays whole, to copy
+    return result.stdout
+
+
+def test_tables_are_readable_at_80_columns(cli: Cli, image: Path) -> None:
+    cli.login_admin()
+    car = _add(cli, image, "--publish")
+    cli("cars", "update", car["id"], "--model", "Sonet Gravity Edition")
+    listing = _at_80(cli, "cars", "list", "--all", "--limit", "1000")
+    assert f"{car['id'][:8]}…" in listing
+    assert "…" not in re.sub(r"[0-9a-f]{8}…", "", listing)  # no word cut short, only ids
+    for word in ("available", "booked", "published"):
+        assert word in listing
+
+    audit = _at_80(cli, "audit", "list", "--car", car["id"])
+    assert ADMIN_EMAIL in audit and f"{car['id'][:8]}…" in audit
+    assert "…" not in re.sub(r"[0-9a-f]{8}…", "", audit)
+    assert "car.update" in audit and "Sonet Gravity" in audit
+
+    shown = _at_80(cli, "cars", "show", car["id"])
+    url = cli.json("cars", "show", car["id"])["image_url"]
+    assert url in shown.splitlines()
+
+
 # 6. Sessions that ended ------------------------------------------------------------------------
 @pytest.mark.parametrize("ended_by", ["deleting the session", "deleting the user"])
 def test_an_ended_session_says_so_in_whoami_and_book(cli: Cli, ended_by: str) -> None:
