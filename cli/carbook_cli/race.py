@@ -29,7 +29,13 @@ def race(
     are deleted afterwards (also on Ctrl-C), but the winner: their booking names them."""
     from carbook_sdk.race import run_race
 
-    result = run_race(car_id, clients, settings=settings(), keep_users=keep_users)
+    try:
+        result = run_race(car_id, clients, settings=settings(), keep_users=keep_users)
+    except KeyboardInterrupt:
+        # run_race has cleaned up by now (its clean-up runs on cancellation).
+        kept = "are kept (--keep-users)" if keep_users else "were deleted again"
+        err_console.print(f"Interrupted: the users this race made {kept}.")
+        raise typer.Exit(130) from None
     if json:
         print_json(
             {

@@ -11,6 +11,7 @@ them would leave a booked car that nobody booked). ``keep_users=True`` keeps eve
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import secrets
 import time
@@ -21,7 +22,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ._concurrency import gather_limited
 from .errors import CarbookError, ConfigurationError, ValidationError
-from .models import parse_car_id
+from .models import User, parse_car_id
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -107,15 +108,25 @@ async def race(
     ids: dict[str, str] = {}
     attempts: tuple[RaceAttempt, ...] = ()
     async with AsyncCarbook(settings=service) as ops:
+        creating: asyncio.Future[User] | None = None
         try:
             await ops.cars.get(car)  # a clear error for an unknown car before any user is made
             for email in emails:
-                ids[email] = str((await ops.admin.create_user(email, password)).id)
+                # Shielded: a cancelled request may still create the user on the server,
+                # so the one in flight is awaited below and deleted with the others.
+                creating = asyncio.ensure_future(ops.admin.create_user(email, password))
+                ids[email] = str((await asyncio.shield(creating)).id)
                 made.append(ids[email])
+                creating = None
             attempts = await _run(car, emails, password, settings)
         finally:
             # Also on an error or a cancellation (asyncio.run cancels this task on Ctrl-C,
             # and the awaits below still run): no racer is left behind unless asked.
+            if creating is not None:
+                with contextlib.suppress(CarbookError):
+                    user = await creating
+                    ids[user.email or ""] = str(user.id)
+                    made.append(str(user.id))
             left, winner = await _clean_up(ops, car, made, keep_users)
         by_id = {v: k for k, v in ids.items()}
         kept = {*left, winner}
@@ -164,7 +175,13 @@ async def _run(car: str, emails: list[str], password: str, settings: Settings) -
         tasks = [asyncio.create_task(attempt(e, r)) for e, r in zip(emails, racers, strict=True)]
         await asyncio.sleep(0)  # every task is waiting on the event
         start.set()
-        return tuple(await asyncio.gather(*tasks))
+        attempts = asyncio.gather(*tasks)
+        try:
+            return tuple(await asyncio.shield(attempts))
+        except asyncio.CancelledError:
+            # The bookings already sent finish first: the clean-up must see who won.
+            await attempts
+            raise
     finally:
         await asyncio.gather(*(r.aclose() for r in racers))
 

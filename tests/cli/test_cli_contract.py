@@ -5,7 +5,12 @@ up after itself, tables that fit 80 columns, and sessions that ended saying so."
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -201,6 +206,30 @@ def test_race_deletes_its_users_but_the_winner_and_a_driver_loses_with_exit_7(cl
     kept = cli("race", car["id"], "--clients", "2", "--keep-users", "--json")
     assert kept.exit_code == 7 and len(json.loads(kept.stdout)["kept_users"]) == 2
     assert _racers(cli.stack) == racers + 3
+
+
+def test_ctrl_c_during_a_race_deletes_its_users(cli: Cli) -> None:
+    """A real SIGINT to a real process, while the race is still making its users."""
+    (car,) = make_cars(cli.stack, 1, "race-sigint")
+    racers = _racers(cli.stack)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "carbook_cli", "race", car, "--clients", "100"],
+        env={**os.environ, **cli.env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while _racers(cli.stack) < racers + 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, (out, err)
+    assert _one_line(err) == "Interrupted: the users this race made were deleted again."
+    assert _racers(cli.stack) == racers
 
 
 # 5. Tables fit the terminal ---------------------------------------------------------------------
