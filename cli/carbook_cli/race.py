@@ -33,8 +33,8 @@ def race(
         result = run_race(car_id, clients, settings=settings(), keep_users=keep_users)
     except KeyboardInterrupt:
         # run_race has cleaned up by now (its clean-up runs on cancellation).
-        kept = "are kept (--keep-users)" if keep_users else "were deleted again"
-        err_console.print(f"Interrupted: the users this race made {kept}.")
+        fate = "are kept (--keep-users)" if keep_users else "were deleted again"
+        err_console.print(f"Interrupted: the users this race made {fate}.")
         raise typer.Exit(130) from None
     if json:
         print_json(
