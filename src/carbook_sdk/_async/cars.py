@@ -220,7 +220,7 @@ class AsyncCarsService(AsyncService):
         if skip is not None:
             query = query.offset(skip)
         reply = await self._c._call(query.execute)
-        return cars_page(reply.data, limit, self._c._public_url, keyset=True)
+        return cars_page(reply.data, limit, self._c._public_url, keyset=True, ascending=True)
 
     async def create(
         self,

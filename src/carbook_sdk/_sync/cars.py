@@ -224,7 +224,7 @@ class CarsService(Service):
         if skip is not None:
             query = query.offset(skip)
         reply = self._c._call(query.execute)
-        return cars_page(reply.data, limit, self._c._public_url, keyset=True)
+        return cars_page(reply.data, limit, self._c._public_url, keyset=True, ascending=True)
 
     def create(
         self,
