@@ -18,6 +18,9 @@ class State:
     verbose = False
     #: `--json` is on the command line: errors are a JSON document on stdout too.
     json = False
+    #: A JSON document is on stdout already: an error after it (db status on drift, a
+    #: refused import) adds none, so stdout stays one document, the command's own.
+    json_printed = False
     url: str | None = None
     key: str | None = None
     secret_key: str | None = None

@@ -24,6 +24,7 @@ class CarbookGroup(TyperGroup):
         # Read before anything is parsed: an option value that fails to parse must still
         # be reported as JSON when the command line asked for JSON.
         state.json = "--json" in (args[: args.index("--")] if "--" in args else args)
+        state.json_printed = False
         fit_terminal()
         return super().parse_args(ctx, args)
 
@@ -60,7 +61,7 @@ class CarbookGroup(TyperGroup):
         """The command line's own shape is wrong (click's UsageError; typer>=0.20 vendors
         click, so it is matched by module, not class): Typer prints usage and exits 2.
         With --json, stdout gets the error document too, so a script reads one format."""
-        if state.json and getattr(exc, "exit_code", None) == 2:
+        if state.json and not state.json_printed and getattr(exc, "exit_code", None) == 2:
             ctx = getattr(exc, "ctx", None)
             hint = f"see `{ctx.command_path} --help`" if ctx is not None else None
             message = exc.format_message() if hasattr(exc, "format_message") else str(exc)

@@ -81,6 +81,7 @@ def exit_code_for(exc: CarbookError) -> int:
 
 def print_json(data: Any) -> None:
     """One JSON document on stdout, nothing else."""
+    state.json_printed = True
     sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
 
 
@@ -93,7 +94,7 @@ def print_error(exc: CarbookError) -> None:
     """One line on stderr; with --json, also the error document on stdout."""
     if isinstance(exc, (NotAuthenticatedError, SessionExpiredError)) and exc.hint is None:
         exc.hint = "run `carbook auth login`"  # the SDK does not know its caller is this CLI
-    if state.json:
+    if state.json and not state.json_printed:
         print_json(error_document(exc))
     if isinstance(exc, CarAlreadyBookedError):
         # The seed's promise, word for word.

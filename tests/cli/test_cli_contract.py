@@ -167,6 +167,11 @@ def test_list_all_pages_by_keyset_an_insert_between_pages_neither_repeats_nor_sk
     before = cli.state()
     bad = cli("cars", "list", "--all", "--cursor", "2")  # the old offset cursor
     assert bad.exit_code == 3 and _one_line(bad.stderr) == "Error: not a valid page cursor: '2'"
+    newest_first = cli.json("cars", "list", "--limit", "1")["next_cursor"]
+    other = cli("cars", "list", "--all", "--cursor", newest_first)  # a cursor keeps its order
+    assert other.exit_code == 3 and "not a valid page cursor" in other.stderr
+    back = cli("cars", "list", "--cursor", page1["next_cursor"])
+    assert back.exit_code == 3 and "not a valid page cursor" in back.stderr
     assert cli.state() == before
 
 
@@ -237,7 +242,8 @@ def _at_80(cli: Cli, *args: str) -> str:
     result = runner.invoke(app, list(args), env={**cli.env, "COLUMNS": "80"})
     assert result.exit_code == 0, result.output
     for line in result.stdout.splitlines():
-        assert len(line) <= 80 or line.startswith("http"), line  # a URL stays whole, to copy
+        # A URL and a cursor stay whole on their line, to copy.
+        assert len(line) <= 80 or line.startswith(("http", "More: --cursor ")), line
     return result.stdout
 
 
