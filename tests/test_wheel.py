@@ -185,7 +185,7 @@ def test_the_all_install_is_the_whole_cli_from_an_empty_folder(
         CARBOOK_CONFIG_DIR=str(empty_folder / "config"),
     )
     assert listed.returncode == 0, listed.stderr
-    assert json.loads(listed.stdout)["cars"]
+    assert json.loads(listed.stdout)["items"]
 
 
 def _set_port(config: Path, section: str, port: int) -> None:

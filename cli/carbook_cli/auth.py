@@ -46,11 +46,14 @@ def login(
 
 
 @app.command()
-def logout() -> None:
+def logout(json: Json = False) -> None:
     """Sign out (every session of this user) and forget the saved session."""
     with client() as cb:
         cb.auth.sign_out()
-    console.print("Signed out.")
+    if json:
+        print_json({"signed_out": True, "session_file": str(session_path(settings().url))})
+    else:
+        console.print("Signed out.")
 
 
 @app.command()
@@ -61,7 +64,7 @@ def whoami(json: Json = False) -> None:
     with client() as cb:
         user = cb.auth.current_user()
         if user is None:
-            raise NotAuthenticatedError("not signed in: run `carbook auth login`")
+            raise NotAuthenticatedError("not signed in")
         admin = cb.auth.is_admin()
     path = session_path(settings().url)
     if json:

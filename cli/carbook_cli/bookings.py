@@ -5,7 +5,18 @@ from typing import Annotated
 import typer
 
 from .context import client
-from .output import car_json, console, escape, new_table, price, print_json
+from .output import (
+    car_json,
+    console,
+    escape,
+    full_ids,
+    ids_note,
+    list_json,
+    price,
+    print_json,
+    short_id,
+    table,
+)
 
 app = typer.Typer(
     help="Your bookings.", no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]}
@@ -37,18 +48,18 @@ def mine(json: Json = False) -> None:
     with client() as cb:
         cars = cb.cars.mine()
     if json:
-        print_json([car_json(c) for c in cars])
+        print_json(list_json([car_json(c) for c in cars]))
         return
-    table = new_table(title="My bookings")
-    for col in ("car id", "car", "price", "booked at"):
-        table.add_column(col)
+    full = full_ids()
+    t = table("My bookings", "car id", "car", "price", "booked at", whole=("car id",), right=("price",))
     for c in cars:
-        table.add_row(
-            str(c.id),
+        t.add_row(
+            short_id(c.id, full=full),
             escape(f"{c.make} {c.model} ({c.year})"),
             price(c),
-            c.booked_at.isoformat() if c.booked_at else "",
+            f"{c.booked_at:%Y-%m-%d %H:%M:%S %Z}" if c.booked_at else "",
         )
-    console.print(table)
+    console.print(t)
     if not cars:
         console.print("No bookings yet.")
+    ids_note(len(cars))

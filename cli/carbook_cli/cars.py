@@ -13,6 +13,8 @@ from .output import (
     console,
     err_console,
     escape,
+    ids_note,
+    list_json,
     new_table,
     print_car,
     print_json,
@@ -58,23 +60,22 @@ def list_(
     ] = None,
     json: Json = False,
 ) -> None:
-    """List the cars you may book (published and available), or with --all every car."""
+    """List the cars you may book (published and available, newest first), or with --all
+    every car (oldest first, so a car added while you page through comes on a later page)."""
     from carbook_sdk import ValidationError
 
     if not all_ and (status is not None or published is not None):
         raise ValidationError("--status and --published/--unpublished need --all")
     with client() as cb:
         if all_:
-            offset = int(cursor) if cursor and cursor.isdigit() else 0
-            if cursor and not cursor.isdigit():
-                raise ValidationError(f"not a valid page cursor for --all: {cursor!r}")
-            page = cb.cars.list_all(status=status, published=published, limit=limit, offset=offset)
+            page = cb.cars.list_all(status=status, published=published, limit=limit, cursor=cursor)
         else:
             page = cb.cars.list_available(limit=limit, cursor=cursor)
     if json:
-        print_json({"cars": [car_json(c) for c in page.items], "next_cursor": page.next_cursor})
+        print_json(list_json([car_json(c) for c in page.items], page.next_cursor))
         return
     console.print(car_table(page.items, "All cars" if all_ else "Available cars"))
+    ids_note(len(page.items))
     if page.next_cursor:
         console.print(f"More: --cursor {page.next_cursor}", soft_wrap=True)
 

@@ -16,6 +16,11 @@ class State:
     """What the app callback parsed; read by every command."""
 
     verbose = False
+    #: `--json` is on the command line: errors are a JSON document on stdout too.
+    json = False
+    #: A JSON document is on stdout already: an error after it (db status on drift, a
+    #: refused import) adds none, so stdout stays one document, the command's own.
+    json_printed = False
     url: str | None = None
     key: str | None = None
     secret_key: str | None = None

@@ -312,7 +312,11 @@ def restore(
 
 
 @app.command()
-def seed(db_url: DbUrl = None) -> None:
+def seed(db_url: DbUrl = None, json: Json = False) -> None:
     """Load the demo data of supabase/seed.sql."""
-    _database(db_url, json=False, project=True).seed()
-    console.print("Seed data loaded.")
+    database = _database(db_url, json=json, project=True)
+    database.seed()
+    if json:
+        print_json({"target": _target(database), "seeded": True})
+    else:
+        console.print("Seed data loaded.")

@@ -8,20 +8,38 @@ import typer
 from typer.core import TyperGroup
 
 from carbook_sdk import __version__
-from carbook_sdk.errors import CarbookError
+from carbook_sdk.errors import CarbookError, ValidationError
 
 from . import admin, audit, auth, bookings, cars, db, project, race, stack_missing
 from .context import state
-from .output import err_console, exit_code_for, print_error
+from .output import err_console, exit_code_for, fit_terminal, print_error, print_json
 from .rich_help import help_requested, import_rich_utils_lightly
 
 
 class CarbookGroup(TyperGroup):
-    """Turns every CarbookError raised below it into one line on stderr and an exit code."""
+    """Turns every CarbookError raised below it into one line on stderr (and, with --json,
+    an error document on stdout) and an exit code."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        # Read before anything is parsed: an option value that fails to parse must still
+        # be reported as JSON when the command line asked for JSON.
+        state.json = "--json" in (args[: args.index("--")] if "--" in args else args)
+        state.json_printed = False
+        fit_terminal()
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: Any) -> Any:  # typer.Context; its click base is private to typer
         try:
             return super().invoke(ctx)
+        except typer.BadParameter as exc:
+            if type(exc).__name__ == "MissingParameter":  # click's subclass for a missing one
+                return self._usage_error(exc)
+            # The one exit-code rule: an invalid value is 3 whichever option it came in,
+            # whether click's type check or carbook's own check found it; 2 is kept for
+            # the command line's shape (an unknown option, a missing argument).
+            invalid = ValidationError(exc.format_message())
+            print_error(invalid)
+            raise typer.Exit(exit_code_for(invalid)) from None
         except CarbookError as exc:
             if state.verbose:
                 err_console.print_exception()
@@ -31,12 +49,24 @@ class CarbookGroup(TyperGroup):
             raise
         except Exception as exc:
             if type(exc).__module__.startswith(("typer", "click")):
-                raise  # usage errors: Typer prints them and exits 2
+                return self._usage_error(exc)  # the command line's shape: usage, exit 2
             # A bug of ours must still be one line, not a traceback (that with --verbose).
             if state.verbose:
                 err_console.print_exception()
             print_error(CarbookError(f"unexpected {type(exc).__name__}: {exc}"))
             raise typer.Exit(1) from None
+
+    @staticmethod
+    def _usage_error(exc: Exception) -> Any:
+        """The command line's own shape is wrong (click's UsageError; typer>=0.20 vendors
+        click, so it is matched by module, not class): Typer prints usage and exits 2.
+        With --json, stdout gets the error document too, so a script reads one format."""
+        if state.json and not state.json_printed and getattr(exc, "exit_code", None) == 2:
+            ctx = getattr(exc, "ctx", None)
+            hint = f"see `{ctx.command_path} --help`" if ctx is not None else None
+            message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+            print_json({"error": {"code": "usage_error", "message": message, "hint": hint}})
+        raise exc
 
 
 app = typer.Typer(
@@ -160,7 +190,8 @@ def _one_of(ctx: typer.Context, name: str, value: str | None, alias_value: str |
     source = ctx.get_parameter_source(name)
     if value is not None and value != alias_value and source is not None and source.name == "COMMANDLINE":
         flag, alias = _ALIASES[name]
-        raise typer.BadParameter(f"{flag} and {alias} are the same option: pass one of them")
+        # Two spellings of one option is the command line's shape, not a bad value: exit 2.
+        ctx.fail(f"{flag} and {alias} are the same option: pass one of them")
     return alias_value
 
 

@@ -8,6 +8,7 @@ every Tab) costs none of them.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import TYPE_CHECKING, Any, cast
 
@@ -21,10 +22,14 @@ from carbook_sdk.errors import (
     ConfigurationError,
     ConflictError,
     DatabaseError,
+    NotAuthenticatedError,
     NotFoundError,
     RollbackRefusedError,
+    SessionExpiredError,
     ValidationError,
 )
+
+from .context import state
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -49,6 +54,14 @@ class _LazyConsole:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real(), name)
+
+    def _fit(self, width: int) -> None:
+        """Use ``width`` columns: the console's, or the one it will be made with (so
+        `--help` still loads no Rich console)."""
+        if self._console is None:
+            self._options["width"] = width
+        else:
+            self._console.width = width
 
     def __setattr__(self, name: str, value: Any) -> None:
         setattr(self._real(), name, value)
@@ -103,6 +116,19 @@ EXIT_CHECKS_FAILED = EXIT_FAILED
 EXIT_STACK_DOWN = 11
 
 
+def fit_terminal() -> None:
+    """Take $COLUMNS as it is for this run. Rich reads it once, when the consoles are made
+    at import; a process that runs the app more than once (tests, an embedding program)
+    may run it for terminals of different widths."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        for c in (console, err_console):
+            if isinstance(c, _LazyConsole):
+                c._fit(int(columns))
+            else:
+                c.width = int(columns)
+
+
 def exit_code_for(exc: CarbookError) -> int:
     for kind, code in EXIT_CODES:
         if isinstance(exc, kind):
@@ -114,16 +140,32 @@ def print_json(data: Any) -> None:
     """One JSON document on stdout, nothing else."""
     import json
 
+    state.json_printed = True
     sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
 
 
+def error_document(exc: CarbookError) -> dict[str, Any]:
+    """What `--json` prints on stdout for an error: the same shape for every command."""
+    return {"error": {"code": exc.code, "message": exc.message, "hint": exc.hint}}
+
+
 def print_error(exc: CarbookError) -> None:
+    """One line on stderr; with --json, also the error document on stdout."""
+    if isinstance(exc, (NotAuthenticatedError, SessionExpiredError)) and exc.hint is None:
+        exc.hint = "run `carbook auth login`"  # the SDK does not know its caller is this CLI
+    if state.json and not state.json_printed:
+        print_json(error_document(exc))
     if isinstance(exc, CarAlreadyBookedError):
         # The seed's promise, word for word.
         err_console.print(exc.message, markup=False, soft_wrap=True)
         return
     # The message may quote user input: never read it as Rich markup.
     err_console.print(f"[bold red]Error:[/] {escape(str(exc))}", soft_wrap=True)
+
+
+def list_json(items: list[Any], next_cursor: str | None = None) -> dict[str, Any]:
+    """Every list in one shape: ``{"items": [...], "next_cursor": ...}`` (null on the last page)."""
+    return {"items": items, "next_cursor": next_cursor}
 
 
 def car_json(car: Car) -> dict[str, Any]:
@@ -141,14 +183,60 @@ def price(car: Car) -> str:
         return f"{car.price_in_paise} {car.currency} (minor units)"
 
 
+#: Below this many columns, ids in tables are shortened (``7e2a3044…``); --json has them in full.
+FULL_IDS_FROM = 120
+
+
+def short_id(value: object, *, full: bool = False) -> str:
+    """An id for a table cell: whole on a wide terminal, else its first 8 characters and
+    an ellipsis, which still tell the rows apart."""
+    text = str(value or "")
+    return text if full or len(text) <= 9 else f"{text[:8]}…"
+
+
+def full_ids(needed: int = FULL_IDS_FROM) -> bool:
+    return console.width >= needed
+
+
+def table(
+    title: str,
+    *columns: str,
+    whole: tuple[str, ...] = (),
+    right: tuple[str, ...] = (),
+) -> Table:
+    """A table that fits the terminal: ids, amounts and short words (``whole``, ``right``)
+    are never cut; every other column wraps, long words folded onto the next line,
+    instead of ending in ``…``."""
+    t = new_table(title=title)
+    for col in columns:
+        keep = col in whole or col in right
+        t.add_column(
+            col,
+            no_wrap=keep,
+            overflow="fold",
+            justify="right" if col in right else "left",
+        )
+    return t
+
+
 def car_table(cars: list[Car], title: str) -> Table:
-    table = new_table(title=title)
-    for col in ("id", "make", "model", "year", "price", "status", "published"):
-        table.add_column(col, no_wrap=col in {"id", "price"}, justify="right" if col == "price" else "left")
+    full = full_ids()
+    t = table(
+        title,
+        "id",
+        "make",
+        "model",
+        "year",
+        "price",
+        "status",
+        "published",
+        whole=("id", "year", "status", "published"),
+        right=("price",),
+    )
     for c in cars:
         status = "[green]available[/]" if c.booking_status == "available" else "[yellow]booked[/]"
-        table.add_row(
-            str(c.id),
+        t.add_row(
+            short_id(c.id, full=full),
             escape(c.make),
             escape(c.model),
             str(c.year),
@@ -156,7 +244,13 @@ def car_table(cars: list[Car], title: str) -> Table:
             status,
             "yes" if c.is_published else "no",
         )
-    return table
+    return t
+
+
+def ids_note(shown: int, *, full: bool | None = None) -> None:
+    """Say so when ids were shortened, and where to find them whole."""
+    if shown and not (full_ids() if full is None else full):
+        console.print("Ids are shortened to fit the terminal: --json shows them whole.", soft_wrap=True)
 
 
 def car_panel_rows(car: Car) -> list[tuple[str, str]]:
@@ -168,15 +262,18 @@ def car_panel_rows(car: Car) -> list[tuple[str, str]]:
         ("status", car.booking_status),
         ("booked by", str(car.booked_by or "")),
         ("booked at", car.booked_at.isoformat() if car.booked_at else ""),
-        ("image", car.image_url or ""),
         ("ref", car.ref or ""),
     ]
 
 
 def print_car(car: Car, heading: str) -> None:
-    table = new_table(title=escape(heading), show_header=False)
-    table.add_column("field", style="bold")
-    table.add_column("value")
+    t = new_table(title=escape(heading), show_header=False)
+    t.add_column("field", style="bold", no_wrap=True)
+    t.add_column("value", overflow="fold")
     for k, v in car_panel_rows(car):
-        table.add_row(k, escape(v))
-    console.print(table)
+        t.add_row(k, escape(v))
+    console.print(t)
+    if car.image_url:
+        # On a line of its own, never wrapped: a URL to copy whole, at any width.
+        console.print("image:", style="bold")
+        console.print(car.image_url, markup=False, soft_wrap=True)

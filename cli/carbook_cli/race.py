@@ -13,13 +13,26 @@ def race(
     clients: Annotated[
         int, typer.Option("--clients", "-n", help="How many users race.", min=2, max=500)
     ] = 20,
+    keep_users: Annotated[
+        bool,
+        typer.Option(
+            "--keep-users", help="Keep the users the race makes (by default only the winner's stays)."
+        ),
+    ] = False,
     json: Annotated[bool, typer.Option("--json", help="Print one JSON document instead of a table.")] = False,
 ) -> None:
-    """N new users (made with the service_role key) book one car at once: one winner, N-1 told
-    "Already booked. Be fast next time." — the seed's concurrent-booking check."""
+    """N new users (made with the secret key) book one car at once: one winner, N-1 told
+    "Already booked. Be fast next time." — the seed's concurrent-booking check. The users
+    are deleted afterwards (also on Ctrl-C), but the winner: their booking names them."""
     from carbook_sdk.race import run_race
 
-    result = run_race(car_id, clients, settings=settings())
+    try:
+        result = run_race(car_id, clients, settings=settings(), keep_users=keep_users)
+    except KeyboardInterrupt:
+        # run_race has cleaned up by now (its clean-up runs on cancellation).
+        fate = "are kept (--keep-users)" if keep_users else "were deleted again"
+        err_console.print(f"Interrupted: the users this race made {fate}.")
+        raise typer.Exit(130) from None
     if json:
         print_json(
             {
@@ -28,6 +41,7 @@ def race(
                 "losers": len(result.losers),
                 "errors": len(result.errors),
                 "results": [a.model_dump() for a in result.attempts],
+                "kept_users": list(result.kept_users),
             }
         )
     else:
@@ -40,6 +54,11 @@ def race(
         console.print(table)
         console.print(
             f"Winners: {len(result.winners)}  Already booked: {len(result.losers)}  Errors: {len(result.errors)}"
+        )
+        kept = len(result.kept_users)
+        console.print(
+            f"Users kept: {kept} of {clients}"
+            + (" (the winner's: their booking names them)." if kept == len(result.winners) == 1 else ".")
         )
     if len(result.winners) > 1 or result.errors:
         raise typer.Exit(EXIT_FAILED)

@@ -81,10 +81,14 @@ def restart(state_dir: StateDir = None, json: Json = False) -> None:
 
 
 @app.command()
-def stop(state_dir: StateDir = None) -> None:
+def stop(state_dir: StateDir = None, json: Json = False) -> None:
     """Stop every part of the stack; no process is left behind."""
-    _stack(state_dir).stop()
-    console.print("Stack stopped.")
+    stack = _stack(state_dir)
+    stack.stop()
+    if json:
+        print_json({"stopped": True, "state_dir": str(stack.settings.state_dir)})
+    else:
+        console.print("Stack stopped.")
 
 
 def _print_env(info: "StackInfo") -> None:
@@ -103,6 +107,7 @@ def _print_env(info: "StackInfo") -> None:
 
 @app.command()
 def status(
+    ctx: typer.Context,
     state_dir: StateDir = None,
     json: Json = False,
     env: Annotated[
@@ -115,7 +120,7 @@ def status(
 ) -> None:
     """Show each part's health and log file, then the URLs and keys; exit 11 when any part is down."""
     if json and env:
-        raise typer.BadParameter("--json and --env are two output formats: pick one")
+        ctx.fail("--json and --env are two output formats: pick one")  # the shape: exit 2
     stack = _stack(state_dir)
     st = stack.status()
     if env:
@@ -132,11 +137,14 @@ def status(
                 "parts": [p.model_dump(mode="json") for p in st.parts],
                 "config_file": str(st.config_file) if st.config_file else None,
                 "config_changed": list(st.changed),
-                **(stack.info().model_dump() if st.healthy else {}),
+                # The same keys up or down: the URLs and keys come from the configuration.
+                **stack.info().model_dump(),
             }
         )
     else:
-        table = new_table("part", "state", "url", "pid", "log", title="carbook local stack")
+        table = new_table(title="carbook local stack")
+        for col in ("part", "state", "url", "pid", "log"):  # paths and URLs fold, never end in …
+            table.add_column(col, overflow="fold", no_wrap=col in {"part", "state", "pid"})
         for p in st.parts:
             state = (
                 "[green]healthy[/]"

@@ -129,20 +129,30 @@ def check_offset(offset: Any) -> int:
     return offset
 
 
-def encode_cursor(car: Car) -> str:
-    raw = json.dumps([car.created_at.isoformat(), str(car.id)]).encode()
+#: The tag of a cursor for the oldest-first listing (``list_all``): a cursor keeps the
+#: order it was made for, so one listing's cursor is refused by the other instead of
+#: silently paging the wrong way. Newest-first cursors (``list_available``) have none.
+ASCENDING = "asc"
+
+
+def encode_cursor(car: Car, *, ascending: bool = False) -> str:
+    key = [car.created_at.isoformat(), str(car.id)]
+    raw = json.dumps([*key, ASCENDING] if ascending else key).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[str, str]:
+def decode_cursor(cursor: str, *, ascending: bool = False) -> tuple[str, str]:
     """(created_at, id) of the last car of the previous page.
 
     Raises:
-        ValidationError: not a cursor this SDK made.
+        ValidationError: not a cursor this SDK made for this order.
     """
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, car_id = json.loads(raw)
+        parts = json.loads(raw)
+        if not isinstance(parts, list) or (parts[2:] != [ASCENDING] if ascending else len(parts) != 2):
+            raise ValueError("not this order's cursor")
+        created_at, car_id = parts[:2]
         datetime.fromisoformat(created_at)
         uuid.UUID(car_id)
     except (ValueError, TypeError, binascii.Error):
@@ -156,10 +166,19 @@ def keyset_filter(cursor: str) -> str:
     return f'created_at.lt."{created_at}",and(created_at.eq."{created_at}",id.gt.{car_id})'
 
 
-def cars_page(rows: list[dict[str, Any]], limit: int, public_url: Any, *, keyset: bool) -> Page[Car]:
+def keyset_filter_ascending(cursor: str) -> str:
+    """PostgREST ``or`` filter for the page after ``cursor`` (created_at asc, id asc)."""
+    created_at, car_id = decode_cursor(cursor, ascending=True)
+    return f'created_at.gt."{created_at}",and(created_at.eq."{created_at}",id.gt.{car_id})'
+
+
+def cars_page(
+    rows: list[dict[str, Any]], limit: int, public_url: Any, *, keyset: bool, ascending: bool = False
+) -> Page[Car]:
     cars = [parse_car(r, public_url) for r in rows[:limit]]
     more = len(rows) > limit
-    return Page(items=cars, next_cursor=encode_cursor(cars[-1]) if more and keyset and cars else None)
+    cursor = encode_cursor(cars[-1], ascending=ascending) if more and keyset and cars else None
+    return Page(items=cars, next_cursor=cursor)
 
 
 def parse_car(row: dict[str, Any], public_url: Any) -> Car:

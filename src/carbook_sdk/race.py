@@ -2,21 +2,31 @@
 same moment, and exactly one of them wins.
 
 Users are made with the secret key, each signs in with a client of their own, and
-all of them call ``book_car_atomic`` at once.
+all of them call ``book_car_atomic`` at once. Afterwards the users are deleted again — also
+when the race fails or is interrupted part way — except the winner: their booking names
+them (``cars.booked_by`` references ``auth.users`` with ``on delete set null``, so deleting
+them would leave a booked car that nobody booked). ``keep_users=True`` keeps every one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import secrets
 import time
 import uuid
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
 
+from ._concurrency import gather_limited
 from .errors import CarbookError, ConfigurationError, ValidationError
-from .models import parse_car_id
+from .models import User, parse_car_id
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from ._async.client import AsyncCarbook
 
 __all__ = ["RaceAttempt", "RaceResult", "race", "run_race"]
 
@@ -39,6 +49,9 @@ class RaceResult(BaseModel):
 
     car_id: str
     attempts: tuple[RaceAttempt, ...]
+    #: The racers' accounts still there afterwards: the winner's (their booking names
+    #: them), every one with ``keep_users``, and any whose deletion failed.
+    kept_users: tuple[str, ...] = ()
 
     @property
     def winners(self) -> tuple[RaceAttempt, ...]:
@@ -59,8 +72,17 @@ class RaceResult(BaseModel):
         return len(self.winners) == 1 and not self.errors
 
 
-async def race(car_id: uuid.UUID | str, clients: int = 20, *, settings: Settings | None = None) -> RaceResult:
-    """Make ``clients`` users, sign each in, and have all of them book the car at once.
+async def race(
+    car_id: uuid.UUID | str,
+    clients: int = 20,
+    *,
+    settings: Settings | None = None,
+    keep_users: bool = False,
+) -> RaceResult:
+    """Make ``clients`` users, sign each in, and have all of them book the car at once;
+    then delete the users again, but the winner (and every one with ``keep_users``).
+
+    The users are deleted also when the race fails or is cancelled (Ctrl-C) part way.
 
     Raises:
         ValidationError: a malformed car id or a number of clients outside 2 to 500.
@@ -82,10 +104,57 @@ async def race(car_id: uuid.UUID | str, clients: int = 20, *, settings: Settings
     run = uuid.uuid4().hex[:8]
     password = secrets.token_urlsafe(18)
     emails = [f"racer-{i:03d}@{run}.race.carbook.invalid" for i in range(clients)]
+    made: list[str] = []  # ids, in the order made: what the clean-up deletes
+    ids: dict[str, str] = {}
+    attempts: tuple[RaceAttempt, ...] = ()
     async with AsyncCarbook(settings=service) as ops:
-        await ops.cars.get(car)  # a clear error for an unknown car before any user is made
-        for email in emails:
-            await ops.admin.create_user(email, password)
+        creating: asyncio.Future[User] | None = None
+        try:
+            await ops.cars.get(car)  # a clear error for an unknown car before any user is made
+            for email in emails:
+                # Shielded: a cancelled request may still create the user on the server,
+                # so the one in flight is awaited below and deleted with the others.
+                creating = asyncio.ensure_future(ops.admin.create_user(email, password))
+                ids[email] = str((await asyncio.shield(creating)).id)
+                made.append(ids[email])
+                creating = None
+            attempts = await _run(car, emails, password, settings)
+        finally:
+            # Also on an error or a cancellation (asyncio.run cancels this task on Ctrl-C,
+            # and the awaits below still run): no racer is left behind unless asked.
+            if creating is not None:
+                with contextlib.suppress(CarbookError):
+                    user = await creating
+                    ids[user.email or ""] = str(user.id)
+                    made.append(str(user.id))
+            left, winner = await _clean_up(ops, car, made, keep_users)
+        by_id = {v: k for k, v in ids.items()}
+        kept = {*left, winner}
+        return RaceResult(
+            car_id=car, attempts=attempts, kept_users=tuple(by_id[u] for u in made if u in kept)
+        )
+
+
+async def _clean_up(ops: AsyncCarbook, car: str, made: list[str], keep: bool) -> tuple[list[str], str | None]:
+    """Delete the racers but the winner; (the ids left behind, the winner's id).
+
+    The winner is read from the car itself: after an interruption the attempts' replies
+    may be lost while the booking committed. When the car cannot be read, nobody is
+    deleted: the booking must keep its owner."""
+    if keep or not made:
+        return made, None
+    try:
+        booked_by = (await ops.cars.get(car)).booked_by
+    except CarbookError:
+        return made, None
+    winner = str(booked_by) if booked_by is not None and str(booked_by) in made else None
+    return await _delete_users(ops, [u for u in made if u != winner]), winner
+
+
+async def _run(car: str, emails: list[str], password: str, settings: Settings) -> tuple[RaceAttempt, ...]:
+    """Sign every racer in, then let all of them book at the same moment."""
+    from ._async.client import AsyncCarbook
+
     racers = [AsyncCarbook(settings=settings) for _ in emails]
     try:
         await asyncio.gather(*(r.auth.sign_in(e, password) for r, e in zip(racers, emails, strict=True)))
@@ -106,11 +175,37 @@ async def race(car_id: uuid.UUID | str, clients: int = 20, *, settings: Settings
         tasks = [asyncio.create_task(attempt(e, r)) for e, r in zip(emails, racers, strict=True)]
         await asyncio.sleep(0)  # every task is waiting on the event
         start.set()
-        return RaceResult(car_id=car, attempts=tuple(await asyncio.gather(*tasks)))
+        attempts = asyncio.gather(*tasks)
+        try:
+            return tuple(await asyncio.shield(attempts))
+        except asyncio.CancelledError:
+            # The bookings already sent finish first: the clean-up must see who won.
+            await attempts
+            raise
     finally:
         await asyncio.gather(*(r.aclose() for r in racers))
 
 
-def run_race(car_id: uuid.UUID | str, clients: int = 20, *, settings: Settings | None = None) -> RaceResult:
+async def _delete_users(ops: AsyncCarbook, user_ids: list[str]) -> list[str]:
+    """Delete these users, a few at a time; the ids whose deletion failed."""
+    failed: list[str] = []
+
+    async def delete(user_id: str) -> None:
+        try:
+            await ops.admin.delete_user(user_id)
+        except CarbookError:
+            failed.append(user_id)  # reported as kept, not raised over the race's own outcome
+
+    await gather_limited([functools.partial(delete, u) for u in user_ids], 8)
+    return failed
+
+
+def run_race(
+    car_id: uuid.UUID | str,
+    clients: int = 20,
+    *,
+    settings: Settings | None = None,
+    keep_users: bool = False,
+) -> RaceResult:
     """`race`, from synchronous code (it runs its own event loop). Raises as `race`."""
-    return asyncio.run(race(car_id, clients, settings=settings))
+    return asyncio.run(race(car_id, clients, settings=settings, keep_users=keep_users))

@@ -221,6 +221,8 @@ def test_bad_ids_are_named_for_what_they_are(offline: Carbook) -> None:
         ({"published": "yes"}, "published must be True, False or None"),
         ({"limit": 0}, "limit must be an integer"),
         ({"offset": -1}, "offset must be a non-negative integer"),
+        ({"cursor": "10"}, "not a valid page cursor: '10'"),
+        ({"cursor": "???"}, "not a valid page cursor"),
     ],
 )
 def test_list_all_filters_are_checked_before_sending(offline: Carbook, kwargs: Any, message: str) -> None:

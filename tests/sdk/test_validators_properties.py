@@ -71,6 +71,15 @@ def test_cursor_round_trip(created: Any, car_id: uuid.UUID) -> None:
         id=car_id, make="a", model="b", year=2020, is_published=True, created_at=created, updated_at=created
     )
     assert decode_cursor(encode_cursor(car)) == (created.isoformat(), str(car_id))
+    oldest_first = encode_cursor(car, ascending=True)
+    assert decode_cursor(oldest_first, ascending=True) == (created.isoformat(), str(car_id))
+    # A cursor keeps its order: the other listing refuses it rather than page the wrong way.
+    for cursor, ascending in ((oldest_first, False), (encode_cursor(car), True)):
+        try:
+            decode_cursor(cursor, ascending=ascending)
+        except ValidationError:
+            continue
+        raise AssertionError(f"{cursor!r} decoded for ascending={ascending}")
 
 
 @given(st.binary(max_size=64))

@@ -102,3 +102,16 @@ class AsyncAdminService(AsyncService):
         """
         service, user_id = await self._service_and_user(user)
         await self._c._call(service.auth.admin.delete_user, user_id)
+
+    async def get_user(self, user_id: uuid.UUID | str) -> User:
+        """The user with this id (to name an audit row's actor, say).
+
+        Raises:
+            ValidationError: not a user id (nothing is sent).
+            ConfigurationError: no secret key.
+            NotFoundError: no such user (deleted since, perhaps).
+        """
+        uid = str(parse_car_id(user_id, "user id"))
+        service = self._c._service_client()
+        reply = await self._c._call(service.auth.admin.get_user_by_id, uid)
+        return validated(User, reply.user.model_dump())

@@ -11,6 +11,7 @@ from .._base import (
 )
 from ..errors import (
     NotAuthenticatedError,
+    SessionExpiredError,
 )
 from ..models import Claims, User, validated
 from ._service import AsyncService
@@ -41,6 +42,7 @@ class AsyncAuthService(AsyncService):
             raise NotAuthenticatedError(
                 "account created; confirm the email address, then sign in", status=200
             )
+        self._c._session_checked = True  # Auth made it just now
         return validated(User, reply.user.model_dump())
 
     async def sign_in(self, email: str, password: str) -> User:
@@ -55,6 +57,7 @@ class AsyncAuthService(AsyncService):
             self._c._sb.auth.sign_in_with_password, {"email": email, "password": password}
         )
         assert reply.user is not None
+        self._c._session_checked = True  # Auth made it just now
         return validated(User, reply.user.model_dump())
 
     async def sign_in_anonymously(self, *, data: Mapping[str, Any] | None = None) -> User:
@@ -72,12 +75,17 @@ class AsyncAuthService(AsyncService):
             self._c._sb.auth.sign_in_anonymously, {"options": {"data": dict(data or {})}}
         )
         assert reply.user is not None
+        self._c._session_checked = True  # Auth made it just now
         return validated(User, reply.user.model_dump())
 
     async def sign_out(self) -> None:
-        """End the session (everywhere) and forget it locally. Harmless when signed out."""
-        if await self._c._session_token() is None:
-            return
+        """End the session (everywhere) and forget it locally. Harmless when signed out, or
+        when the session has already ended."""
+        try:
+            if await self._c._session_token() is None:
+                return
+        except SessionExpiredError:
+            pass  # nothing left to end on the server; supabase-py still forgets it here
         await self._c._call(self._c._sb.auth.sign_out)
 
     async def current_user(self) -> User | None:

@@ -15,6 +15,7 @@ from .._base import (
     check_limit,
     check_offset,
     keyset_filter,
+    keyset_filter_ascending,
     parse_car,
 )
 from .._base import image_name as generated_image_name
@@ -241,30 +242,42 @@ class AsyncCarsService(AsyncService):
         status: str | None = None,
         published: bool | None = None,
         limit: int = 50,
-        offset: int = 0,
+        cursor: str | None = None,
+        offset: int | None = None,
     ) -> Page[Car]:
-        """Every car, with filters (admins).
+        """Every car, with filters (admins), oldest first: ordered by ``(created_at, id)``.
+
+        Page with ``cursor`` (the previous page's ``next_cursor``): keyset paging, so a car
+        added or changed between two pages is neither repeated nor skipped — added cars
+        come last, where a walk through the pages still reaches them. ``offset`` is there
+        for a jump to a page; its reply's ``next_cursor`` continues by keyset.
 
         Raises:
-            ValidationError: bad filter, limit or offset.
+            ValidationError: bad filter, limit, cursor or offset, or both a cursor and an
+                offset (nothing is sent).
             AccessDeniedError: not an admin.
         """
-        limit, offset = check_limit(limit), check_offset(offset)
+        limit = check_limit(limit)
+        after = keyset_filter_ascending(cursor) if cursor is not None else None
+        skip = check_offset(offset) if offset is not None else None
+        if after is not None and skip is not None:
+            raise ValidationError("page with cursor= or offset=, not both")
         if status not in (None, "available", "booked"):
             raise ValidationError(f"status must be 'available' or 'booked', not {status!r}")
         if published is not None and not isinstance(published, bool):
             raise ValidationError(f"published must be True, False or None, not {published!r}")
         await self._c._check_admin("listing every car")
-        query = (await self._table()).select(CAR_COLUMNS).order("created_at", desc=True).order("id")
+        query = (await self._table()).select(CAR_COLUMNS).order("created_at").order("id").limit(limit + 1)
         if status is not None:
             query = query.eq("booking_status", status)
         if published is not None:
             query = query.eq("is_published", published)
-        reply = await self._c._call(query.range(offset, offset + limit).execute)
-        page = cars_page(reply.data, limit, self._c._public_url, keyset=False)
-        if len(reply.data) > limit:
-            page.next_cursor = str(offset + limit)
-        return page
+        if after is not None:
+            query = query.or_(after)
+        if skip is not None:
+            query = query.offset(skip)
+        reply = await self._c._call(query.execute)
+        return cars_page(reply.data, limit, self._c._public_url, keyset=True, ascending=True)
 
     async def create(
         self,

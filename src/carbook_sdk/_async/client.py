@@ -16,7 +16,15 @@ from supabase import AsyncClient, AsyncClientOptions
 from supabase_auth import AsyncMemoryStorage, AsyncSupportedStorage
 
 from .._translate import translate
-from ..errors import AccessDeniedError, CarbookError, ConfigurationError, NotAuthenticatedError
+from ..errors import (
+    AccessDeniedError,
+    AuthError,
+    CarbookError,
+    ConfigurationError,
+    NotAuthenticatedError,
+    NotFoundError,
+    SessionExpiredError,
+)
 from ..settings import Settings
 from .admin import AsyncAdminService
 from .audit import AsyncAuditService
@@ -91,6 +99,9 @@ class AsyncCarbook:
         # token would look like token theft to the server, which then ends the session.
         self._session_lock = asyncio.Lock()
         self._restored = False
+        # Whether Auth has vouched for the session: a session saved in a store may have
+        # been ended (signed out elsewhere, its user deleted, the project reset) since.
+        self._session_checked = False
         self._admin_for: str | None = None
         self._is_admin = False
         self.auth = AsyncAuthService(self)
@@ -183,9 +194,28 @@ class AsyncCarbook:
 
     # Internals --------------------------------------------------------------------------
     async def _session(self) -> Any:
-        """The signed-in session (refreshed when about to expire), or None."""
+        """The signed-in session (refreshed when about to expire), or None.
+
+        Raises:
+            SessionExpiredError: the session in the store has ended since it was saved.
+        """
         async with self._session_lock:
-            session = await self._call(self._sb.auth.get_session)
+            checking = not self._session_checked
+            try:
+                session = await self._call(self._sb.auth.get_session)
+                if session is not None and checking:
+                    # The token alone would still pass PostgREST (a valid signature, a
+                    # user id that may even exist again after a reset): ask Auth, once.
+                    await self._call(self._sb.auth.get_user, session.access_token)
+                    self._session_checked = True
+            except (AuthError, NotFoundError) as exc:
+                if not checking:
+                    raise
+                raise SessionExpiredError(
+                    "the saved session has ended (signed out, its user deleted, or the project reset);"
+                    " sign in again",
+                    status=exc.status,
+                ) from exc
         if session is not None and not self._restored:
             # A session restored from the store: make REST and Storage use it.
             self._sb.options.headers["Authorization"] = f"Bearer {session.access_token}"

@@ -15,6 +15,7 @@ from .._base import (
 )
 from ..errors import (
     NotAuthenticatedError,
+    SessionExpiredError,
 )
 from ..models import Claims, User, validated
 from ._service import Service
@@ -45,6 +46,7 @@ class AuthService(Service):
             raise NotAuthenticatedError(
                 "account created; confirm the email address, then sign in", status=200
             )
+        self._c._session_checked = True  # Auth made it just now
         return validated(User, reply.user.model_dump())
 
     def sign_in(self, email: str, password: str) -> User:
@@ -59,6 +61,7 @@ class AuthService(Service):
             self._c._sb.auth.sign_in_with_password, {"email": email, "password": password}
         )
         assert reply.user is not None
+        self._c._session_checked = True  # Auth made it just now
         return validated(User, reply.user.model_dump())
 
     def sign_in_anonymously(self, *, data: Mapping[str, Any] | None = None) -> User:
@@ -76,12 +79,17 @@ class AuthService(Service):
             self._c._sb.auth.sign_in_anonymously, {"options": {"data": dict(data or {})}}
         )
         assert reply.user is not None
+        self._c._session_checked = True  # Auth made it just now
         return validated(User, reply.user.model_dump())
 
     def sign_out(self) -> None:
-        """End the session (everywhere) and forget it locally. Harmless when signed out."""
-        if self._c._session_token() is None:
-            return
+        """End the session (everywhere) and forget it locally. Harmless when signed out, or
+        when the session has already ended."""
+        try:
+            if self._c._session_token() is None:
+                return
+        except SessionExpiredError:
+            pass  # nothing left to end on the server; supabase-py still forgets it here
         self._c._call(self._c._sb.auth.sign_out)
 
     def current_user(self) -> User | None:

@@ -19,7 +19,15 @@ from supabase import Client, ClientOptions
 from supabase_auth import SyncMemoryStorage, SyncSupportedStorage
 
 from .._translate import translate
-from ..errors import AccessDeniedError, CarbookError, ConfigurationError, NotAuthenticatedError
+from ..errors import (
+    AccessDeniedError,
+    AuthError,
+    CarbookError,
+    ConfigurationError,
+    NotAuthenticatedError,
+    NotFoundError,
+    SessionExpiredError,
+)
 from ..settings import Settings
 from .admin import AdminService
 from .audit import AuditService
@@ -94,6 +102,9 @@ class Carbook:
         # token would look like token theft to the server, which then ends the session.
         self._session_lock = threading.Lock()
         self._restored = False
+        # Whether Auth has vouched for the session: a session saved in a store may have
+        # been ended (signed out elsewhere, its user deleted, the project reset) since.
+        self._session_checked = False
         self._admin_for: str | None = None
         self._is_admin = False
         self.auth = AuthService(self)
@@ -186,9 +197,28 @@ class Carbook:
 
     # Internals --------------------------------------------------------------------------
     def _session(self) -> Any:
-        """The signed-in session (refreshed when about to expire), or None."""
+        """The signed-in session (refreshed when about to expire), or None.
+
+        Raises:
+            SessionExpiredError: the session in the store has ended since it was saved.
+        """
         with self._session_lock:
-            session = self._call(self._sb.auth.get_session)
+            checking = not self._session_checked
+            try:
+                session = self._call(self._sb.auth.get_session)
+                if session is not None and checking:
+                    # The token alone would still pass PostgREST (a valid signature, a
+                    # user id that may even exist again after a reset): ask Auth, once.
+                    self._call(self._sb.auth.get_user, session.access_token)
+                    self._session_checked = True
+            except (AuthError, NotFoundError) as exc:
+                if not checking:
+                    raise
+                raise SessionExpiredError(
+                    "the saved session has ended (signed out, its user deleted, or the project reset);"
+                    " sign in again",
+                    status=exc.status,
+                ) from exc
         if session is not None and not self._restored:
             # A session restored from the store: make REST and Storage use it.
             self._sb.options.headers["Authorization"] = f"Bearer {session.access_token}"
