@@ -404,9 +404,12 @@ class CarsService(Service):
         """
         for delay in (0.2, 0.5, 1.0, None):
             try:
-                return self.get(car_id)
-            except CarNotFoundError:
-                return None
+                # Without supabase-py's own retries (1 + 2 + 4 s on a refused GET): this
+                # loop is the retry, and the caller is waiting on it.
+                reply = self._c._call(
+                    self._table().select(CAR_COLUMNS).eq("id", car_id).limit(1).retry(False).execute
+                )
+                return parse_car(reply.data[0], self._c._public_url) if reply.data else None
             except CarbookConnectionError:
                 if delay is None:
                     raise
