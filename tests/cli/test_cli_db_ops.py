@@ -202,3 +202,18 @@ def test_backups_live_at_the_project_root_whatever_the_folder(
     assert f"in {backup}" in migrated.stdout.replace("\n", "")
     assert db.scalar("select booked_by from public.cars where id = %s", (car,)) == user
     assert not (project / "app" / "deep" / ".carbook").exists()
+
+
+def test_a_database_url_that_is_not_one_is_a_bad_value_or_bad_settings() -> None:
+    """Typed as a flag it is invalid input (3); from the environment, bad settings (10).
+    Either way one line naming where it came from, never the string (it may hold a password)."""
+    typed = run("db", "status", "--db-url", "not a url", env=NO_DB_URL)
+    assert typed.exit_code == 3
+    assert typed.stderr.strip().splitlines() == [
+        "Error: the database URL from --db-url is not a PostgreSQL URL "
+        "(expected postgresql://USER:PASSWORD@HOST:PORT/DATABASE)"
+    ]
+    configured = run("db", "status", env={**NO_DB_URL, "SUPABASE_DB_URL": "not a url s3cret"})
+    assert configured.exit_code == 10
+    assert "from SUPABASE_DB_URL is not a PostgreSQL URL" in configured.stderr
+    assert "s3cret" not in configured.output

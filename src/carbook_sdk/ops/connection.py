@@ -22,7 +22,7 @@ from psycopg.conninfo import conninfo_to_dict
 from pydantic import BaseModel, ConfigDict
 
 from ..config import resolve_db_url, supabase_dir
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, ValidationError
 from .translate import wrap_db_errors
 
 __all__ = ["Connection", "Target"]
@@ -48,12 +48,15 @@ class Target(Model):
     @classmethod
     def from_url(cls, url: str, source: str) -> Target:
         """Raises:
-        ConfigurationError: ``url`` is not a PostgreSQL URL or connection string."""
+        ValidationError: ``url`` came as a flag (``--db-url``) and is not a PostgreSQL URL
+            or connection string: a bad value, like any other.
+        ConfigurationError: the same from the environment or settings."""
         try:
             parts = conninfo_to_dict(url)
         except psycopg.Error:
             # psycopg's message quotes the string, which may hold the password.
-            raise ConfigurationError(
+            kind = ValidationError if source.startswith("--") else ConfigurationError
+            raise kind(
                 f"the database URL from {source} is not a PostgreSQL URL",
                 hint="expected postgresql://USER:PASSWORD@HOST:PORT/DATABASE",
             ) from None
