@@ -23,7 +23,7 @@ def race(
 ) -> None:
     """N new users (made with the secret key) book one car at once: one winner, N-1 told
     "Already booked. Be fast next time." — the seed's concurrent-booking check. The users
-    are deleted afterwards (also on Ctrl-C), but the winner: their booking names them."""
+    are deleted afterwards (also on Ctrl-C), except the winner, whom the booking names."""
     from carbook_sdk.race import run_race
 
     try:

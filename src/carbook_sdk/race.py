@@ -80,7 +80,7 @@ async def race(
     keep_users: bool = False,
 ) -> RaceResult:
     """Make ``clients`` users, sign each in, and have all of them book the car at once;
-    then delete the users again, but the winner (and every one with ``keep_users``).
+    then delete the users again, except the winner (and all of them with ``keep_users``).
 
     The users are deleted also when the race fails or is cancelled (Ctrl-C) part way.
 
