@@ -63,9 +63,6 @@ class Gateway:
     def __post_init__(self) -> None:
         self.key_jwts = self.settings.key_jwts()
 
-    def api_keys(self) -> frozenset[str]:
-        return frozenset(self.key_jwts)
-
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         """A pooled connection, as ``pool.connection()`` gives one, except that when none is
@@ -129,7 +126,7 @@ def check_apikey(request: Request) -> JSONResponse | None:
         return kong_error(
             401, "No API key found in request", "No `apikey` request header or url param was found."
         )
-    if key not in gateway(request).api_keys():
+    if key not in gateway(request).key_jwts:
         return kong_error(
             401, "Invalid API key", "Double check your Supabase `anon` or `service_role` API key."
         )

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from carbook_sdk.errors import ConfigurationError, PostgresNotFoundError, PostgresStartError
 
-from .processes import pid_alive
+from .processes import is_zombie, pid_alive
 
 __all__ = ["LocalPostgres", "find_pg_bindir", "free_port"]
 
@@ -274,16 +274,14 @@ class LocalPostgres:
         """Live processes of this cluster's old server (backends and helpers that outlive a
         killed postmaster for a moment), found by their command line."""
         found: list[int] = []
-        marker = "postgres: "
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
                 continue
             try:
                 cmdline = (entry / "cmdline").read_bytes()
-                stat = (entry / "stat").read_text()
             except OSError:
                 continue
-            if stat.rsplit(")", 1)[-1].split()[0] == "Z" or not cmdline.startswith(marker.encode()):
+            if not cmdline.startswith(b"postgres: ") or is_zombie(int(entry.name)):
                 continue
             # A backend's environment is not readable; its working directory is the cluster's.
             with contextlib.suppress(OSError):

@@ -483,23 +483,17 @@ class LocalStack:
         """Remove what uploads that never finished left in storage: temporary files, and
         version files no object row names (a gateway killed between writing the bytes and
         committing the row). Run only while no gateway serves, so nothing is in flight."""
-        folder = self.settings.storage_dir / "objects"
-        if not folder.is_dir():
-            return
+        # Imported here: the supervisor needs the Storage app's code only now and to seed.
         import psycopg
 
+        from .storage.store import Store
+
+        objects = Store(self.settings.storage_dir)
+        if not objects.objects.is_dir():
+            return
         with psycopg.connect(self.settings.db_url, autocommit=True) as conn:
             rows = conn.execute("select version from storage.objects where version is not null").fetchall()
-        versions = {str(v) for (v,) in rows}
-        unfinished = orphaned = 0
-        for file in folder.iterdir():
-            if file.name.startswith(".upload-"):
-                unfinished += 1
-            elif file.name not in versions:
-                orphaned += 1
-            else:
-                continue
-            file.unlink(missing_ok=True)
+        unfinished, orphaned = objects.sweep({str(v) for (v,) in rows})
         if unfinished or orphaned:
             line = (
                 f"storage: removed {unfinished} unfinished upload(s) and "

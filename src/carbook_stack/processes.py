@@ -8,7 +8,16 @@ import signal
 import time
 from pathlib import Path
 
-__all__ = ["kill_orphans", "pid_alive", "terminate"]
+__all__ = ["is_zombie", "kill_orphans", "pid_alive", "terminate"]
+
+
+def is_zombie(pid: int) -> bool:
+    """Whether the process has exited and waits to be reaped (``Z`` in ``/proc``)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] == "Z"
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -21,13 +30,11 @@ def pid_alive(pid: int | None) -> bool:
         return False
     except PermissionError:
         return True
-    # A zombie child of ours is not alive.
-    with contextlib.suppress(OSError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.rsplit(")", 1)[1].split()[0] == "Z":
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)
-            return False
+    # A zombie (a child of ours, or one nobody reaps) is not alive.
+    if is_zombie(pid):
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        return False
     return True
 
 

@@ -78,10 +78,6 @@ class Caller:
     def is_service_role(self) -> bool:
         return self.role == "service_role"
 
-    @property
-    def is_anonymous(self) -> bool:
-        return self.claims.get("is_anonymous") is True
-
 
 def _checked_jwk(jwk: Mapping[str, Any], where: str) -> dict[str, Any]:
     """A private signing JWK, checked: a known type and algorithm, a ``kid``, and a key

@@ -114,6 +114,15 @@ async def bucket_row(gw: Gateway, bucket_id: str) -> dict[str, Any]:
     return row
 
 
+async def public_bucket(gw: Gateway, bucket_id: str) -> dict[str, Any]:
+    """The bucket, if it is public: what a public URL (or its info) may read without a key
+    or token. A private bucket is "not found" there, as on hosted Storage."""
+    bucket = await bucket_row(gw, bucket_id)
+    if not bucket["public"]:
+        raise bucket_not_found()
+    return bucket
+
+
 async def json_body(request: Request) -> dict[str, Any]:
     raw = await _read_limited(request, MAX_JSON_BODY)
     if raw is None:

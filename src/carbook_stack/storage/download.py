@@ -13,8 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..gateway import Gateway
-from .access import as_caller, bucket_row, caller_of, check_name
-from .errors import bucket_not_found
+from .access import as_caller, caller_of, check_name, public_bucket
 from .store import open_current
 
 __all__ = ["OpenFileResponse", "content_disposition", "download_object", "public_object", "serve_object"]
@@ -137,8 +136,6 @@ async def download_object(request: Request, gw: Gateway) -> Response:
 async def public_object(request: Request, gw: Gateway) -> Response:
     bucket_id = request.path_params["bucket"]
     name = check_name(request.path_params["name"])
-    bucket = await bucket_row(gw, bucket_id)
-    if not bucket["public"]:
-        raise bucket_not_found()
+    await public_bucket(gw, bucket_id)
     async with gw.connection() as conn:
         return await serve_object(request, gw, conn, bucket_id, name)

@@ -12,8 +12,8 @@ from starlette.responses import JSONResponse, Response
 
 from ..gateway import Gateway
 from ..tokens import Caller
-from .access import as_caller, bucket_row, caller_of, check_name, json_body
-from .errors import StorageError, bucket_not_found, invalid_request, not_found
+from .access import as_caller, bucket_row, caller_of, check_name, json_body, public_bucket
+from .errors import StorageError, invalid_request, not_found
 from .store import lock_names, open_current, store, write_object
 
 __all__ = [
@@ -80,9 +80,7 @@ async def public_object_info(request: Request, gw: Gateway) -> Response:
     bucket is "not found", as its public URLs are)."""
     bucket_id = request.path_params["bucket"]
     name = check_name(request.path_params["name"])
-    bucket = await bucket_row(gw, bucket_id)
-    if not bucket["public"]:
-        raise bucket_not_found()
+    await public_bucket(gw, bucket_id)
     async with gw.connection() as conn:
         return await _info(conn, bucket_id, name)
 

@@ -31,6 +31,10 @@ from .errors import not_found
 __all__ = ["Store", "lock_names", "object_metadata", "open_current", "store", "write_object"]
 
 
+#: An upload streams into ``<objects>/.upload-<uuid>`` until its row commits.
+_TEMP_PREFIX = ".upload-"
+
+
 @dataclass
 class Store:
     """Where object bytes live."""
@@ -47,7 +51,24 @@ class Store:
 
     def temp(self) -> Path:
         self.objects.mkdir(parents=True, exist_ok=True)
-        return self.objects / f".upload-{uuid.uuid4()}"
+        return self.objects / f"{_TEMP_PREFIX}{uuid.uuid4()}"
+
+    def sweep(self, versions: set[str]) -> tuple[int, int]:
+        """Remove unfinished uploads' temporary files and version files not in
+        ``versions`` (those no object row names). Only while nothing writes here.
+        Returns (temporary files, version files) removed."""
+        unfinished = orphaned = 0
+        if not self.objects.is_dir():
+            return 0, 0
+        for file in self.objects.iterdir():
+            if file.name.startswith(_TEMP_PREFIX):
+                unfinished += 1
+            elif file.name not in versions:
+                orphaned += 1
+            else:
+                continue
+            file.unlink(missing_ok=True)
+        return unfinished, orphaned
 
     def discard(self, *versions: str | None) -> None:
         for v in versions:
