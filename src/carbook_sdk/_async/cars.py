@@ -102,10 +102,17 @@ class AsyncCarsService(AsyncService):
         """
         cid = str(parse_car_id(car_id))
         await self._c._session_token()
-        reply = await self._c._call((await self._table()).select(CAR_COLUMNS).eq("id", cid).limit(1).execute)
-        if not reply.data:
+        car = await self._find(cid)
+        if car is None:
             raise CarNotFoundError(car_id=cid)
-        return parse_car(reply.data[0], self._c._public_url)
+        return car
+
+    async def _find(self, cid: str, *, retry: bool = True) -> Car | None:
+        """The car with this id if the caller may see it, else None. ``retry``: let
+        supabase-py retry a failed read itself (1 + 2 + 4 s)."""
+        query = (await self._table()).select(CAR_COLUMNS).eq("id", cid).limit(1).retry(retry)
+        reply = await self._c._call(query.execute)
+        return parse_car(reply.data[0], self._c._public_url) if reply.data else None
 
     async def mine(self) -> list[Car]:
         """The cars the signed-in user booked.
@@ -402,10 +409,7 @@ class AsyncCarsService(AsyncService):
             try:
                 # Without supabase-py's own retries (1 + 2 + 4 s on a refused GET): this
                 # loop is the retry, and the caller is waiting on it.
-                reply = await self._c._call(
-                    (await self._table()).select(CAR_COLUMNS).eq("id", car_id).limit(1).retry(False).execute
-                )
-                return parse_car(reply.data[0], self._c._public_url) if reply.data else None
+                return await self._find(car_id, retry=False)
             except CarbookConnectionError:
                 if delay is None:
                     raise
