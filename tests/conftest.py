@@ -25,6 +25,7 @@ from carbook_stack import LocalPostgres
 from carbook_stack.local_postgres import free_port
 from carbook_stack.manager import LocalStack
 
+from .factories import temporary_stack
 from .helpers import Db
 
 # Property tests judge behaviour, not speed: no per-example deadline, which a busy
@@ -92,28 +93,15 @@ def empty_db(pg_server: LocalPostgres) -> Iterator[Db]:
 @pytest.fixture(scope="session")
 def stack() -> Iterator[LocalStack]:
     """The whole local stack for the session: free ports, its own folder, stopped at the end."""
-    base = Path(tempfile.mkdtemp(prefix="carbook-stack-"))
-    os.chmod(base, 0o755)
-    st = LocalStack.ephemeral(base / "state")
-    try:
-        st.start()
+    with temporary_stack("carbook-stack-") as st:
         yield st
-    finally:
-        st.stop()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture
 def own_stack() -> Iterator[LocalStack]:
     """A stack of the test's own, for tests that stop, kill or reset parts of it."""
-    base = Path(tempfile.mkdtemp(prefix="carbook-own-"))
-    os.chmod(base, 0o755)
-    st = LocalStack.ephemeral(base / "state")
-    try:
+    with temporary_stack("carbook-own-", start=False) as st:
         yield st
-    finally:
-        st.stop()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 # Measurements some tests report (the soak's RSS, for one), printed in the terminal

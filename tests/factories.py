@@ -4,16 +4,41 @@ tested or measured."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import psycopg
 
 from carbook_stack.manager import LocalStack
 
-__all__ = ["PASSWORD", "make_cars", "make_users", "stack_db"]
+__all__ = ["PASSWORD", "make_cars", "make_users", "stack_db", "temporary_stack"]
 
 PASSWORD = "bench-password-1"
+
+
+@contextmanager
+def temporary_stack(prefix: str, *, start: bool = True, **settings: Any) -> Iterator[LocalStack]:
+    """A stack on free ports in a folder of its own (``settings`` set on it before it
+    starts), stopped and its folder deleted at the end, whatever happened to it."""
+    base = Path(tempfile.mkdtemp(prefix=prefix))
+    # The server may run as another user (when we are root): let it reach its folder.
+    os.chmod(base, 0o755)
+    stack = LocalStack.ephemeral(base / "state")
+    for name, value in settings.items():
+        setattr(stack.settings, name, value)
+    try:
+        if start:
+            stack.start()
+        yield stack
+    finally:
+        stack.stop()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def stack_db(stack: LocalStack) -> psycopg.Connection[Any]:

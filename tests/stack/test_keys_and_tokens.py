@@ -9,8 +9,6 @@ import base64
 import hashlib
 import hmac
 import json
-import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,15 +22,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from supabase_auth.errors import AuthApiError, AuthInvalidJwtError
 
 from carbook_sdk import Carbook, NotAuthenticatedError, SessionExpiredError
-from carbook_sdk.config import LocalConfig, load_local_config
+from carbook_sdk.config import load_local_config
 from carbook_sdk.errors import ConfigurationError
-from carbook_stack.local_postgres import free_port
 from carbook_stack.manager import LocalStack
 from carbook_stack.settings import StackSettings
 from carbook_stack.tokens import LOCAL_SIGNING_KEY
 from tests.helpers import ADMIN_EMAIL, ADMIN_PASSWORD, PNG, supabase_client, unique_email
 
-from ..factories import make_cars, stack_db
+from ..factories import make_cars, stack_db, temporary_stack
 
 PASSWORD = "correct-horse-9"
 BUCKET = "car-images"
@@ -312,24 +309,9 @@ def test_a_bad_signing_key_file_is_a_clear_error(tmp_path: Path, keys: Any, mess
 @pytest.fixture(scope="module")
 def rotated_stack() -> Iterator[tuple[LocalStack, dict[str, Any], dict[str, Any]]]:
     """A stack whose config names two keys: a new one that signs, an old one still trusted."""
-    base = Path(tempfile.mkdtemp(prefix="carbook-keys-"))
-    base.chmod(0o755)
     new, old = _new_ec_jwk(f"new-{uuid.uuid4()}"), _new_ec_jwk(f"old-{uuid.uuid4()}")
-    api_port = free_port()
-    settings = StackSettings.from_config(
-        base / "state",
-        LocalConfig(),
-        api_port=api_port,
-        db_port=free_port(avoid={api_port}),
-        signing_keys=(new, old),
-    )
-    stack = LocalStack(settings, fast=True)
-    try:
-        stack.start()
+    with temporary_stack("carbook-keys-", signing_keys=(new, old)) as stack:
         yield stack, new, old
-    finally:
-        stack.stop()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_own_signing_keys_sign_and_a_rotated_out_key_still_verifies(

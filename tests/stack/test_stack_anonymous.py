@@ -3,11 +3,8 @@ client and through the SDK: on (a stack of this module's own) and off (the sessi
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import jwt
@@ -19,22 +16,16 @@ from carbook_sdk import AccessDeniedError, Carbook, NotAuthenticatedError
 from carbook_stack.manager import LocalStack
 from tests.helpers import supabase_client, unique_email
 
+from ..factories import temporary_stack
+
 PASSWORD = "correct-horse-9"
 
 
 @pytest.fixture(scope="module")
 def anon_stack() -> Iterator[LocalStack]:
     """One stack with ``[auth] enable_anonymous_sign_ins = true`` for every test that needs it."""
-    base = Path(tempfile.mkdtemp(prefix="carbook-anon-"))
-    base.chmod(0o755)
-    st = LocalStack.ephemeral(base / "state")
-    st.settings.enable_anonymous_sign_ins = True
-    try:
-        st.start()
+    with temporary_stack("carbook-anon-", enable_anonymous_sign_ins=True) as st:
         yield st
-    finally:
-        st.stop()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def _sql(stack: LocalStack, query: str, params: Any = None) -> list[tuple[Any, ...]]:

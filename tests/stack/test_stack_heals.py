@@ -5,13 +5,10 @@ gateway left in storage is cleaned up at the next start."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,7 +18,7 @@ from carbook_stack.manager import LocalStack
 from carbook_stack.processes import pid_alive
 from tests.helpers import ADMIN_EMAIL, ADMIN_PASSWORD, PNG, supabase_client
 
-from ..factories import stack_db
+from ..factories import stack_db, temporary_stack
 
 BUCKET = "car-images"
 
@@ -29,15 +26,8 @@ BUCKET = "car-images"
 @pytest.fixture(scope="module")
 def healing() -> Iterator[LocalStack]:
     """A stack of this module's own: its tests stop and kill its database."""
-    base = Path(tempfile.mkdtemp(prefix="carbook-heal-"))
-    os.chmod(base, 0o755)
-    stack = LocalStack.ephemeral(base / "state")
-    try:
-        stack.start()
+    with temporary_stack("carbook-heal-") as stack:
         yield stack
-    finally:
-        stack.stop()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def _gateway_pid(stack: LocalStack) -> int:

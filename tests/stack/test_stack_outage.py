@@ -8,9 +8,6 @@ would each fail here.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +22,8 @@ from carbook_sdk import Carbook, CarbookConnectionError, Settings
 from carbook_stack.local_postgres import port_in_use
 from carbook_stack.manager import LocalStack
 from tests.helpers import ADMIN_EMAIL, ADMIN_PASSWORD, PNG, supabase_client
+
+from ..factories import temporary_stack
 
 BUCKET = "car-images"
 OBJECT = "outage/kept.png"
@@ -42,11 +41,7 @@ STORAGE_503 = {
 @pytest.fixture(scope="module")
 def down_stack() -> Iterator[LocalStack]:
     """A stack of this module's own, with an object stored, then its PostgreSQL stopped."""
-    base = Path(tempfile.mkdtemp(prefix="carbook-outage-"))
-    os.chmod(base, 0o755)
-    st = LocalStack.ephemeral(base / "state")
-    try:
-        st.start()
+    with temporary_stack("carbook-outage-") as st:
         s = st.settings
         stored = httpx.post(
             f"{s.api_url}/storage/v1/object/{BUCKET}/{OBJECT}",
@@ -63,9 +58,6 @@ def down_stack() -> Iterator[LocalStack]:
         assert parts["postgrest"].running and parts["gateway"].running
         assert not parts["gateway"].healthy
         yield st
-    finally:
-        st.stop()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def _timed(call: Callable[[], httpx.Response]) -> tuple[httpx.Response, float]:
