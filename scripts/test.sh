@@ -6,8 +6,9 @@ set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh || exit 1
 
-# supabase-js (the seed's front-end client) for tests/stack/test_supabase_js.py, at the
-# versions tests/js/package-lock.json pins; Node.js and npm from apt when missing.
+# supabase-js (the seed's front-end client) for tests/stack/test_supabase_js.py and the
+# browser tier, at the versions tests/js/package-lock.json pins; Node.js and npm from apt
+# when missing.
 source scripts/apt.sh
 if { ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; } && have_apt; then
   apt_install "carbook tests: installing Node.js and npm (apt-get install nodejs npm)" nodejs npm
@@ -15,6 +16,12 @@ fi
 if ! cmp -s tests/js/package-lock.json tests/js/node_modules/.carbook-lock 2>/dev/null; then
   npm ci --prefix tests/js --no-audit --no-fund --silent || exit 1
   cp tests/js/package-lock.json tests/js/node_modules/.carbook-lock
+fi
+
+# Chromium for the browser tier (tests/browser): Debian's own, driven by Playwright (from
+# .[dev]) through CARBOOK_CHROMIUM or `chromium` on PATH; Playwright downloads no browser.
+if [ -z "${CARBOOK_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1 && have_apt; then
+  apt_install "carbook tests: installing Chromium (apt-get install chromium)" chromium
 fi
 
 status=0

@@ -32,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
+from .nginx import KEY_REFUSALS
 from .settings import StackSettings, load_settings
 from .tokens import KeySet
 
@@ -120,17 +121,26 @@ def apikey_of(request: Request) -> str | None:
 
 
 def check_apikey(request: Request) -> JSONResponse | None:
-    """None when the request carries a valid API key, else the 401 hosted Supabase sends."""
+    """None when the request carries a valid API key, else the 401 hosted Supabase sends
+    (the same bodies as nginx's, on the API port)."""
     key = apikey_of(request)
+    gw = gateway(request)
     if not key:
-        return kong_error(
-            401, "No API key found in request", "No `apikey` request header or url param was found."
-        )
-    if key not in gateway(request).key_jwts:
-        return kong_error(
-            401, "Invalid API key", "Double check your Supabase `anon` or `service_role` API key."
-        )
-    return None
+        refusal = "missing"
+    elif key not in gw.key_jwts:
+        refusal = "invalid"
+    elif key == gw.settings.secret_key and from_browser(request):
+        refusal = "secret_in_browser"
+    else:
+        return None
+    return JSONResponse(KEY_REFUSALS[refusal], status_code=401)
+
+
+def from_browser(request: Request) -> bool:
+    """Whether a request looks like a browser's, as hosted Supabase judges it for the secret
+    key: a browser's User-Agent (every one starts with ``Mozilla/``), or an ``Origin``,
+    which only browsers send on their own. nginx applies the same rule on the API port."""
+    return request.headers.get("user-agent", "").startswith("Mozilla/") or bool(request.headers.get("origin"))
 
 
 def bearer_of(request: Request) -> str:

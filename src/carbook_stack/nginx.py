@@ -10,6 +10,14 @@
   Supabase CLI's gateway does; a user's JWT passes through unchanged;
 - everything else (``/auth/v1``, ``/storage/v1``, unknown routes) goes to the Python app
   on an internal port, with request bodies streamed (the app enforces bucket limits);
+- CORS for every route, as the Supabase CLI's gateway (Kong's ``cors`` plugin) does and
+  hosted Supabase's API allows: a preflight (``OPTIONS`` with ``Origin`` and
+  ``Access-Control-Request-Method``) is answered 200 before the apikey check, with the
+  requested headers allowed, and every other reply, errors included, carries
+  ``Access-Control-Allow-Origin: *`` and the headers the clients read; the services' own
+  CORS headers (PostgREST sets some) are dropped, so none appears twice;
+- the secret key is refused in a request that comes from a browser (a ``Mozilla/``
+  User-Agent, or an ``Origin``), with hosted Supabase's 401: it is for servers only;
 - a request id on every request and reply, an access log in the stack's ``logs/``.
 
 nginx runs unprivileged with a config written into the stack's state folder.
@@ -27,19 +35,63 @@ from carbook_sdk.errors import ConfigurationError
 
 from .settings import StackSettings
 
-__all__ = ["INSTALL_HINT", "find_nginx", "render_config", "write_config"]
+__all__ = ["INSTALL_HINT", "KEY_REFUSALS", "find_nginx", "render_config", "write_config"]
 
 INSTALL_HINT = "install nginx (Debian/Ubuntu: `apt-get install nginx-light`) or set CARBOOK_NGINX_BIN"
 
-#: The bodies hosted Supabase's gateway answers a missing or unknown key with.
-_NO_KEY = {
-    "message": "No API key found in request",
-    "hint": "No `apikey` request header or url param was found.",
+#: The 401 bodies hosted Supabase's gateway refuses a key with: none, an unknown one, the
+#: secret key from a browser. The app's own apikey check (``gateway``) answers the same.
+KEY_REFUSALS: dict[str, dict[str, str]] = {
+    "missing": {
+        "message": "No API key found in request",
+        "hint": "No `apikey` request header or url param was found.",
+    },
+    "invalid": {
+        "message": "Invalid API key",
+        "hint": "Double check your Supabase `anon` or `service_role` API key.",
+    },
+    "secret_in_browser": {
+        "message": "Forbidden use of secret API key in browser",
+        "hint": "Secret API keys can only be used in a protected environment and should never be "
+        "used in a browser. Use the publishable key instead.",
+    },
 }
-_BAD_KEY = {
-    "message": "Invalid API key",
-    "hint": "Double check your Supabase `anon` or `service_role` API key.",
-}
+#: What a preflight is told, as Kong's cors plugin (the Supabase CLI's gateway) says it
+#: with its default settings: these methods, whatever headers the browser asked for.
+CORS_ALLOW_METHODS = "GET,HEAD,PUT,PATCH,POST,DELETE,OPTIONS,TRACE,CONNECT"
+#: Seconds a browser may keep a preflight's answer (Chromium keeps at most 7200).
+CORS_MAX_AGE = 3600
+#: Reply headers a page's script may read: what supabase-js, postgrest-js and storage-js
+#: read (counts, ranges, downloads, GoTrue's API version), and the stack's request id.
+CORS_EXPOSE_HEADERS = (
+    "Content-Range",
+    "Content-Length",
+    "Content-Type",
+    "Content-Disposition",
+    "Content-Encoding",
+    "Content-Location",
+    "Accept-Ranges",
+    "Range-Unit",
+    "Preference-Applied",
+    "X-Total-Count",
+    "ETag",
+    "Last-Modified",
+    "Cache-Control",
+    "Location",
+    "Retry-After",
+    "Date",
+    "X-Request-Id",
+    "X-Supabase-Api-Version",
+)
+#: CORS headers a service behind the gateway may set itself; the gateway's own replace them.
+_UPSTREAM_CORS_HEADERS = (
+    "Access-Control-Allow-Origin",
+    "Access-Control-Allow-Methods",
+    "Access-Control-Allow-Headers",
+    "Access-Control-Allow-Credentials",
+    "Access-Control-Expose-Headers",
+    "Access-Control-Max-Age",
+)
 #: Largest body REST accepts (PostgREST's replies and requests are JSON, never files).
 REST_MAX_BODY = "1m"
 
@@ -82,7 +134,15 @@ def render_config(settings: StackSettings, folder: Path) -> str:
     s = settings
     logs = s.logs_dir
     key_jwts = s.key_jwts()
-    keys = "\n".join(f"        {_quote(k)} ok;" for k in sorted(key_jwts))
+    # The secret key is known as such, so that a browser can be refused it.
+    keys = "\n".join(
+        f"        {_quote(k)} {'secret' if k == s.secret_key else 'ok'};" for k in sorted(key_jwts)
+    )
+    refusals = "\n".join(
+        f"        if ($carbook_refusal = {kind}) {{\n            return 401 {_json(body)};\n        }}"
+        for kind, body in KEY_REFUSALS.items()
+    )
+    hide_cors = "\n".join(f"        proxy_hide_header {h};" for h in _UPSTREAM_CORS_HEADERS)
     new_keys = "\n".join(f"        {_quote(k)} {_quote(v)};" for k, v in sorted(key_jwts.items()) if k != v)
     # As root, workers would drop to `nobody` and could not write the temp folders here.
     user = "user root root;\n" if os.geteuid() == 0 else ""
@@ -135,10 +195,47 @@ http {{
         "~ /carbook-bad-request$" 0;
         default 1;
     }}
-    map "$carbook_key_needed $carbook_key" $carbook_refusal {{
-        "1 missing" missing;
-        "1 invalid" invalid;
+    # A browser: every browser's User-Agent starts so, and only browsers send Origin on
+    # their own (hosted Supabase decides by the User-Agent).
+    map "$http_user_agent|$http_origin" $carbook_browser {{
+        "~^Mozilla/" 1;
+        "~\\|.+$" 1;
+        default 0;
+    }}
+    map "$carbook_key_needed $carbook_key $carbook_browser" $carbook_refusal {{
+        "1 missing 0" missing;
+        "1 missing 1" missing;
+        "1 invalid 0" invalid;
+        "1 invalid 1" invalid;
+        "1 secret 1" secret_in_browser;
         default "";
+    }}
+
+    # CORS, as Kong's cors plugin answers for the Supabase CLI: a preflight is an OPTIONS
+    # with an Origin and an Access-Control-Request-Method (never with an apikey).
+    map "$request_method|$http_origin|$http_access_control_request_method" $carbook_preflight {{
+        "~^OPTIONS\\|.+\\|.+$" 1;
+        default 0;
+    }}
+    map $carbook_preflight $carbook_cors_methods {{
+        1 "{CORS_ALLOW_METHODS}";
+        default "";
+    }}
+    map $carbook_preflight $carbook_cors_headers {{
+        1 $http_access_control_request_headers;
+        default "";
+    }}
+    map $carbook_preflight $carbook_cors_max_age {{
+        1 {CORS_MAX_AGE};
+        default "";
+    }}
+    map $carbook_preflight $carbook_cors_vary {{
+        1 "Access-Control-Request-Headers";
+        default "";
+    }}
+    map $carbook_preflight $carbook_cors_expose {{
+        1 "";
+        default "{", ".join(CORS_EXPOSE_HEADERS)}";
     }}
     # The JWT an API key stands for behind the gateway (a legacy key is one already).
     map $carbook_apikey $carbook_key_jwt {{
@@ -164,7 +261,16 @@ http {{
 
     server {{
         listen {s.host}:{s.api_port};
+        # Every reply, from nginx or behind it, errors included (no location adds headers
+        # of its own, so these hold everywhere); an empty value adds nothing.
         add_header X-Request-Id $request_id always;
+        add_header Access-Control-Allow-Origin * always;
+        add_header Access-Control-Allow-Methods $carbook_cors_methods always;
+        add_header Access-Control-Allow-Headers $carbook_cors_headers always;
+        add_header Access-Control-Max-Age $carbook_cors_max_age always;
+        add_header Access-Control-Expose-Headers $carbook_cors_expose always;
+        add_header Vary $carbook_cors_vary always;
+{hide_cors}
         proxy_http_version 1.1;
         proxy_set_header Connection "";
         proxy_set_header Host $http_host;
@@ -177,12 +283,11 @@ http {{
         # A request nginx itself refuses (a NUL in the path, say) still gets JSON.
         error_page 400 /carbook-bad-request;
 
-        if ($carbook_refusal = missing) {{
-            return 401 {_json(_NO_KEY)};
+        # Before the apikey check: a browser's preflight never carries one.
+        if ($carbook_preflight) {{
+            return 200;
         }}
-        if ($carbook_refusal = invalid) {{
-            return 401 {_json(_BAD_KEY)};
-        }}
+{refusals}
 
         location /rest/v1/ {{
             client_max_body_size {REST_MAX_BODY};

@@ -5,7 +5,7 @@ import { createClient } from '@supabase/supabase-js'
 // Node 20 has no WebSocket of its own (a browser does): supabase-js's Realtime needs one.
 import WebSocket from 'ws'
 
-const { API_URL, PUBLISHABLE_KEY, CAR_ID, ADMIN_EMAIL, ADMIN_PASSWORD, PNG_BASE64, RUN } = process.env
+const { API_URL, PUBLISHABLE_KEY, SECRET_KEY, CAR_ID, ADMIN_EMAIL, ADMIN_PASSWORD, PNG_BASE64, RUN } = process.env
 const options = {
   auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
   realtime: { transport: WebSocket },
@@ -67,5 +67,10 @@ const publicUrl = client().storage.from('car-images').getPublicUrl(path).data.pu
 const fetched = await fetch(publicUrl)
 const body = Buffer.from(await fetched.arrayBuffer())
 out.public = { status: fetched.status, same: body.equals(bytes), type: fetched.headers.get('content-type') }
+
+// Server code keeps the secret key (only a browser is refused it): Node is a server.
+const service = createClient(API_URL, SECRET_KEY, options)
+const listed_users = await service.auth.admin.listUsers({ page: 1, perPage: 1 })
+out.secret_from_node = listed_users.error ? { error: listed_users.error.message } : { users: listed_users.data.users.length }
 
 console.log(JSON.stringify(out))

@@ -97,6 +97,13 @@ def test_status_reports_a_dead_part_and_start_brings_it_back(own_stack: LocalSta
     cli = _cli("stack", "status", "--state-dir", str(own_stack.settings.state_dir))
     assert cli.returncode == 11
     assert "down" in cli.stdout
+    # nginx's own 503 for a REST service that is down is readable by a page on another origin.
+    down = httpx.get(
+        f"{own_stack.settings.api_url}/rest/v1/cars",
+        headers={"apikey": own_stack.settings.publishable_key, "Origin": "http://localhost:3000"},
+    )
+    assert down.status_code == 503 and down.json()["code"] == "PGRST000"
+    assert down.headers.get_list("access-control-allow-origin") == ["*"]
     own_stack.start()
     assert own_stack.status().healthy
     with psycopg.connect(own_stack.settings.db_url, autocommit=True) as conn:

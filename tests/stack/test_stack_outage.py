@@ -127,6 +127,7 @@ def test_storage_is_a_503_in_storage_shape(
     assert reply.status_code == 503, reply.text
     assert reply.headers["content-type"] == "application/json"
     assert reply.json() == STORAGE_503
+    assert reply.headers.get_list("access-control-allow-origin") == ["*"]  # a page can read it
     assert elapsed < PROMPT
 
 

@@ -36,6 +36,7 @@ def test_a_supabase_js_front_end_runs_unchanged(stack: LocalStack) -> None:
             "PATH": os.environ.get("PATH", ""),
             "API_URL": s.api_url,
             "PUBLISHABLE_KEY": s.publishable_key,
+            "SECRET_KEY": s.secret_key,
             "CAR_ID": car,
             "ADMIN_EMAIL": ADMIN_EMAIL,
             "ADMIN_PASSWORD": ADMIN_PASSWORD,
@@ -67,6 +68,7 @@ def test_a_supabase_js_front_end_runs_unchanged(stack: LocalStack) -> None:
     assert out["anonymous_error"] == {"code": "anonymous_provider_disabled", "status": 422}
     assert out["uploaded_path"] == f"js/{run}.png" and out["reuse_refused"] is True
     assert out["public"] == {"status": 200, "same": True, "type": "image/png"}
+    assert out["secret_from_node"] == {"users": 1}
     with stack_db(stack) as conn:
         row = conn.execute("select booked_by::text from public.cars where id = %s", (car,)).fetchone()
         objects = conn.execute(
