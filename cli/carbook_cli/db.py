@@ -37,8 +37,8 @@ BackupDir = Annotated[
     Path | None,
     typer.Option(
         "--backup-dir",
-        help="The folder of rollback backups (written by `carbook db rollback`). "
-        "Default: .carbook/backups at the project root.",
+        help="The folder of rollback backup files (written by `carbook db rollback`), for backups "
+        "taken before the database kept its own copy. Default: .carbook/backups at the project root.",
         show_default=False,
     ),
 ]
@@ -73,9 +73,14 @@ def _target(database: "Database") -> dict[str, Any]:
 
 
 def _print_restored(restored: "RestoreResult") -> None:
+    where = (
+        f"the database's copy of {escape(str(restored.backup))}"
+        if restored.source == "database"
+        else escape(str(restored.backup))
+    )
     console.print(
         f"[green]Restored[/] {restored.bookings} booking(s) and {restored.prices} price(s) "
-        f"for the {restored.cars} car(s) in {escape(str(restored.backup))}."
+        f"for the {restored.cars} car(s) in {where}."
     )
     for row in restored.not_restored:
         console.print(f"  [yellow]not restored[/] car {row.car_id}: {escape(row.reason)}")
@@ -100,9 +105,10 @@ def migrate(
     ] = False,
     backup_dir: BackupDir = None,
 ) -> None:
-    """Apply the platform bootstrap (if needed) and every pending migration, each in one
-    transaction; re-applying a rolled-back migration puts its backup's bookings and
-    prices back in that same transaction."""
+    """Apply the platform bootstrap (if needed) and every pending migration, all in one
+    transaction: killed or failing at any moment, nothing of the run is applied.
+    Re-applying a rolled-back migration puts its backup's bookings and prices back in that
+    same transaction (from the copy the database keeps), and refuses when none is left."""
     database = _database(db_url, json=json, project=True)
     backup_dir = backup_dir or _default_backup_dir()
     result = database.migrate(ignore_drift=ignore_drift, restore=not no_restore, backup_dir=backup_dir)
@@ -243,7 +249,8 @@ def rollback(
     ] = None,
     json: Json = False,
 ) -> None:
-    """Undo the atomic-booking migration, after backing up the booking data it drops."""
+    """Undo the atomic-booking migration, after backing up the booking data it drops (to a
+    file, and to a copy the database keeps, in the rollback's own transaction)."""
     database = _database(db_url, json=json)
     plan = database.plan_rollback()
     # With --json the plan and the question go to stderr: stdout stays one JSON document.
@@ -261,7 +268,6 @@ def rollback(
     if not yes:
         # Only --yes skips the question: an output format is not a consent.
         typer.confirm(f"Roll back {plan.version} on {database.target}. Proceed?", abort=True, err=json)
-    given = backup_dir
     backup_dir = backup_dir or _default_backup_dir()
     result = database.rollback(force=force, backup_dir=backup_dir)
     if json:
@@ -276,11 +282,11 @@ def rollback(
         )
         return
     console.print(f"[green]Rolled back[/] {result.plan.version}.")
-    console.print(f"Backup of {result.backed_up_cars} car(s): {escape(str(result.backup_path))}")
-    again = "" if given is None else f" --backup-dir {escape(str(backup_dir))}"
     console.print(
-        f"`carbook db migrate{again}` re-applies it and puts this backup back in the same transaction."
+        f"Backup of {result.backed_up_cars} car(s): {escape(str(result.backup_path))} "
+        "(the database keeps a copy too)."
     )
+    console.print("`carbook db migrate` re-applies it and puts this backup back in the same transaction.")
 
 
 @app.command()

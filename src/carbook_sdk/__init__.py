@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .errors import (
         AccessDeniedError,
         AuthError,
+        BackupMissingError,
         BookingError,
         CarAlreadyBookedError,
         CarbookConnectionError,
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
         DatabaseError,
         ImageTooLargeError,
         InvalidCredentialsError,
+        MigrationDriftError,
         MigrationError,
         NotAuthenticatedError,
         NotFoundError,
@@ -45,7 +47,18 @@ if TYPE_CHECKING:
         ValidationError,
         WeakPasswordError,
     )
-    from .models import AuditEntry, Booking, Car, CarUpdate, Claims, NewCar, Page, User, UserIdentity
+    from .models import (
+        AuditEntry,
+        Booking,
+        Car,
+        CarUpdate,
+        Claims,
+        NewCar,
+        Page,
+        SignedUpload,
+        User,
+        UserIdentity,
+    )
     from .money import Money
     from .ops import (
         Check,
@@ -67,6 +80,7 @@ _LAZY: dict[str, str] = {
     "AsyncFileSessionStore": ".session",
     "AuditEntry": ".models",
     "AuthError": ".errors",
+    "BackupMissingError": ".errors",
     "Booking": ".models",
     "BookingError": ".errors",
     "Car": ".models",
@@ -89,6 +103,7 @@ _LAZY: dict[str, str] = {
     "LocalConfig": ".config",
     "MigrateResult": ".ops",
     "Migration": ".ops",
+    "MigrationDriftError": ".errors",
     "MigrationError": ".errors",
     "MigrationStatus": ".ops",
     "Money": ".money",
@@ -128,6 +143,7 @@ __all__ = [
     "AsyncFileSessionStore",
     "AuditEntry",
     "AuthError",
+    "BackupMissingError",
     "Booking",
     "BookingError",
     "Car",
@@ -151,6 +167,7 @@ __all__ = [
     "LocalConfig",
     "MigrateResult",
     "Migration",
+    "MigrationDriftError",
     "MigrationError",
     "MigrationStatus",
     "Money",

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 __all__ = [
     "AccessDeniedError",
     "AuthError",
+    "BackupMissingError",
     "BookingError",
     "CarAlreadyBookedError",
     "CarNotFoundError",
@@ -147,6 +148,12 @@ class MigrationDriftError(MigrationError):
 
     def to_dict(self) -> dict[str, Any]:
         return {**super().to_dict(), "unknown": list(self.unknown), "changed": list(self.changed)}
+
+
+class BackupMissingError(MigrationError):
+    """The migration was rolled back once, and no backup of its data is left to put back."""
+
+    code = "backup_missing"
 
 
 class NotMigratedError(DatabaseError):

@@ -166,14 +166,15 @@ def test_migrate_says_what_it_restored_and_what_it_could_not(db: Db, tmp_path: P
     backups = ("--backup-dir", str(tmp_path))
     rolled = run("db", "rollback", "--db-url", db.url, "--yes", "--force", *backups)
     assert rolled.exit_code == 0
-    assert f"`carbook db migrate --backup-dir {tmp_path}` re-applies it" in rolled.stdout.replace("\n", "")
+    assert "(the database keeps a copy too)" in rolled.stdout.replace("\n", "")
+    assert "`carbook db migrate` re-applies it" in rolled.stdout.replace("\n", "")
     with db.connect() as conn:
         conn.execute("delete from public.cars where id = %s", (gone,))
-    migrated = run("db", "migrate", "--db-url", db.url, *backups)
+    migrated = run("db", "migrate", "--db-url", db.url)  # no --backup-dir: the database has it
     assert migrated.exit_code == 0, migrated.output
     (backup,) = tmp_path.glob("*.json")
     out = migrated.stdout.replace("\n", "")
-    assert f"Restored 1 booking(s) and 1 price(s) for the 1 car(s) in {backup}." in out
+    assert f"Restored 1 booking(s) and 1 price(s) for the 1 car(s) in the database's copy of {backup}." in out
     assert f"not restored car {gone}: the car no longer exists" in out
     assert db.scalar("select booked_by from public.cars where id = %s", (kept,)) == user
     again = json.loads(run("db", "migrate", "--db-url", db.url, "--json", *backups).stdout)
@@ -199,7 +200,7 @@ def test_backups_live_at_the_project_root_whatever_the_folder(
     monkeypatch.chdir(project / "app" / "deep")
     migrated = run("db", "migrate", "--db-url", db.url)
     assert migrated.exit_code == 0, migrated.output
-    assert f"in {backup}" in migrated.stdout.replace("\n", "")
+    assert f"in the database's copy of {backup}." in migrated.stdout.replace("\n", "")
     assert db.scalar("select booked_by from public.cars where id = %s", (car,)) == user
     assert not (project / "app" / "deep" / ".carbook").exists()
 
@@ -217,3 +218,52 @@ def test_a_database_url_that_is_not_one_is_a_bad_value_or_bad_settings() -> None
     assert configured.exit_code == 10
     assert "from SUPABASE_DB_URL is not a PostgreSQL URL" in configured.stderr
     assert "s3cret" not in configured.output
+
+
+def _bookings(db: Db) -> list[tuple[Any, ...]]:
+    with db.connect() as conn:
+        return conn.execute(
+            "select id, booking_status, booked_by, price_in_paise, currency from public.cars order by id"
+        ).fetchall()
+
+
+def test_migrate_refuses_to_free_cars_when_no_backup_is_left(db: Db, tmp_path: Path) -> None:
+    car = create_car(db, price=123400)
+    book(db, car, create_user(db))
+    assert run("db", "rollback", "--db-url", db.url, "--yes", "--force", "--backup-dir", str(tmp_path)).exit_code == 0
+    with db.connect() as conn:
+        conn.execute("drop schema carbook_ops cascade")  # as an older carbook's rollback left it
+    for backup in tmp_path.glob("*.json"):
+        backup.unlink()  # and the file is lost
+    before = db.scalar("select count(*) from supabase_migrations.schema_migrations")
+    refused = run("db", "migrate", "--db-url", db.url)
+    assert refused.exit_code == 8, refused.output
+    (line,) = refused.stderr.strip().splitlines()[:1]
+    assert line.startswith("Error: 20250916010000_atomic_booking_implementation.sql was rolled back before")
+    assert "nothing was applied" in line
+    assert "--no-restore" in refused.stderr
+    assert db.scalar("select count(*) from supabase_migrations.schema_migrations") == before
+    assert db.scalar("select to_regprocedure('public.book_car_atomic(uuid)')") is None
+    freed = run("db", "migrate", "--db-url", db.url, "--no-restore")
+    assert freed.exit_code == 0, freed.output
+    assert "1 existing car(s) are now available at the default price" in freed.stdout
+
+
+def test_restore_refuses_a_backup_of_another_database_and_changes_nothing(db: Db, tmp_path: Path) -> None:
+    car = create_car(db)
+    book(db, car, create_user(db))
+    assert run("db", "rollback", "--db-url", db.url, "--yes", "--force", "--backup-dir", str(tmp_path)).exit_code == 0
+    assert run("db", "migrate", "--db-url", db.url, "--no-restore").exit_code == 0
+    (backup,) = tmp_path.glob("*.json")
+    doc = json.loads(backup.read_text())
+    doc["database"]["oid"] = "1"
+    doc["database"]["name"] = "someone_else"
+    backup.write_text(json.dumps(doc))
+    before = _bookings(db)
+    refused = run("db", "restore", str(backup), "--db-url", db.url, "--yes")
+    assert refused.exit_code == 3, refused.output
+    line = refused.stderr.strip().splitlines()[0]
+    assert line.startswith(f"Error: {backup} is a backup of another database (database someone_else, oid 1")
+    assert "; nothing was restored (restore it into the database it came from)" in line
+    assert _bookings(db) == before
+    assert not (tmp_path / (backup.name + ".restored")).exists()

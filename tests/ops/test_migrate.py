@@ -108,12 +108,31 @@ def test_a_failing_migration_changes_neither_schema_nor_history(db: Db, tmp_path
     assert db.scalar("select to_regclass('public.half_done')") is None
 
 
-def test_migrations_after_a_failing_one_are_not_applied(empty_db: Db, tmp_path: Path) -> None:
+def test_a_failing_migration_leaves_the_database_as_it_was_before_the_run(
+    empty_db: Db, tmp_path: Path
+) -> None:
     project = _project_copy(tmp_path)
     (project / "migrations" / "20250916005000_broken.sql").write_text("select 1/0;\n")
-    with pytest.raises(MigrationError, match="division by zero"):
+    with pytest.raises(MigrationError, match="division by zero; nothing of this run was applied"):
+        Database(empty_db.url, project_dir=project).migrate()
+    # One transaction for the whole run: not the bootstrap, not the base schema before it.
+    assert empty_db.scalar("select to_regnamespace('supabase_migrations')") is None
+    assert empty_db.scalar("select to_regclass('public.cars')") is None
+
+    # Migrated up to the base schema, the same failure leaves exactly that.
+    (project / "migrations" / "20250916005000_broken.sql").unlink()
+    later = sorted((project / "migrations").glob("*.sql"))[1:]
+    held = {m: m.read_text() for m in later}
+    for m in later:
+        m.unlink()
+    Database(empty_db.url, project_dir=project).migrate()
+    for m, text in held.items():
+        m.write_text(text)
+    (project / "migrations" / "20250916005000_broken.sql").write_text("select 1/0;\n")
+    with pytest.raises(MigrationError, match=r"20250916005000_broken\.sql failed"):
         Database(empty_db.url, project_dir=project).migrate()
     assert _history(empty_db) == [("20250916000000", "base_schema")]
+    assert empty_db.scalar("select to_regprocedure('public.book_car_atomic(uuid)')") is None
 
 
 def test_badly_named_migration_file_is_refused_before_anything_runs(empty_db: Db, tmp_path: Path) -> None:

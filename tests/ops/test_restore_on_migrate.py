@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 
+from carbook_sdk import BackupMissingError
 from carbook_sdk.ops.backups import restored_marker
 from tests.helpers import Db, book, create_car, create_user
 
@@ -134,13 +136,54 @@ def test_no_restore_keeps_the_backup_for_later(db: Db, tmp_path: Path) -> None:
     assert _booking_data(db) == before
 
 
-def test_a_backup_of_another_database_is_never_picked(db: Db, tmp_path: Path) -> None:
+def _forget_the_database_copy(db: Db) -> None:
+    """As a rollback made before the database kept copies of its backups left it."""
+    with db.connect() as conn:
+        conn.execute("drop schema carbook_ops cascade")
+
+
+def test_a_file_backup_of_another_database_is_never_picked(db: Db, tmp_path: Path) -> None:
     _fleet(db)
+    before = _booking_data(db)
     database = db.database
     rolled = database.rollback(force=True, backup_dir=tmp_path)
+    _forget_the_database_copy(db)
     doc = json.loads(rolled.backup_path.read_text())
     doc["database"]["oid"] = "1"  # as if taken from another database
     rolled.backup_path.write_text(json.dumps(doc))
-    result = database.migrate(backup_dir=tmp_path)
+    # Bookings were made here, and no backup of this database is left: refused, not freed.
+    with pytest.raises(BackupMissingError, match="no backup of its bookings and prices is left"):
+        database.migrate(backup_dir=tmp_path)
+    assert database.status().pending
+    assert db.scalar("select to_regprocedure('public.book_car_atomic(uuid)')") is None
+    # Saying so frees them.
+    result = database.migrate(backup_dir=tmp_path, restore=False)
     assert result.restored is None and result.cars_without_backup == 6
     assert db.scalar("select count(*) from public.cars where booking_status = 'booked'") == 0
+    assert _booking_data(db) != before
+
+
+def test_a_file_backup_from_before_the_database_kept_copies_is_still_put_back(db: Db, tmp_path: Path) -> None:
+    _fleet(db)
+    before = _booking_data(db)
+    database = db.database
+    rolled = database.rollback(force=True, backup_dir=tmp_path)
+    _forget_the_database_copy(db)
+    result = database.migrate(backup_dir=tmp_path)
+    assert result.restored is not None and result.restored.source == "file"
+    assert result.restored.backup == rolled.backup_path
+    assert _booking_data(db) == before
+    assert restored_marker(rolled.backup_path).is_file()
+
+
+def test_migrate_finds_the_backup_without_being_told_where(db: Db, tmp_path: Path) -> None:
+    """The rollback wrote its backup to a folder migrate is not told about: the database's
+    copy is found all the same, and marked restored in the same transaction."""
+    _fleet(db)
+    before = _booking_data(db)
+    database = db.database
+    database.rollback(force=True, backup_dir=tmp_path / "elsewhere")
+    result = database.migrate(backup_dir=tmp_path / "default")
+    assert result.restored is not None and result.restored.source == "database"
+    assert _booking_data(db) == before
+    assert db.scalar("select count(*) from carbook_ops.rollback_backups where restored_at is null") == 0

@@ -111,16 +111,19 @@ def test_forward_back_forward_keeps_every_car_and_verifies(db: Db, tmp_path: Pat
     result = database.rollback(force=True, backup_dir=tmp_path)
     assert _cars(db) == original
 
-    database.migrate()
+    # No --backup-dir: the bookings come back from the copy the database keeps.
+    migrated = database.migrate()
     assert _cars(db) == original
     assert database.verify().ok
-
-    # The booking data comes back with the documented restore.
-    restored = database.restore_backup(result.backup_path)
-    assert (restored.cars, restored.bookings) == (6, 2)
+    assert migrated.restored is not None and migrated.restored.source == "database"
+    assert (migrated.restored.backup, migrated.restored.bookings) == (result.backup_path, 2)
     with db.connect() as conn:
         booked = dict(conn.execute("select id, booked_by from public.cars where booking_status = 'booked'"))
     assert booked == {cars[0]: users[0], cars[2]: users[1]}
+
+    # The file says the same and is marked: restoring it again finds nothing to put back.
+    restored = database.restore_backup(result.backup_path)
+    assert (restored.cars, restored.bookings) == (6, 0)
 
     database.rollback(force=True, backup_dir=tmp_path)
     database.migrate()
@@ -152,7 +155,7 @@ def test_restore_never_overwrites_what_happened_since(db: Db, tmp_path: Path) ->
     book(db, taken, old_owner)
     database = db.database
     result = database.rollback(force=True, backup_dir=tmp_path)
-    database.migrate()
+    database.migrate(restore=False)
     assert book(db, taken, new_owner)["code"] == "booked"  # booked again before the restore
     with db.connect() as conn:
         conn.execute("update public.cars set price_in_paise = 700, currency = 'USD' where id = %s", (priced,))

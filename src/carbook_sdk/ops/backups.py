@@ -2,9 +2,15 @@
 and putting it back — by `restore_backup`, or by `migrate` in the transaction that
 re-applies the migration.
 
-A backup records which database it came from, so `migrate` only ever picks up a backup
-of the database it is migrating; once applied, a sidecar file ``<backup>.restored``
-marks it, so it is never applied twice.
+Every backup is kept twice: in the file users keep, and in the database it came from
+(``carbook_ops.rollback_backups``, a schema of carbook's own that the rollback never
+touches and PostgREST never serves), written in the rollback's own transaction. `migrate`
+restores from the database's copy in the transaction that re-applies the migration and
+marks it restored in that same transaction, so no kill can separate "restored" from
+"committed", and no ``--backup-dir`` has to be remembered. Files are for people (and for
+`carbook db restore`), and for backups taken before the database kept its own copy; a
+file records which database it came from, and a sidecar ``<backup>.restored`` says it has
+been put back.
 """
 
 from __future__ import annotations
@@ -13,10 +19,11 @@ import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 
 from ..errors import ValidationError
 from .connection import Model
@@ -28,13 +35,19 @@ __all__ = [
     "DEFAULT_BACKUP_DIR",
     "NotRestored",
     "RestoreResult",
+    "StoredBackup",
     "apply_backup",
     "database_identity",
     "default_backup_dir",
     "find_backup",
+    "latest_stored_backup",
     "mark_restored",
+    "mark_stored_restored",
     "read_backup",
     "restored_marker",
+    "rolled_back_before",
+    "same_database",
+    "store_backup",
     "write_backup",
 ]
 
@@ -69,8 +82,10 @@ class NotRestored(Model):
 class RestoreResult(Model):
     """What a backup put back."""
 
-    #: The backup file (None when restored from data, not a file).
+    #: The backup file (for the database's own copy: the file written beside it).
     backup: Path | None = None
+    #: Where the data came from: the database's own copy of the backup, or a file.
+    source: Literal["database", "file"] = "file"
     #: How many of the backup's cars still exist.
     cars: int
     bookings: int
@@ -126,7 +141,105 @@ def write_backup(conn: psycopg.Connection[Any], backup_dir: Path) -> tuple[Path,
             f"cannot write the rollback backup in {backup_dir}: {exc.strerror or exc}; nothing was rolled back",
             hint="pass a writable folder (--backup-dir)",
         ) from None
+    store_backup(conn, doc, path)
     return path, len(rows)
+
+
+#: The database's own copy of every rollback backup. Created by the first rollback (a
+#: hosted project never gets carbook's bootstrap); nothing in it is granted to an API role.
+_STORE = """
+create schema if not exists carbook_ops;
+comment on schema carbook_ops is 'carbook ops data (rollback backups); never exposed through the API';
+revoke all on schema carbook_ops from public;
+create table if not exists carbook_ops.rollback_backups (
+  id bigint generated always as identity primary key,
+  migration text not null,
+  created_at timestamptz not null default now(),
+  doc jsonb not null,
+  file text,
+  restored_at timestamptz,
+  restored jsonb
+);
+revoke all on carbook_ops.rollback_backups from public
+"""
+
+
+class StoredBackup(Model):
+    """A rollback backup as the database keeps it."""
+
+    id: int
+    doc: dict[str, Any]
+    file: Path | None
+
+
+def _has_store(conn: psycopg.Connection[Any]) -> bool:
+    return conn.execute("select to_regclass('carbook_ops.rollback_backups')").fetchone() != (None,)
+
+
+def store_backup(conn: psycopg.Connection[Any], doc: dict[str, Any], path: Path | None) -> None:
+    """Keep ``doc`` in the database, inside the caller's (the rollback's) transaction."""
+    conn.execute(_STORE)
+    conn.execute(
+        "insert into carbook_ops.rollback_backups (migration, doc, file) values (%s, %s, %s)",
+        (doc["migration"], Jsonb(doc), str(path) if path else None),
+    )
+
+
+def latest_stored_backup(conn: psycopg.Connection[Any], migration: str) -> StoredBackup | None:
+    """The newest backup of ``migration`` the database keeps and has not put back yet,
+    locked until the caller's transaction ends."""
+    if not _has_store(conn):
+        return None
+    row = conn.execute(
+        """select id, doc, file from carbook_ops.rollback_backups
+            where migration = %s and restored_at is null
+            order by created_at desc, id desc limit 1 for update""",
+        (migration,),
+    ).fetchone()
+    if row is None:
+        return None
+    return StoredBackup(id=row[0], doc=row[1], file=Path(row[2]) if row[2] else None)
+
+
+def mark_stored_restored(
+    conn: psycopg.Connection[Any],
+    result: RestoreResult,
+    *,
+    backup_id: int | None = None,
+    doc: dict[str, Any] | None = None,
+) -> None:
+    """Mark the database's copy restored, in the caller's transaction: by id, or (for a
+    file put back by `restore`) the unrestored copy with the same content's timestamp."""
+    if not _has_store(conn):
+        return
+    summary = Jsonb(_restored_summary(result))
+    if backup_id is not None:
+        conn.execute(
+            "update carbook_ops.rollback_backups set restored_at = now(), restored = %s where id = %s",
+            (summary, backup_id),
+        )
+    elif doc is not None:
+        conn.execute(
+            """update carbook_ops.rollback_backups set restored_at = now(), restored = %s
+                where restored_at is null and migration = %s and doc->>'created_at' = %s""",
+            (summary, doc.get("migration"), doc.get("created_at")),
+        )
+
+
+def rolled_back_before(conn: psycopg.Connection[Any], migration: str) -> bool:
+    """Whether this database shows that ``migration`` was applied once and rolled back:
+    a backup it keeps (restored or not), or bookings in its audit trail, which only the
+    booking function writes."""
+    if _has_store(conn) and conn.execute(
+        "select exists (select 1 from carbook_ops.rollback_backups where migration = %s)", (migration,)
+    ).fetchone() == (True,):
+        return True
+    if conn.execute("select to_regclass('public.audit_logs')").fetchone() == (None,):
+        return False
+    row = conn.execute(
+        "select exists (select 1 from public.audit_logs where action = 'car.booked')"
+    ).fetchone()
+    return row == (True,)
 
 
 def _write_private(path: Path, doc: dict[str, Any]) -> None:
@@ -176,18 +289,28 @@ def find_backup(backup_dir: Path, migration: str, identity: dict[str, str | None
             doc = read_backup(path)
         except ValidationError:
             continue
-        if doc.get("migration") == migration and _same_database(doc.get("database"), identity):
+        if doc.get("migration") == migration and same_database(doc.get("database"), identity):
             found.append((str(doc.get("created_at", "")), path))
     return max(found)[1] if found else None
 
 
-def _same_database(recorded: Any, identity: dict[str, str | None]) -> bool:
+def same_database(recorded: Any, identity: dict[str, str | None]) -> bool:
+    """Whether a backup's recorded source is the database of ``identity``."""
     if not isinstance(recorded, dict) or not recorded.get("oid"):
         return False
     same = recorded.get("name") == identity["name"] and recorded.get("oid") == identity["oid"]
     if recorded.get("system_identifier") and identity["system_identifier"]:
         same = same and recorded["system_identifier"] == identity["system_identifier"]
     return same
+
+
+def _restored_summary(result: RestoreResult) -> dict[str, Any]:
+    return {
+        "restored_at": datetime.now(UTC).isoformat(),
+        "bookings": result.bookings,
+        "prices": result.prices,
+        "not_restored": [r.model_dump() for r in result.not_restored],
+    }
 
 
 def mark_restored(path: Path, result: RestoreResult) -> Path:
@@ -197,14 +320,8 @@ def mark_restored(path: Path, result: RestoreResult) -> Path:
         ValidationError: the sidecar cannot be written.
     """
     marker = restored_marker(path)
-    doc = {
-        "restored_at": datetime.now(UTC).isoformat(),
-        "bookings": result.bookings,
-        "prices": result.prices,
-        "not_restored": [r.model_dump() for r in result.not_restored],
-    }
     try:
-        _write_private(marker, doc)
+        _write_private(marker, _restored_summary(result))
     except FileExistsError:
         pass  # restored before (by `restore_backup`, say): it stays marked
     except OSError as exc:
@@ -216,7 +333,11 @@ def mark_restored(path: Path, result: RestoreResult) -> Path:
 
 
 def apply_backup(
-    conn: psycopg.Connection[Any], doc: dict[str, Any], *, path: Path | None = None
+    conn: psycopg.Connection[Any],
+    doc: dict[str, Any],
+    *,
+    path: Path | None = None,
+    source: Literal["database", "file"] = "file",
 ) -> RestoreResult:
     """Put a backup's bookings and prices back, inside the caller's transaction.
 
@@ -294,6 +415,7 @@ def apply_backup(
         row = cur.fetchone()
     return RestoreResult(
         backup=path,
+        source=source,
         cars=int(row[0]) if row else 0,
         bookings=bookings,
         prices=prices,

@@ -10,11 +10,11 @@ import re
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 
-from ..errors import ConfigurationError, MigrationDriftError, MigrationError
+from ..errors import BackupMissingError, ConfigurationError, MigrationDriftError, MigrationError
 from .backups import (
     ATOMIC_BOOKING_VERSION,
     RestoreResult,
@@ -22,8 +22,11 @@ from .backups import (
     database_identity,
     default_backup_dir,
     find_backup,
+    latest_stored_backup,
     mark_restored,
+    mark_stored_restored,
     read_backup,
+    rolled_back_before,
 )
 from .connection import Connection, Model
 from .translate import translate_db_error, wrap_db_errors
@@ -256,94 +259,127 @@ class Migrations(Connection):
     ) -> MigrateResult:
         """Apply the platform bootstrap if needed, then every pending migration in order.
 
-        Each migration runs in its own transaction together with its history row, under
-        a transaction-scoped lock: a failing file leaves schema and history exactly as
-        they were, and stops the run; a concurrent twin applies nothing twice.
+        The whole run is one transaction, under a transaction-scoped lock: the bootstrap,
+        every pending migration with its history row, and the restore of a rollback's
+        backup. Killed or failing at any moment, it leaves the schema and its data exactly
+        as they were before the run; otherwise everything is applied. A concurrent twin
+        waits, then applies nothing twice. PostgREST is told to reload its schema once,
+        at the commit.
 
         Re-applying the atomic-booking migration after a rollback puts the rollback's
-        backup back in the same transaction — the latest backup of this database in
-        ``backup_dir`` not restored yet — so no booked car is ever free. The result says
-        what came back and which cars did not (a car gone, a user deleted), or how many
-        existing cars got no backup at all.
+        backup back: the newest copy the database keeps of it (the rollback wrote it in
+        its own transaction), else — for a backup taken before the database kept copies —
+        the latest file of this database in ``backup_dir``; it is marked restored in the
+        same transaction. If the migration was rolled back and no backup is left, the
+        run is refused rather than freeing every booked car (``restore=False`` re-applies
+        it without one). The result says what came back and which cars did not (a car
+        gone, a user deleted), or how many existing cars got no backup at all.
 
         Args:
             ignore_drift: migrate even though the history and the files disagree.
-            restore: look for a rollback backup to put back (False: never).
-            backup_dir: where rollback backups are; default ``.carbook/backups`` at the project root.
+            restore: put a rollback backup back (False: never, and never refuse for lack of one).
+            backup_dir: where older rollback backup files are; default ``.carbook/backups``
+                at the project root.
 
         Raises:
             MigrationDriftError: the history and the files disagree and ``ignore_drift`` is false.
-            MigrationError: a migration failed (names the file, line and reason).
-            ValidationError: the backup found cannot be marked restored (nothing was applied).
+            MigrationError: a migration failed (names the file, line and reason); nothing
+                of the run was applied.
+            BackupMissingError: the booking migration was rolled back before and no backup
+                of its data is left; nothing was applied.
             CarbookConnectionError: the database cannot be reached.
         """
         files = self.migrations()
         backups = Path(backup_dir or default_backup_dir())
         done: list[Migration] = []
         restored: RestoreResult | None = None
+        restored_file: Path | None = None
         cars_without_backup = 0
-        with self.connect() as conn:
-            with wrap_db_errors(), self._locked(conn):
-                drift = self._status(conn, files).drift_error()
-                if drift is not None and not ignore_drift:
-                    raise drift
-                platform = self._ensure_platform(conn)
+        with self.connect() as conn, wrap_db_errors(), self._locked(conn):
+            drift = self._status(conn, files).drift_error()
+            if drift is not None and not ignore_drift:
+                raise drift
+            platform = self._ensure_platform(conn)
+            applied = self._applied(conn)
             for m in files:
-                marker: Path | None = None
+                if m.version in applied:
+                    continue
                 sql = m.read()
                 try:
-                    with self._locked(conn):
-                        if m.version in self._applied(conn):
-                            continue  # a twin applied it meanwhile
-                        conn.execute(sql)  # file text, not user input
-                        conn.execute(
-                            """insert into supabase_migrations.schema_migrations (version, statements, name)
-                               values (%s, %s, %s)""",
-                            (m.version, [sql], m.name),
-                        )
-                        if m.version == ATOMIC_BOOKING_VERSION:
-                            backup = (
-                                find_backup(backups, m.version, database_identity(conn)) if restore else None
-                            )
-                            if backup is not None:
-                                restored = self._restore_in(conn, m, backup)
-                                # Marked before the commit: a backup never goes back twice.
-                                marker = mark_restored(backup, restored)
-                            else:
-                                row = conn.execute("select count(*) from public.cars").fetchone()
-                                cars_without_backup = int(row[0]) if row else 0
-                except BaseException as exc:
-                    if marker is not None:
-                        marker.unlink(missing_ok=True)  # not committed: not restored either
-                    if isinstance(exc, psycopg.Error):
-                        raise self._failed(m, sql, exc) from exc
-                    raise
+                    conn.execute(sql)  # file text, not user input
+                except psycopg.Error as exc:
+                    raise self._failed(m, sql, exc) from exc
+                conn.execute(
+                    """insert into supabase_migrations.schema_migrations (version, statements, name)
+                           values (%s, %s, %s)""",
+                    (m.version, [sql], m.name),
+                )
+                if m.version == ATOMIC_BOOKING_VERSION:
+                    restored, restored_file, cars_without_backup = self._restore_on_reapply(
+                        conn, m, backups, restore
+                    )
                 done.append(m)
             if done:
-                # One schema-cache reload for PostgREST once everything is committed
-                # (Supabase's advice after migrating). One per migration would start reloads
-                # that overlap, and the last to finish may be an older one.
-                with wrap_db_errors():
-                    conn.execute("notify pgrst, 'reload schema'")
+                # Delivered at the commit, once: one schema-cache reload for PostgREST
+                # when everything is there (Supabase's advice after migrating).
+                conn.execute("notify pgrst, 'reload schema'")
+        if restored is not None and restored_file is not None and restored_file.exists():
+            # For people reading the folder: the database already says it is restored.
+            mark_restored(restored_file, restored)
         return MigrateResult(
             applied=tuple(done), platform=platform, restored=restored, cars_without_backup=cars_without_backup
         )
 
+    def _restore_on_reapply(
+        self, conn: psycopg.Connection[Any], m: Migration, backups: Path, restore: bool
+    ) -> tuple[RestoreResult | None, Path | None, int]:
+        """Inside the run's transaction, right after ``m`` (the booking migration) was
+        applied: (what was restored, its file, how many cars got no backup)."""
+        row = conn.execute("select count(*) from public.cars").fetchone()
+        cars = int(row[0]) if row else 0
+        if not restore:
+            return None, None, cars
+        stored = latest_stored_backup(conn, m.version)
+        if stored is not None:
+            result = self._restore_in(conn, m, stored.doc, stored.file, "database")
+            mark_stored_restored(conn, result, backup_id=stored.id)
+            return result, stored.file, 0
+        legacy = find_backup(backups, m.version, database_identity(conn))
+        if legacy is not None:
+            result = self._restore_in(conn, m, read_backup(legacy), legacy, "file")
+            return result, legacy, 0
+        if cars and rolled_back_before(conn, m.version):
+            raise BackupMissingError(
+                f"{m.filename} was rolled back before, and no backup of its bookings and prices is "
+                f"left to put back: applying it would make all {cars} car(s) available at the default "
+                "price; nothing was applied",
+                migration=m.filename,
+                hint="put a backup back later with `carbook db restore BACKUP`, after "
+                "`carbook db migrate --no-restore`, if freeing every car is what you mean",
+            )
+        return None, None, cars
+
     @staticmethod
-    def _restore_in(conn: psycopg.Connection[Any], m: Migration, backup: Path) -> RestoreResult:
-        """Put ``backup`` back inside the transaction applying ``m``; if it cannot go back
-        at all, nothing of ``m`` is applied either: cars stay unbookable, not free."""
-        doc = read_backup(backup)
+    def _restore_in(
+        conn: psycopg.Connection[Any],
+        m: Migration,
+        doc: dict[str, Any],
+        path: Path | None,
+        source: Literal["database", "file"],
+    ) -> RestoreResult:
+        """Put a backup back inside the transaction applying ``m``; if it cannot go back
+        at all, nothing of the run is applied either: cars stay unbookable, not free."""
         try:
             with conn.transaction():  # a savepoint: its error is the backup's, not the file's
-                return apply_backup(conn, doc, path=backup)
+                return apply_backup(conn, doc, path=path, source=source)
         except psycopg.Error as exc:
+            where = f"the rollback backup {path}" if path else "the rollback backup"
             raise MigrationError(
-                f"{m.filename} was not applied: the rollback backup {backup} cannot be put back: "
-                f"{translate_db_error(exc).message}",
+                f"{m.filename} was not applied: {where} cannot be put back: "
+                f"{translate_db_error(exc).message}; nothing was applied",
                 migration=m.filename,
                 sqlstate=exc.sqlstate,
-                hint="fix or move the backup, or run `carbook db migrate --no-restore`",
+                hint="run `carbook db migrate --no-restore`, then `carbook db restore BACKUP` once it is fixed",
             ) from exc
 
     @staticmethod
@@ -352,7 +388,7 @@ class Migrations(Connection):
         line = _line_of(sql, int(exc.diag.statement_position or 0) or None)
         where = f" at line {line}" if line else ""
         return MigrationError(
-            f"{m.filename} failed{where}: {err.message}; nothing of it was applied",
+            f"{m.filename} failed{where}: {err.message}; nothing of this run was applied",
             migration=m.filename,
             sqlstate=exc.sqlstate,
             hint=err.hint,

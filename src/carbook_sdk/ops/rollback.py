@@ -7,15 +7,18 @@ from typing import Any
 
 import psycopg
 
-from ..errors import CarbookError, NotMigratedError, RollbackRefusedError
+from ..errors import CarbookError, NotMigratedError, RollbackRefusedError, ValidationError
 from .backups import (
     ATOMIC_BOOKING_VERSION,
     BOOKING_COLUMNS,
     RestoreResult,
     apply_backup,
+    database_identity,
     default_backup_dir,
     mark_restored,
+    mark_stored_restored,
     read_backup,
+    same_database,
     write_backup,
 )
 from .connection import Model
@@ -158,7 +161,8 @@ class Rollback(Migrations):
             what did not.
 
         Raises:
-            ValidationError: the file is not a carbook rollback backup.
+            ValidationError: the file is not a carbook rollback backup, or is a backup of
+                another database (nothing is restored).
             NotMigratedError: the booking columns are not there (run `migrate` first).
         """
         path = Path(path)
@@ -168,6 +172,23 @@ class Rollback(Migrations):
                 raise NotMigratedError(
                     f"migration {ATOMIC_BOOKING_VERSION} is not applied; run migrate before restoring"
                 )
+            recorded = doc.get("database")
+            target = database_identity(conn)
+            if isinstance(recorded, dict) and recorded.get("oid") and not same_database(recorded, target):
+                raise ValidationError(
+                    f"{path} is a backup of another database ({_describe(recorded)}), not of this one "
+                    f"({_describe(target)}); nothing was restored",
+                    hint="restore it into the database it came from",
+                )
             result = apply_backup(conn, doc, path=path.absolute())
+            mark_stored_restored(conn, result, doc=doc)
         mark_restored(path, result)
         return result
+
+
+def _describe(identity: dict[str, Any]) -> str:
+    """A database as a person can tell it apart: its name, oid and cluster."""
+    system = identity.get("system_identifier")
+    return f"database {identity.get('name')}, oid {identity.get('oid')}" + (
+        f", cluster {system}" if system else ""
+    )
