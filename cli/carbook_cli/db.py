@@ -158,7 +158,11 @@ def status(db_url: DbUrl = None, json: Json = False) -> None:
                 "target": _target(database),
                 "up_to_date": st.up_to_date,
                 "platform_ready": st.platform_ready,
-                "drift": {"unknown": list(st.unknown), "changed": [m.filename for m in st.changed]},
+                "drift": {
+                    "unknown": list(st.unknown),
+                    "changed": [m.filename for m in st.changed],
+                    "diffs": st.diffs,
+                },
                 "migrations": [{"version": v, "name": n, "state": s} for v, n, s in rows],
             }
         )
@@ -168,11 +172,45 @@ def status(db_url: DbUrl = None, json: Json = False) -> None:
         for v, n, s in rows:
             table.add_row(v, n, f"[{colour.get(s, 'bold red')}]{s}[/]")
         console.print(table)
+        for filename, diff in st.diffs.items():
+            console.print(f"\n[bold red]{escape(filename)} changed since it was applied:[/]")
+            console.print(escape(diff.rstrip("\n")), highlight=False, soft_wrap=True)
         if not st.drift:
             console.print("Up to date." if st.up_to_date else f"{len(st.pending)} pending.")
     drift = st.drift_error()
     if drift is not None:
         raise drift
+
+
+@app.command()
+def repair(
+    version: Annotated[
+        str, typer.Argument(help="The migration's version: the 14 digits its file name starts with.")
+    ],
+    status_: Annotated[
+        str,
+        typer.Option(
+            "--status",
+            help="applied: record the local file as applied (its text as it is now); "
+            "reverted: remove the version from the history. Nothing is run either way.",
+            metavar="applied|reverted",
+        ),
+    ],
+    db_url: DbUrl = None,
+    json: Json = False,
+) -> None:
+    """Mark a migration applied or reverted in the history, as `supabase migration repair`
+    does: for a file changed on purpose, or a change made by hand."""
+    if status_ not in ("applied", "reverted"):
+        from carbook_sdk.errors import ValidationError
+
+        raise ValidationError(f"--status must be applied or reverted, not {status_!r}")
+    database = _database(db_url, json=json, project=True)
+    done = database.repair(version, "applied" if status_ == "applied" else "reverted")
+    if json:
+        print_json({"target": _target(database), "version": version, "status": status_, "done": done})
+    else:
+        console.print(f"[green]Repaired[/]: {escape(done)}.")
 
 
 @app.command()

@@ -84,11 +84,13 @@ def restart(state_dir: StateDir = None, json: Json = False) -> None:
 def stop(state_dir: StateDir = None, json: Json = False) -> None:
     """Stop every part of the stack; no process is left behind."""
     stack = _stack(state_dir)
-    stack.stop()
+    stopped = stack.stop()
     if json:
-        print_json({"stopped": True, "state_dir": str(stack.settings.state_dir)})
+        print_json({"stopped": bool(stopped), "parts": stopped, "state_dir": str(stack.settings.state_dir)})
+    elif stopped:
+        console.print(f"Stack stopped ({', '.join(stopped)}).")
     else:
-        console.print("Stack stopped.")
+        console.print(f"Nothing was running (state in {escape(str(stack.settings.state_dir))}).")
 
 
 def _print_env(info: "StackInfo") -> None:

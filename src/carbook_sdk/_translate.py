@@ -167,8 +167,11 @@ _CARBOOK_COLUMNS = frozenset(
 )
 _CARBOOK_FUNCTIONS = frozenset({"book_car_atomic"})
 # 42703 "column cars.booking_status does not exist"; PGRST204 "Could not find the
-# 'price_in_paise' column of 'cars' in the schema cache".
-_MISSING_COLUMN = re.compile(r"column (?:\w+\.)?\"?(\w+)\"? does not exist|find the '(\w+)' column of")
+# 'price_in_paise' column of 'cars' in the schema cache" (newer PostgREST) or "Column
+# 'currency' of relation 'cars' does not exist" (PostgREST 12, on a write).
+_MISSING_COLUMN = re.compile(
+    r"column (?:\w+\.)?\"?(\w+)\"? does not exist|find the '(\w+)' column of|Column '(\w+)' of relation"
+)
 # 42883 "function public.book_car_atomic(car_id => uuid) does not exist"; PGRST202 "Could
 # not find the function public.book_car_atomic(car_id) in the schema cache".
 _MISSING_FUNCTION = re.compile(r"function (?:\w+\.)?(\w+)\(")
@@ -199,7 +202,7 @@ def _not_migrated(code: str, message: str) -> bool:
     """Whether the error says one of carbook's own tables, columns or functions is missing."""
     if code in {"42703", "PGRST204"}:
         m = _MISSING_COLUMN.search(message)
-        return m is not None and (m.group(1) or m.group(2)) in _CARBOOK_COLUMNS
+        return m is not None and (m.group(1) or m.group(2) or m.group(3)) in _CARBOOK_COLUMNS
     if code in {"42883", "PGRST202"}:
         m = _MISSING_FUNCTION.search(message)
         return m is not None and m.group(1) in _CARBOOK_FUNCTIONS

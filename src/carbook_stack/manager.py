@@ -199,6 +199,11 @@ class LocalStack:
         return self.settings.state_dir / "stack.json"
 
     @property
+    def _made_marker(self) -> Path:
+        """Present once the database is bootstrapped, migrated and seeded."""
+        return self.settings.state_dir / "database-made"
+
+    @property
     def postgres(self) -> LocalPostgres:
         if self._pg is None:
             self._pg = LocalPostgres(
@@ -269,7 +274,10 @@ class LocalStack:
         self._prepare_dirs()
         ensure_postgrest(self.progress)  # fail (or install) early, before anything starts
         find_nginx()
-        fresh = not self.postgres.initialized
+        # Made means bootstrapped, migrated and seeded, images included: the marker is
+        # written last, so a start that failed or was killed half-way is finished by the
+        # next one (migrate is one transaction, and the seed keeps what is there).
+        fresh = not self._made_marker.exists()
         started: list[str] = []
         try:
             if not self.postgres.is_running():
@@ -281,6 +289,7 @@ class LocalStack:
                 database.migrate()
                 database.seed()
                 self._seed_images()
+                self._made_marker.write_text("bootstrapped, migrated and seeded\n")
             else:
                 # Like `supabase start`: an existing database keeps its schema; say what is pending.
                 database.ensure_platform()
@@ -535,14 +544,17 @@ class LocalStack:
         )
         self._wait("nginx", self._nginx_alive)
 
-    def stop(self) -> None:
-        """Stop every part (nginx, the app, PostgREST, PostgreSQL); harmless when stopped."""
+    def stop(self) -> list[str]:
+        """Stop every part (nginx, the app, PostgREST, PostgreSQL); harmless when stopped.
+        Returns the parts that were running (none: nothing was)."""
+        running = self._running_parts()
         for part in ("nginx", "gateway", "postgrest"):
             terminate(self._read_pid(part))
             if part == "nginx":
                 kill_orphans(self._recorded_pid(part), "nginx")
             self._pidfile(part).unlink(missing_ok=True)
         self.postgres.stop()
+        return running
 
     def status(self) -> StackStatus:
         """The health of each part, and whether config.toml changed since the start."""
@@ -584,6 +596,7 @@ class LocalStack:
     def reset(self) -> StackInfo:
         """Re-create the database: bootstrap, migrations and seed again. Storage is emptied."""
         self.stop()
+        self._made_marker.unlink(missing_ok=True)
         shutil.rmtree(self.postgres.data_dir, ignore_errors=True)
         shutil.rmtree(self.settings.storage_dir, ignore_errors=True)
         self._pg = None

@@ -128,7 +128,7 @@ def test_commands_that_had_no_json(cli: Cli, db: Any, tmp_path: Path) -> None:
     assert seeded.exit_code == 0, seeded.output
     assert json.loads(seeded.stdout)["seeded"] is True
     stopped = cli.json("stack", "stop", "--state-dir", str(tmp_path / "never-started"))
-    assert stopped["stopped"] is True
+    assert stopped["stopped"] is False and stopped["parts"] == []  # nothing was running: it says so
 
 
 def test_stack_status_json_has_the_same_keys_up_or_down(cli: Cli, tmp_path: Path) -> None:

@@ -134,10 +134,12 @@ def test_an_applied_version_without_a_file_is_exit_8(db: Db) -> None:
     assert "applied, no local file" in status.stdout and "Up to date." not in status.stdout
     assert status.stderr.strip() == (
         "Error: the migration history does not match the migration files: 20980101000000 is applied but has no "
-        "migration file (restore the files as they were applied, or run `carbook db migrate --ignore-drift`)"
+        "migration file (`carbook db status` shows what changed; restore the files as they were applied, "
+        "record what is true with `carbook db repair --status applied|reverted VERSION`, "
+        "or run `carbook db migrate --ignore-drift`)"
     )
     data = json.loads(run("db", "status", "--db-url", db.url, "--json").stdout)
-    assert data["drift"] == {"unknown": ["20980101000000"], "changed": []}
+    assert data["drift"] == {"unknown": ["20980101000000"], "changed": [], "diffs": {}}
     refused = run("db", "migrate", "--db-url", db.url)
     assert refused.exit_code == 8 and "20980101000000 is applied but has no migration file" in refused.stderr
     assert run("db", "migrate", "--db-url", db.url, "--ignore-drift").exit_code == 0
@@ -230,7 +232,10 @@ def _bookings(db: Db) -> list[tuple[Any, ...]]:
 def test_migrate_refuses_to_free_cars_when_no_backup_is_left(db: Db, tmp_path: Path) -> None:
     car = create_car(db, price=123400)
     book(db, car, create_user(db))
-    assert run("db", "rollback", "--db-url", db.url, "--yes", "--force", "--backup-dir", str(tmp_path)).exit_code == 0
+    assert (
+        run("db", "rollback", "--db-url", db.url, "--yes", "--force", "--backup-dir", str(tmp_path)).exit_code
+        == 0
+    )
     with db.connect() as conn:
         conn.execute("drop schema carbook_ops cascade")  # as an older carbook's rollback left it
     for backup in tmp_path.glob("*.json"):
@@ -252,7 +257,10 @@ def test_migrate_refuses_to_free_cars_when_no_backup_is_left(db: Db, tmp_path: P
 def test_restore_refuses_a_backup_of_another_database_and_changes_nothing(db: Db, tmp_path: Path) -> None:
     car = create_car(db)
     book(db, car, create_user(db))
-    assert run("db", "rollback", "--db-url", db.url, "--yes", "--force", "--backup-dir", str(tmp_path)).exit_code == 0
+    assert (
+        run("db", "rollback", "--db-url", db.url, "--yes", "--force", "--backup-dir", str(tmp_path)).exit_code
+        == 0
+    )
     assert run("db", "migrate", "--db-url", db.url, "--no-restore").exit_code == 0
     (backup,) = tmp_path.glob("*.json")
     doc = json.loads(backup.read_text())

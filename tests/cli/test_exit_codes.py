@@ -35,6 +35,7 @@ EXPECTED: dict[str, int] = {
     "DatabaseError": 8,
     "MigrationError": 8,
     "MigrationDriftError": 8,
+    "BackupMissingError": 8,
     "NotMigratedError": 8,
     "RollbackRefusedError": 9,
     "ConfigurationError": 10,

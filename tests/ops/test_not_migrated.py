@@ -14,7 +14,7 @@ from postgrest.exceptions import APIError
 from typer.testing import CliRunner
 
 from carbook_cli import app
-from carbook_sdk import Database, NotMigratedError
+from carbook_sdk import Database, Money, NewCar, NotMigratedError
 from carbook_sdk._translate import translate
 from carbook_sdk.errors import DatabaseError, ValidationError
 from carbook_stack.manager import LocalStack
@@ -23,6 +23,19 @@ from tests.helpers import ADMIN_EMAIL, ADMIN_PASSWORD, carbook_for, unique_email
 from ..factories import stack_db
 
 runner = CliRunner()
+IMAGE = Path(__file__).resolve().parents[2] / "supabase" / "images" / "sample-car.png"
+
+
+def _everything(stack: LocalStack) -> tuple[Any, ...]:
+    """Every car row, stored object and audit entry, to compare before and after."""
+    with stack_db(stack) as conn:
+        return (
+            conn.execute("select to_jsonb(c) from public.cars c order by id").fetchall(),
+            conn.execute("select bucket_id, name from storage.objects order by 1, 2").fetchall(),
+            conn.execute("select count(*) from public.audit_logs").fetchone(),
+        )
+
+
 PASSWORD = "correct-horse-9"
 LINE = "Error: The database is not migrated: run `carbook db migrate`."
 
@@ -42,11 +55,13 @@ LINE = "Error: The database is not migrated: run `carbook db migrate`."
             "Could not find the 'price_in_paise' column of 'cars' in the schema cache",
             NotMigratedError,
         ),
+        ("PGRST204", "Column 'currency' of relation 'cars' does not exist", NotMigratedError),
         ("42P01", 'relation "public.cars" does not exist', NotMigratedError),
         # Not carbook's own objects: a bug to report, not a schema to migrate.
         ("42703", "column cars.colour does not exist", DatabaseError),
         ("42883", "operator does not exist: uuid = text", DatabaseError),
         ("PGRST204", "Could not find the 'colour' column of 'cars' in the schema cache", ValidationError),
+        ("PGRST204", "Column 'colour' of relation 'cars' does not exist", ValidationError),
     ],
 )
 def test_what_counts_as_not_migrated(code: str, message: str, expected: type[Exception]) -> None:
@@ -133,6 +148,58 @@ def test_between_rollback_and_migrate_every_call_says_not_migrated(
         for args in (("cars", "list"), ("book", car), ("bookings", "mine")):
             result = cli(*args)
             assert (result.exit_code, result.stdout, result.stderr.strip()) == (8, "", LINE), args
+
+        # Every write too: refused, and nothing written (no row, no image, no audit entry).
+        before = _everything(own_stack)
+        image = IMAGE.read_bytes()
+        csv = tmp_path / "cars.csv"
+        csv.write_text("ref,make,model,year,price,currency,image\nnm-1,Tata,Punch,2024,799.00,INR,car.png\n")
+        (tmp_path / "car.png").write_bytes(image)
+        for write in (
+            lambda: admin.cars.create(
+                NewCar(make="Tata", model="Punch", year=2024, price=Money.of("799.00", "INR")), image
+            ),
+            lambda: admin.cars.update(car, price=Money.of("1.00", "INR")),
+            lambda: admin.cars.update(car, make="Renamed"),
+            lambda: admin.cars.publish(car),
+            lambda: admin.cars.unpublish(car),
+            lambda: admin.cars.import_csv(csv, tmp_path),
+        ):
+            with pytest.raises(NotMigratedError):
+                write()
+            assert _everything(own_stack) == before
+        admin_cli = {**env, "CARBOOK_CONFIG_DIR": str(tmp_path / "admin-config")}
+        assert (
+            runner.invoke(
+                app, ["auth", "login", "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD], env=admin_cli
+            ).exit_code
+            == 0
+        )
+        for args in (
+            (
+                "cars",
+                "add",
+                "--make",
+                "Tata",
+                "--model",
+                "Punch",
+                "--year",
+                "2024",
+                "--price",
+                "799",
+                "--image",
+                str(IMAGE),
+            ),
+            ("cars", "update", car, "--price", "1.00"),
+            ("cars", "update", car, "--model", "Renamed"),
+            ("cars", "publish", car),
+            ("cars", "unpublish", car),
+            ("cars", "import", str(csv), "--images-dir", str(tmp_path)),
+        ):
+            result = runner.invoke(app, list(args), env=admin_cli)
+            assert result.exit_code == 8, (args, result.output)
+            assert LINE in result.stderr, (args, result.stderr)
+            assert _everything(own_stack) == before, args
 
         assert database.migrate(backup_dir=tmp_path / "backups").restored is not None
         # The reload takes a moment (its routes and its OpenAPI are not swapped at once).

@@ -270,3 +270,37 @@ def test_cli_stack_start_status_stop_in_process(own_stack: LocalStack) -> None:
     no_env = runner.invoke(app, ["stack", "status", "--state-dir", state, "--env"], env=env)
     assert no_env.exit_code == 11 and no_env.stdout == ""
     assert "not running" in no_env.stderr and "carbook stack start" in no_env.stderr
+
+
+def test_a_first_start_against_a_busy_database_port_is_finished_by_the_next(own_stack: LocalStack) -> None:
+    import socket
+
+    from carbook_sdk import Database, PostgresStartError
+
+    s = own_stack.settings
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", s.db_port))
+        blocker.listen()
+        with pytest.raises(PostgresStartError, match=f"port {s.db_port} on 127.0.0.1 is already in use"):
+            own_stack.start()
+    # The cluster was made, the database in it was not: the next start must finish it,
+    # never report a half-made database as up.
+    info = own_stack.start()
+    assert info.fresh_database and info.pending_migrations == 0
+    assert own_stack.status().healthy
+    assert Database(s.db_url).status().pending == ()
+    with psycopg.connect(s.db_url, autocommit=True) as conn:
+        assert conn.execute("select email from auth.users where email = 'admin@carbook.local'").fetchone()
+        assert conn.execute("select count(*) from storage.objects where name like 'seed/%'").fetchone() != (
+            0,
+        )
+    again = own_stack.start()
+    assert not again.fresh_database  # made once: the seed is never loaded twice
+
+
+def test_stop_says_when_nothing_was_running(own_stack: LocalStack) -> None:
+    state = str(own_stack.settings.state_dir)
+    idle = _cli("stack", "stop", "--state-dir", state)
+    assert idle.returncode == 0, idle.stderr
+    assert idle.stdout.replace("\n", "") == f"Nothing was running (state in {state})."
+    assert json.loads(_cli("stack", "stop", "--state-dir", state, "--json").stdout)["stopped"] is False

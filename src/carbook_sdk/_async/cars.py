@@ -347,7 +347,10 @@ class AsyncCarsService(AsyncService):
         car_id = str(uuid.uuid4())
         try:
             reply = await self._c._call(
-                (await self._table()).insert({**new.row(), "id": car_id, "image_path": path}).execute
+                (await self._table())
+                .insert({**new.row(), "id": car_id, "image_path": path})
+                .select(CAR_COLUMNS)
+                .execute
             )
         except CarbookConnectionError as exc:
             try:
@@ -432,7 +435,11 @@ class AsyncCarsService(AsyncService):
         cid = str(parse_car_id(car_id))
         row = validated(CarUpdate, changes).row()
         await self._c._require_user()
-        reply = await self._c._call((await self._table()).update(row).eq("id", cid).execute)
+        # The reply's columns are named: on a rolled-back schema the whole statement fails
+        # (NotMigratedError) and changes nothing, instead of answering made-up defaults.
+        reply = await self._c._call(
+            (await self._table()).update(row).eq("id", cid).select(CAR_COLUMNS).execute
+        )
         if not reply.data:
             await self._c._check_admin("changing a car")
             raise CarNotFoundError(car_id=cid)
@@ -467,7 +474,11 @@ class AsyncCarsService(AsyncService):
         path = await self._c.images.upload(img)
         try:
             reply = await self._c._call(
-                (await self._table()).update({**row, "image_path": path}).eq("id", cid).execute
+                (await self._table())
+                .update({**row, "image_path": path})
+                .eq("id", cid)
+                .select(CAR_COLUMNS)
+                .execute
             )
             if not reply.data:
                 await self._c._check_admin("changing a car")

@@ -351,7 +351,10 @@ class CarsService(Service):
         car_id = str(uuid.uuid4())
         try:
             reply = self._c._call(
-                self._table().insert({**new.row(), "id": car_id, "image_path": path}).execute
+                self._table()
+                .insert({**new.row(), "id": car_id, "image_path": path})
+                .select(CAR_COLUMNS)
+                .execute
             )
         except CarbookConnectionError as exc:
             try:
@@ -436,7 +439,11 @@ class CarsService(Service):
         cid = str(parse_car_id(car_id))
         row = validated(CarUpdate, changes).row()
         self._c._require_user()
-        reply = self._c._call(self._table().update(row).eq("id", cid).execute)
+        # The reply's columns are named: on a rolled-back schema the whole statement fails
+        # (NotMigratedError) and changes nothing, instead of answering made-up defaults.
+        reply = self._c._call(
+            self._table().update(row).eq("id", cid).select(CAR_COLUMNS).execute
+        )
         if not reply.data:
             self._c._check_admin("changing a car")
             raise CarNotFoundError(car_id=cid)
@@ -471,7 +478,11 @@ class CarsService(Service):
         path = self._c.images.upload(img)
         try:
             reply = self._c._call(
-                self._table().update({**row, "image_path": path}).eq("id", cid).execute
+                self._table()
+                .update({**row, "image_path": path})
+                .eq("id", cid)
+                .select(CAR_COLUMNS)
+                .execute
             )
             if not reply.data:
                 self._c._check_admin("changing a car")

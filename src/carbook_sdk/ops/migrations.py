@@ -6,6 +6,7 @@ so ``carbook db migrate`` and ``supabase migration up`` agree on what is applied
 
 from __future__ import annotations
 
+import difflib
 import re
 from enum import StrEnum
 from importlib import resources
@@ -13,8 +14,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import psycopg
+from pydantic import Field
 
-from ..errors import BackupMissingError, ConfigurationError, MigrationDriftError, MigrationError
+from ..errors import (
+    BackupMissingError,
+    ConfigurationError,
+    MigrationDriftError,
+    MigrationError,
+    ValidationError,
+)
 from .backups import (
     ATOMIC_BOOKING_VERSION,
     RestoreResult,
@@ -77,6 +85,8 @@ class MigrationStatus(Model):
     unknown: tuple[str, ...] = ()
     #: Applied files whose content differs from what the history says was applied.
     changed: tuple[Migration, ...] = ()
+    #: For each changed file (by file name): a unified diff, as applied → as it is now.
+    diffs: dict[str, str] = Field(default_factory=dict)
     platform_ready: bool = True
 
     @property
@@ -98,7 +108,9 @@ class MigrationStatus(Model):
             "the migration history does not match the migration files: " + "; ".join(parts),
             unknown=self.unknown,
             changed=tuple(m.filename for m in self.changed),
-            hint="restore the files as they were applied, or run `carbook db migrate --ignore-drift`",
+            hint="`carbook db status` shows what changed; restore the files as they were applied, "
+            "record what is true with `carbook db repair --status applied|reverted VERSION`, "
+            "or run `carbook db migrate --ignore-drift`",
         )
 
 
@@ -132,6 +144,22 @@ def _line_of(sql: str, position: int | None) -> int | None:
     if not position:
         return None
     return sql.count("\n", 0, position - 1) + 1
+
+
+def _diff(statements: list[str], m: Migration) -> str:
+    """What changed in ``m`` since it was applied, as a unified diff (at most 60 lines)."""
+    applied = "".join(statements) if len(statements) == 1 else ";\n".join(statements) + ";\n"
+    lines = list(
+        difflib.unified_diff(
+            applied.splitlines(keepends=True),
+            m.read().splitlines(keepends=True),
+            fromfile=f"{m.filename} (as applied)",
+            tofile=f"{m.filename} (now)",
+        )
+    )
+    if len(lines) > 60:
+        lines = [*lines[:60], f"… {len(lines) - 60} more line(s)\n"]
+    return "".join(lines)
 
 
 def _same_sql(statements: list[str], text: str) -> bool:
@@ -229,19 +257,61 @@ class Migrations(Connection):
     def _status(self, conn: psycopg.Connection[Any], files: list[Migration]) -> MigrationStatus:
         history = self._history(conn)
         known = {m.version for m in files}
+        # A history row without statements (`supabase migration repair`) says nothing
+        # about content: it is not counted as a change.
+        changed = tuple(
+            m for m in files if history.get(m.version) and not _same_sql(history[m.version] or [], m.read())
+        )
         return MigrationStatus(
             applied=tuple(m for m in files if m.version in history),
             pending=tuple(m for m in files if m.version not in history),
             unknown=tuple(v for v in history if v not in known),
-            # A history row without statements (`supabase migration repair`) says nothing
-            # about content: it is not counted as a change.
-            changed=tuple(
-                m
-                for m in files
-                if history.get(m.version) and not _same_sql(history[m.version] or [], m.read())
-            ),
+            changed=changed,
+            diffs={m.filename: _diff(history[m.version] or [], m) for m in changed},
             platform_ready=self._platform_state(conn) is not None,
         )
+
+    def repair(self, version: str, status: Literal["applied", "reverted"]) -> str:
+        """Mark ``version`` in the migration history without running anything, as
+        ``supabase migration repair --status applied|reverted`` does: ``applied`` records
+        the local file as applied (its current text becomes the applied text, so a file
+        changed on purpose is no longer drift); ``reverted`` removes the version from the
+        history (a later `migrate` applies its file again). Returns what was done.
+
+        Raises:
+            ValidationError: not a 14-digit version; ``applied`` with no such file;
+                ``reverted`` for a version the history does not hold; an unknown status.
+            CarbookConnectionError: the database cannot be reached.
+        """
+        if status not in ("applied", "reverted"):
+            raise ValidationError(f"status must be applied or reverted, not {status!r}")
+        if not re.fullmatch(r"\d{14}", version or ""):
+            raise ValidationError(f"{version!r} is not a migration version (14 digits, as in its file name)")
+        files = {m.version: m for m in self.migrations()}
+        with self.connect() as conn, wrap_db_errors(), self._locked(conn):
+            self._ensure_platform(conn)
+            history = self._history(conn)
+            if status == "reverted":
+                if version not in history:
+                    raise ValidationError(f"{version} is not in the migration history: nothing to revert")
+                conn.execute(
+                    "delete from supabase_migrations.schema_migrations where version = %s", (version,)
+                )
+                return f"{version} marked reverted: removed from the migration history (its objects are untouched)"
+            m = files.get(version)
+            if m is None:
+                raise ValidationError(
+                    f"no migration file {version}_*.sql in {self.project_dir / 'migrations'}: "
+                    "only a local file can be marked applied"
+                )
+            conn.execute(
+                """insert into supabase_migrations.schema_migrations (version, statements, name)
+                   values (%s, %s, %s)
+                   on conflict (version) do update set statements = excluded.statements, name = excluded.name""",
+                (m.version, [m.read()], m.name),
+            )
+            was = "recorded again as" if version in history else "marked"
+            return f"{m.filename} {was} applied: nothing was run"
 
     def status(self) -> MigrationStatus:
         """Which migrations are applied, which are pending, and any drift: applied
