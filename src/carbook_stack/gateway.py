@@ -395,6 +395,8 @@ def create_app(settings: StackSettings) -> Starlette:
             check=AsyncConnectionPool.check_connection,
         ) as pool:
             await pool.wait()
+            async with pool.connection() as conn:
+                await auth.prepare(conn)  # Auth's own tables, as GoTrue migrates its own
             app.state.gateway = Gateway(settings=settings, pool=pool, keys=settings.keys())
             yield
 

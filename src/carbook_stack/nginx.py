@@ -256,14 +256,16 @@ http {{
         default invalid;
     }}
     # Open without a key, as on hosted Supabase: the routes Storage serves without a JWT
-    # (public objects and their info, signed-URL downloads, signed-URL uploads) and the
-    # JWKS that verifies user tokens.
+    # (public objects and their info, signed-URL downloads, signed-URL uploads), the
+    # JWKS that verifies user tokens, and email links (GET /auth/v1/verify), which hosted
+    # Supabase's gateway leaves open too: they are clicked in a mail, without a key.
     map "$request_method $uri" $carbook_key_needed {{
         "~^(GET|HEAD) /storage/v1/object/public/" 0;
         "~^GET /storage/v1/object/info/public/" 0;
         "~^(GET|HEAD) /storage/v1/object/sign/" 0;
         "~^PUT /storage/v1/object/upload/sign/" 0;
         "~^(GET|HEAD) /auth/v1/\\.well-known/jwks\\.json$" 0;
+        "~^GET /auth/v1/verify$" 0;
         "~ /carbook-(bad-request|uri-too-long|header-too-large)$" 0;
         default 1;
     }}
