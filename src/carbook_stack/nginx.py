@@ -159,6 +159,11 @@ def _json(body: Mapping[str, object]) -> str:
     return _quote(json.dumps(body, separators=(",", ":")))
 
 
+def _human(size: str) -> str:
+    """An nginx size ("2k", "1m") as people write it ("2 KiB", "1 MiB")."""
+    return f"{size[:-1]} {dict(k='KiB', m='MiB')[size[-1]]}"
+
+
 def _rest_error(code: str, message: str, details: str) -> dict[str, str | None]:
     """An error in PostgREST's shape, for what nginx answers on PostgREST's behalf."""
     return {"code": code, "message": message, "details": details, "hint": None}
@@ -399,7 +404,7 @@ http {{
             client_max_body_size {RPC_MAX_BODY};
             error_page 413 = @rpc_too_large;
             if ($carbook_rpc_query_too_long) {{
-                return 414 {_json(_rest_error("414", "The function call's query string is too long", f"A call through /rest/v1/rpc/ holds at most {RPC_MAX_QUERY} characters of query string."))};
+                return 414 {_json(_rest_error("414", "URI too long", f"A function call through /rest/v1/rpc/ takes at most {RPC_MAX_QUERY} characters of query string."))};
             }}
 {rest_common}
         }}
@@ -421,17 +426,17 @@ http {{
         }}
         location = /carbook-uri-too-long {{
             internal;
-            return 414 {_json(_rest_error("414", "The URL is too long", f"A request line holds at most {URL_MAX}B."))};
+            return 414 {_json(_rest_error("414", "URI too long", f"A request line holds at most {_human(URL_MAX)}."))};
         }}
         location = /carbook-header-too-large {{
             internal;
-            return 400 {_json(_rest_error("431", "A request header is too large", f"A header line holds at most {URL_MAX}B."))};
+            return 400 {_json(_rest_error("431", "Request header too large", f"A header line holds at most {_human(URL_MAX)}."))};
         }}
         location @rest_too_large {{
-            return 413 {_json(_rest_error("413", "Payload too large", f"A REST request body holds at most {REST_MAX_BODY}B."))};
+            return 413 {_json(_rest_error("413", "Payload too large", f"A REST request body holds at most {_human(REST_MAX_BODY)}."))};
         }}
         location @rpc_too_large {{
-            return 413 {_json(_rest_error("413", "The function call's arguments are too large", f"A call through /rest/v1/rpc/ holds at most {RPC_MAX_BODY}B of arguments."))};
+            return 413 {_json(_rest_error("413", "Payload too large", f"A function call through /rest/v1/rpc/ takes at most {_human(RPC_MAX_BODY)} of arguments."))};
         }}
         location @rest_unavailable {{
             return 503 {_json({"code": "PGRST000", "message": "The REST service is unavailable", "details": None, "hint": None})};
