@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import math
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +39,19 @@ from .nginx import KEY_REFUSALS
 from .settings import StackSettings, load_settings
 from .tokens import KeySet
 
-__all__ = ["Gateway", "ServiceError", "create_app", "database_unavailable", "endpoint", "main"]
+__all__ = [
+    "MAX_JSON_DEPTH",
+    "DatabaseBusy",
+    "Gateway",
+    "InvalidInput",
+    "ServiceError",
+    "ascii_int",
+    "create_app",
+    "database_unavailable",
+    "endpoint",
+    "load_json",
+    "main",
+]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +62,97 @@ MAX_JSON_BODY = 1024 * 1024
 POOL_PATIENCE = 1.0
 #: Seconds one probe's answer stands for every request that asks.
 PROBE_TTL = 1.0
+#: Seconds a request waits in all for a pooled connection while the database is up: past
+#: that the app is busy, a 503 with ``Retry-After``, never "the database is unavailable".
+POOL_WAIT = 10.0
+#: Seconds a client is asked to wait before it tries again after a 503.
+RETRY_AFTER = 1
+#: Deepest nesting of arrays and objects in a JSON body. Far more than any Auth or Storage
+#: body has (user metadata included); a deeper one is refused before anything is done.
+MAX_JSON_DEPTH = 64
+
+
+class InvalidInput(Exception):
+    """A request value the app refuses before doing anything with it: JSON that does not
+    parse (``syntax``) or holds what the database cannot store (``value``)."""
+
+    def __init__(self, message: str, kind: str = "value") -> None:
+        super().__init__(message)
+        self.message, self.kind = message, kind
+
+
+class DatabaseBusy(Exception):
+    """Every pooled connection stayed in use for ``POOL_WAIT`` while the database was up."""
+
+
+class _NotFinite(ValueError):
+    pass
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NotFinite(text)
+    return value
+
+
+def _no_constant(text: str) -> float:
+    raise _NotFinite(text)
+
+
+def check_text(value: str) -> str:
+    """``value``, if the database can store it as text: no NUL, no lone surrogate.
+
+    Raises:
+        InvalidInput: naming which.
+    """
+    if "\x00" in value:
+        raise InvalidInput("text may not contain the NUL character (\\u0000)")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput("text may not contain a lone surrogate (\\ud800-\\udfff)") from None
+    return value
+
+
+def load_json(raw: bytes) -> Any:
+    """A JSON body, parsed and checked so that every part of it can be stored: nested at
+    most ``MAX_JSON_DEPTH`` deep, finite numbers only, text without NUL or lone surrogates.
+
+    Raises:
+        InvalidInput: ``syntax`` when it is not JSON or nested too deep, ``value`` for the rest.
+    """
+    try:
+        data = json.loads(raw, parse_float=_finite, parse_constant=_no_constant)
+    except RecursionError:
+        raise InvalidInput(f"JSON nested deeper than {MAX_JSON_DEPTH} levels", "syntax") from None
+    except _NotFinite:
+        raise InvalidInput("a number is out of range") from None
+    except ValueError:  # not JSON, not UTF-8, or an integer of thousands of digits
+        raise InvalidInput("the body is not valid JSON", "syntax") from None
+    # Iterative, so no depth the parser accepted can exhaust the stack here.
+    pending: list[tuple[Any, int]] = [(data, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                raise InvalidInput(f"JSON nested deeper than {MAX_JSON_DEPTH} levels", "syntax")
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                if isinstance(key, str):
+                    check_text(key)
+                pending.append((item, depth + 1))
+        elif isinstance(value, str):
+            check_text(value)
+    return data
+
+
+def ascii_int(raw: str) -> int | None:
+    """``raw`` as a whole number when it is ASCII digits only (not "²" or "٣", which
+    ``str.isdigit`` and ``int`` accept), else None."""
+    if raw.isascii() and raw.isdigit() and len(raw) <= 18:
+        return int(raw)
+    return None
 
 
 @dataclass
@@ -70,14 +176,17 @@ class Gateway:
         free at once the database is probed first.
 
         Raises:
-            psycopg.OperationalError: the database cannot be reached, or no connection was
-                free within the pool's timeout (``PoolTimeout``).
+            psycopg.OperationalError: the database cannot be reached.
+            DatabaseBusy: it can, but no connection was free within ``POOL_WAIT``.
         """
         try:
             conn = await self.pool.getconn(timeout=POOL_PATIENCE)
         except PoolTimeout:
             await self._reachable()
-            conn = await self.pool.getconn()
+            try:
+                conn = await self.pool.getconn(timeout=POOL_WAIT - POOL_PATIENCE)
+            except PoolTimeout:
+                raise DatabaseBusy from None
         try:
             async with conn:
                 yield conn
@@ -178,10 +287,30 @@ def database_unavailable(exc: psycopg.Error) -> bool:
     return not state or state.startswith("08") or state in {"57P01", "57P02", "57P03", "53300"}
 
 
+def database_busy(exc: psycopg.Error) -> bool:
+    """Whether ``exc`` says the database is up but has no connection to spare."""
+    return isinstance(exc, psycopg.OperationalError) and exc.sqlstate == "53300"
+
+
+def request_id(request: Request) -> str:
+    """The id nginx gave the request (in its access log and the reply), else a new one."""
+    return request.headers.get("x-request-id") or uuid.uuid4().hex
+
+
 class ServiceError(Exception):
     """An error a service (Auth, Storage) answers in its own shape."""
 
     def response(self, request: Request) -> Response:
+        raise NotImplementedError
+
+    @classmethod
+    def busy(cls) -> ServiceError:
+        """The service's 503 for a database that is up with no connection to spare."""
+        raise NotImplementedError
+
+    @classmethod
+    def unexpected(cls, request_id: str) -> ServiceError:
+        """The service's 500 for an error no handler expected, naming the request's id."""
         raise NotImplementedError
 
     @classmethod
@@ -206,17 +335,42 @@ def endpoint(handler: Any, errors: type[ServiceError], *, needs_key: bool = True
             return response
         except ServiceError as err:
             return err.response(request)
+        except DatabaseBusy:
+            log.warning("%s %s: no database connection free in time", request.method, request.url.path)
+            return _retry_later(errors.busy().response(request))
         except psycopg.Error as exc:
             # The one place each service's database errors are answered, so that a client
             # always gets the service's JSON shape (and, for an outage, a status it
             # retries), never a plain-text 500. The details go to the log only.
+            if database_busy(exc):
+                log.warning(
+                    "%s %s: the database has no connection to spare", request.method, request.url.path
+                )
+                return _retry_later(errors.busy().response(request))
             if database_unavailable(exc):
                 log.warning("%s %s: the database is unavailable: %s", request.method, request.url.path, exc)
-            else:
-                log.error("%s %s: database error", request.method, request.url.path, exc_info=exc)
+                return _retry_later(errors.from_database(exc).response(request))
+            log.error("%s %s: database error", request.method, request.url.path, exc_info=exc)
             return errors.from_database(exc).response(request)
+        except Exception as exc:
+            # The last resort: whatever no check foresaw is still the service's JSON 500,
+            # with the id that finds it in the log. No input should ever get here.
+            rid = request_id(request)
+            log.error(
+                "%s %s: %s (request %s)", request.method, request.url.path, UNEXPECTED, rid, exc_info=exc
+            )
+            return errors.unexpected(rid).response(request)
 
     return run
+
+
+#: What the log says when the last-resort handler answers (tests look for it).
+UNEXPECTED = "unexpected error"
+
+
+def _retry_later(response: Response) -> Response:
+    response.headers["Retry-After"] = str(RETRY_AFTER)
+    return response
 
 
 async def not_found(request: Request) -> Response:
@@ -241,6 +395,8 @@ def create_app(settings: StackSettings) -> Starlette:
             check=AsyncConnectionPool.check_connection,
         ) as pool:
             await pool.wait()
+            async with pool.connection() as conn:
+                await auth.prepare(conn)  # Auth's own tables, as GoTrue migrates its own
             app.state.gateway = Gateway(settings=settings, pool=pool, keys=settings.keys())
             yield
 

@@ -3,8 +3,9 @@
 - every route needs one of the project's keys in ``apikey`` (header or query), checked
   against a ``map`` of the known keys; public object URLs and signed-URL downloads are
   open, as on hosted Supabase; a refusal is the 401 JSON hosted Supabase sends;
-- ``/rest/v1/`` goes straight to PostgREST (a new loopback connection per request: see
-  the upstream's comment). A request without a user token (no ``Authorization``, or a
+- ``/rest/v1/`` goes straight to PostgREST over kept-alive connections (see the
+  upstreams' comment); function calls (``/rest/v1/rpc/``) take bodies of at most
+  ``RPC_MAX_BODY``. A request without a user token (no ``Authorization``, or a
   ``Bearer`` of an ``sb_`` key) gets the JWT its apikey stands for as its bearer token:
   the publishable key becomes the anon JWT, the secret key the service_role JWT, as the
   Supabase CLI's gateway does; a user's JWT passes through unchanged;
@@ -35,7 +36,17 @@ from carbook_sdk.errors import ConfigurationError
 
 from .settings import StackSettings
 
-__all__ = ["INSTALL_HINT", "KEY_REFUSALS", "find_nginx", "render_config", "write_config"]
+__all__ = [
+    "INSTALL_HINT",
+    "KEY_REFUSALS",
+    "PROXY_BUFFER_SIZE",
+    "RPC_MAX_BODY",
+    "RPC_MAX_QUERY",
+    "URL_MAX",
+    "find_nginx",
+    "render_config",
+    "write_config",
+]
 
 INSTALL_HINT = "install nginx (Debian/Ubuntu: `apt-get install nginx-light`) or set CARBOOK_NGINX_BIN"
 
@@ -94,6 +105,25 @@ _UPSTREAM_CORS_HEADERS = (
 )
 #: Largest body REST accepts (PostgREST's replies and requests are JSON, never files).
 REST_MAX_BODY = "1m"
+#: Largest body of a function call (``/rest/v1/rpc/``), and longest query string of one
+#: made with GET. PostgREST 12.0.2 spends time quadratic in the number of keys of a call
+#: (unknown keys included) before it answers, on one core that every other request then
+#: waits for: measured on 2 cores, direct, 200 keys 0.08 s, 400 keys 0.36 s, 800 keys
+#: 1.6 s, 1,600 keys (22 KB) 7.6 s. 2 KiB holds every legitimate call of the schema's
+#: functions many times over (``book_car_atomic`` takes one uuid: a 50-byte body) and
+#: at most about 300 one-letter keys: under a quarter of a second, worst case.
+RPC_MAX_BODY = "2k"
+RPC_MAX_QUERY = 2048
+#: Longest request line and header line nginx reads; a longer URL is a 414 in JSON. Every
+#: part behind nginx reads at least this much (PostgREST, uvicorn: 16 KiB and more).
+URL_MAX = "8k"
+#: Room for the reply headers of PostgREST, which echoes the whole query in
+#: ``Content-Location``: twice the longest URL, so no reply is ever "too big a header".
+PROXY_BUFFER_SIZE = "16k"
+#: Bodies at least this large go to PostgREST over a connection of their own: PostgREST
+#: (warp) drains at most 8 KiB of a body it never reads and then closes the connection
+#: without saying so, which a request sent next on that pooled connection would meet.
+FRESH_CONNECTION_BODY = 8000
 
 
 def find_nginx() -> Path:
@@ -129,9 +159,56 @@ def _json(body: Mapping[str, object]) -> str:
     return _quote(json.dumps(body, separators=(",", ":")))
 
 
+def _human(size: str) -> str:
+    """An nginx size ("2k", "1m") as people write it ("2 KiB", "1 MiB")."""
+    return f"{size[:-1]} {dict(k='KiB', m='MiB')[size[-1]]}"
+
+
+def _rest_error(code: str, message: str, details: str) -> dict[str, str | None]:
+    """An error in PostgREST's shape, for what nginx answers on PostgREST's behalf."""
+    return {"code": code, "message": message, "details": details, "hint": None}
+
+
+def _proxy_headers(indent: str, extra: Mapping[str, str] | None = None) -> str:
+    """The proxy_set_header lines every proxying location sends, in full: HTTP/1.1 with an
+    empty Connection (upstream keep-alive), the host, the request id, the client."""
+    headers = {
+        "Connection": '""',
+        "Host": "$http_host",
+        "X-Request-Id": "$request_id",
+        "X-Forwarded-For": "$remote_addr",
+        **(extra or {}),
+    }
+    lines = [f"{indent}proxy_http_version 1.1;"]
+    lines += [f"{indent}proxy_set_header {name} {value};" for name, value in headers.items()]
+    return "\n".join(lines)
+
+
 def render_config(settings: StackSettings, folder: Path) -> str:
     """nginx.conf for a stack: ``folder`` holds its pid and temp files."""
     s = settings
+    proxy_headers = _proxy_headers(" " * 8)
+    # Repeated in the location, though it would inherit them: every location that proxies
+    # states its own, so adding one header there can never drop the rest.
+    app_headers = _proxy_headers(" " * 12)
+    # PostgREST reads every query parameter as a filter: the key must not reach it.
+    rest_common = "\n".join(
+        [
+            "            error_page 502 = @rest_unavailable;",
+            "            error_page 504 = @rest_timeout;",
+            '            if ($args ~ "^apikey=[^&]*&?(.*)$") {',
+            "                set $args $1;",
+            "            }",
+            '            if ($args ~ "^(.*)&apikey=[^&]*(.*)$") {',
+            "                set $args $1$2;",
+            "            }",
+            _proxy_headers(" " * 12, {"apikey": '""', "Authorization": "$carbook_authorization"}),
+            # The upstream is a variable (pooled or fresh), so the path is rewritten here:
+            # a proxy_pass with a variable and a URI would send that URI for every request.
+            "            rewrite ^/rest/v1(/.*)$ $1 break;",
+            "            proxy_pass http://$carbook_rest_upstream;",
+        ]
+    )
     logs = s.logs_dir
     key_jwts = s.key_jwts()
     # The secret key is known as such, so that a browser can be refused it.
@@ -184,15 +261,17 @@ http {{
         default invalid;
     }}
     # Open without a key, as on hosted Supabase: the routes Storage serves without a JWT
-    # (public objects and their info, signed-URL downloads, signed-URL uploads) and the
-    # JWKS that verifies user tokens.
+    # (public objects and their info, signed-URL downloads, signed-URL uploads), the
+    # JWKS that verifies user tokens, and email links (GET /auth/v1/verify), which hosted
+    # Supabase's gateway leaves open too: they are clicked in a mail, without a key.
     map "$request_method $uri" $carbook_key_needed {{
         "~^(GET|HEAD) /storage/v1/object/public/" 0;
         "~^GET /storage/v1/object/info/public/" 0;
         "~^(GET|HEAD) /storage/v1/object/sign/" 0;
         "~^PUT /storage/v1/object/upload/sign/" 0;
         "~^(GET|HEAD) /auth/v1/\\.well-known/jwks\\.json$" 0;
-        "~ /carbook-bad-request$" 0;
+        "~^GET /auth/v1/verify$" 0;
+        "~ /carbook-(bad-request|uri-too-long|header-too-large)$" 0;
         default 1;
     }}
     # A browser: every browser's User-Agent starts so, and only browsers send Origin on
@@ -248,11 +327,30 @@ http {{
         default $http_authorization;
     }}
 
-    # No upstream keep-alive to PostgREST: 12.0.2 closed about one kept-alive connection
-    # in eight mid-request on POST (nginx: "upstream prematurely closed connection"), and a
-    # new loopback connection per request still keeps 0.87-0.89x of its direct speed.
+    # Kept-alive connections to PostgREST. Safe only because every location that proxies
+    # sends HTTP/1.1 and an empty Connection header (``_proxy_headers``): a location's own
+    # proxy_set_header replaces the server's whole set, and without ``Connection ""`` nginx
+    # asks PostgREST to close each connection while still pooling it (the "upstream
+    # prematurely closed connection" of earlier versions). Idle connections are closed
+    # here (20 s) before PostgREST closes them (33-60 s). Large and chunked bodies take a
+    # fresh connection (``FRESH_CONNECTION_BODY``). A failed request is never sent again:
+    # proxy_next_upstream leaves out non_idempotent, so a write is not repeated.
     upstream carbook_rest {{
         server {s.host}:{s.postgrest_port};
+        keepalive 64;
+        keepalive_timeout 20s;
+    }}
+    upstream carbook_rest_fresh {{
+        server {s.host}:{s.postgrest_port};
+    }}
+    map $args $carbook_rpc_query_too_long {{
+        "~^.{{{RPC_MAX_QUERY + 1},}}" 1;
+        default 0;
+    }}
+    map "$http_transfer_encoding|$content_length" $carbook_rest_upstream {{
+        "~^.+\\|" carbook_rest_fresh;
+        "~^\\|(\\d{{5,}}|[89]\\d{{3}})$" carbook_rest_fresh;
+        default carbook_rest;
     }}
     upstream carbook_app {{
         server {s.host}:{s.app_port};
@@ -271,17 +369,23 @@ http {{
         add_header Access-Control-Expose-Headers $carbook_cors_expose always;
         add_header Vary $carbook_cors_vary always;
 {hide_cors}
-        proxy_http_version 1.1;
-        proxy_set_header Connection "";
-        proxy_set_header Host $http_host;
-        proxy_set_header X-Request-Id $request_id;
-        proxy_set_header X-Forwarded-For $remote_addr;
+        # The same in every location that proxies (a location's own proxy_set_header would
+        # replace these, so each location repeats them in full).
+{proxy_headers}
         proxy_connect_timeout 5s;
         proxy_send_timeout 60s;
         proxy_read_timeout 60s;
+        proxy_next_upstream error timeout;
+        proxy_buffer_size {PROXY_BUFFER_SIZE};
+        proxy_buffers 8 {PROXY_BUFFER_SIZE};
+        proxy_busy_buffers_size {PROXY_BUFFER_SIZE};
+        large_client_header_buffers 4 {URL_MAX};
 
-        # A request nginx itself refuses (a NUL in the path, say) still gets JSON.
+        # A request nginx itself refuses (a NUL in the path, say) still gets JSON, and so
+        # does a URL or a header line longer than any part reads.
         error_page 400 /carbook-bad-request;
+        error_page 414 /carbook-uri-too-long;
+        error_page 494 /carbook-header-too-large;
 
         # Before the apikey check: a browser's preflight never carries one.
         if ($carbook_preflight) {{
@@ -292,18 +396,17 @@ http {{
         location /rest/v1/ {{
             client_max_body_size {REST_MAX_BODY};
             error_page 413 = @rest_too_large;
-            error_page 502 = @rest_unavailable;
-            error_page 504 = @rest_timeout;
-            # PostgREST reads every query parameter as a filter: the key must not reach it.
-            if ($args ~ "^apikey=[^&]*&?(.*)$") {{
-                set $args $1;
+{rest_common}
+        }}
+
+        location /rest/v1/rpc/ {{
+            # PostgREST is slow on calls with many keys: see RPC_MAX_BODY.
+            client_max_body_size {RPC_MAX_BODY};
+            error_page 413 = @rpc_too_large;
+            if ($carbook_rpc_query_too_long) {{
+                return 414 {_json(_rest_error("414", "URI too long", f"A function call through /rest/v1/rpc/ takes at most {RPC_MAX_QUERY} characters of query string."))};
             }}
-            if ($args ~ "^(.*)&apikey=[^&]*(.*)$") {{
-                set $args $1$2;
-            }}
-            proxy_set_header apikey "";
-            proxy_set_header Authorization $carbook_authorization;
-            proxy_pass http://carbook_rest/;
+{rest_common}
         }}
 
         location / {{
@@ -311,6 +414,7 @@ http {{
             client_max_body_size 0;
             proxy_request_buffering off;
             error_page 502 504 = @app_unavailable;
+{app_headers}
             proxy_pass http://carbook_app;
         }}
 
@@ -320,8 +424,19 @@ http {{
             # body that Storage's clients (and any JSON reader) understand.
             return 400 {_json({"statusCode": "400", "error": "InvalidKey", "message": "The request path is not valid"})};
         }}
+        location = /carbook-uri-too-long {{
+            internal;
+            return 414 {_json(_rest_error("414", "URI too long", f"A request line holds at most {_human(URL_MAX)}."))};
+        }}
+        location = /carbook-header-too-large {{
+            internal;
+            return 400 {_json(_rest_error("431", "Request header too large", f"A header line holds at most {_human(URL_MAX)}."))};
+        }}
         location @rest_too_large {{
-            return 413 {_json({"message": "Payload too large"})};
+            return 413 {_json(_rest_error("413", "Payload too large", f"A REST request body holds at most {_human(REST_MAX_BODY)}."))};
+        }}
+        location @rpc_too_large {{
+            return 413 {_json(_rest_error("413", "Payload too large", f"A function call through /rest/v1/rpc/ takes at most {_human(RPC_MAX_BODY)} of arguments."))};
         }}
         location @rest_unavailable {{
             return 503 {_json({"code": "PGRST000", "message": "The REST service is unavailable", "details": None, "hint": None})};

@@ -207,12 +207,16 @@ class KeySet:
                 )
         else:
             raise TokenError(f"unable to parse or verify signature, signing method {alg} is invalid")
+        # An HS256 token may come without ``exp`` (a service token minted with the secret,
+        # as supabase-py's own tests mint them): GoTrue, PostgREST and Storage take it.
+        # Whenever ``exp`` is there it is enforced; the user tokens Auth signs always have it.
+        required = ["role"] if alg == "HS256" else ["exp", "role"]
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
                 key,
                 algorithms=[str(alg)],
-                options={"require": ["exp", "role"], "verify_aud": False},
+                options={"require": required, "verify_aud": False},
             )
         except jwt.ExpiredSignatureError as exc:
             raise TokenError("token has expired") from exc

@@ -14,10 +14,11 @@ from ..gateway import endpoint
 from .admin import admin_create_user, admin_list_users, admin_user
 from .http import AuthError
 from .keys import jwks
+from .links import generate_link, prepare, verify
 from .sessions import get_user, health, logout, settings, signup, token, update_user
 from .users import check_email
 
-__all__ = ["AuthError", "check_email", "routes"]
+__all__ = ["AuthError", "check_email", "prepare", "routes"]
 
 
 def routes() -> list[Route]:
@@ -32,6 +33,9 @@ def routes() -> list[Route]:
         Route("/user", endpoint(get_user, AuthError), methods=["GET"]),
         Route("/user", endpoint(update_user, AuthError), methods=["PUT"]),
         Route("/logout", endpoint(logout, AuthError), methods=["POST"]),
+        Route("/verify", endpoint(verify, AuthError, needs_key=False), methods=["GET"]),
+        Route("/verify", endpoint(verify, AuthError), methods=["POST"]),
+        Route("/admin/generate_link", endpoint(generate_link, AuthError), methods=["POST"]),
         Route("/admin/users", endpoint(admin_create_user, AuthError), methods=["POST"]),
         Route("/admin/users", endpoint(admin_list_users, AuthError), methods=["GET"]),
         Route("/admin/users/{user_id}", endpoint(admin_user, AuthError), methods=["GET", "PUT", "DELETE"]),

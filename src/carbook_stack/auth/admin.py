@@ -8,7 +8,7 @@ from psycopg.rows import dict_row
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..gateway import Gateway
+from ..gateway import Gateway, ascii_int
 from ..tokens import Caller
 from .http import AuthError, caller_of, json_body
 from .users import (
@@ -63,9 +63,10 @@ def _int_param(request: Request, name: str, default: int, maximum: int) -> int:
     raw = request.query_params.get(name) or ""
     if not raw:
         return default
-    if not raw.isdigit() or int(raw) < 1:
+    value = ascii_int(raw)
+    if value is None or value < 1:
         raise AuthError(400, "validation_failed", f"Bad {name} parameter")
-    return min(int(raw), maximum)
+    return min(value, maximum)
 
 
 async def admin_list_users(request: Request, gw: Gateway) -> Response:

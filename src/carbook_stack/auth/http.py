@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import psycopg
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..gateway import MAX_JSON_BODY, Gateway, ServiceError, _read_limited, bearer_of, database_unavailable
+from ..gateway import (
+    MAX_JSON_BODY,
+    Gateway,
+    InvalidInput,
+    ServiceError,
+    _read_limited,
+    bearer_of,
+    database_unavailable,
+    load_json,
+)
 from ..tokens import Caller, TokenError, verify_token
 
 __all__ = ["API_VERSION", "AuthError", "caller_of", "error_response", "json_body"]
@@ -35,6 +43,20 @@ class AuthError(ServiceError):
             500, "unexpected_failure", "Unexpected failure, please check server logs for more information"
         )
 
+    @classmethod
+    def busy(cls) -> AuthError:
+        return cls(503, "unexpected_failure", "The service is busy, please try again")
+
+    @classmethod
+    def unexpected(cls, request_id: str) -> AuthError:
+        """GoTrue's 500, with the request's id as its ``error_id``."""
+        return cls(
+            500,
+            "unexpected_failure",
+            "Unexpected failure, please check server logs for more information",
+            error_id=request_id,
+        )
+
 
 def error_response(request: Request, err: AuthError) -> JSONResponse:
     """GoTrue's error body: the 2024-01-01 shape when the client asks for it, else the legacy one."""
@@ -56,9 +78,11 @@ async def json_body(request: Request) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        data = json.loads(raw)
-    except ValueError:
-        raise AuthError(400, "bad_json", "Could not parse request body as JSON") from None
+        data = load_json(raw)
+    except InvalidInput as exc:
+        if exc.kind == "syntax":
+            raise AuthError(400, "bad_json", f"Could not parse request body as JSON: {exc.message}") from None
+        raise AuthError(400, "validation_failed", f"Invalid request body: {exc.message}") from None
     if not isinstance(data, dict):
         raise AuthError(400, "bad_json", "Request body must be a JSON object")
     return data

@@ -154,19 +154,21 @@ async def token(request: Request, gw: Gateway) -> Response:
         email, password = body.get("email"), body.get("password")
         if not isinstance(email, str) or not isinstance(password, str) or not email or not password:
             raise AuthError(400, "validation_failed", "missing email or phone")
+        async with gw.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(
+                "select id, encrypted_password, email_confirmed_at from auth.users"
+                " where lower(email) = lower(%s) and deleted_at is null",
+                (email.strip(),),
+            )
+            found = await cur.fetchone()
+        # bcrypt's tens of milliseconds hold no pooled connection: under a burst of
+        # sign-ins the pool would otherwise be the queue.
+        if not await password_matches(password, found["encrypted_password"] if found else None):
+            raise AuthError(400, "invalid_credentials", "Invalid login credentials")
+        assert found is not None
+        if found["email_confirmed_at"] is None:
+            raise AuthError(400, "email_not_confirmed", "Email not confirmed")
         async with gw.connection() as conn:
-            async with conn.cursor(row_factory=dict_row) as cur:
-                await cur.execute(
-                    "select id, encrypted_password, email_confirmed_at from auth.users"
-                    " where lower(email) = lower(%s) and deleted_at is null",
-                    (email.strip(),),
-                )
-                found = await cur.fetchone()
-            if not await password_matches(password, found["encrypted_password"] if found else None):
-                raise AuthError(400, "invalid_credentials", "Invalid login credentials")
-            assert found is not None
-            if found["email_confirmed_at"] is None:
-                raise AuthError(400, "email_not_confirmed", "Email not confirmed")
             return JSONResponse(await _new_session(gw, conn, found))
     if grant == "refresh_token":
         refresh = body.get("refresh_token")

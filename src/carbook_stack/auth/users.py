@@ -18,6 +18,7 @@ from ..gateway import Gateway
 from .http import AuthError
 
 __all__ = [
+    "MAX_PASSWORD_BYTES",
     "USER_COLUMNS",
     "apply_user_changes",
     "check_email",
@@ -41,6 +42,9 @@ USER_COLUMNS = """id, aud, role, email, email_confirmed_at, last_sign_in_at, raw
 # Compared against when the email is unknown, so both answers take as long.
 _DUMMY_HASH = bcrypt.hashpw(b"carbook-timing-equaliser", bcrypt.gensalt(rounds=10))
 BCRYPT_ROUNDS = 10
+#: What bcrypt hashes of a password: GoTrue refuses a longer new one, and compares only
+#: these bytes of one given at sign-in (Go's bcrypt reads no further).
+MAX_PASSWORD_BYTES = 72
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -85,8 +89,14 @@ def user_json(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def check_password(gw: Gateway, password: Any) -> str:
+    """A new password, checked as GoTrue checks it: the length bcrypt can hash first
+    (``MAX_PASSWORD_BYTES``, in bytes, as Go counts a string), then the minimum."""
     if not isinstance(password, str) or not password:
         raise AuthError(400, "validation_failed", "Signup requires a valid password")
+    if len(password.encode()) > MAX_PASSWORD_BYTES:
+        raise AuthError(
+            400, "validation_failed", f"Password cannot be longer than {MAX_PASSWORD_BYTES} characters"
+        )
     minimum = gw.settings.minimum_password_length
     if len(password) < minimum:
         raise AuthError(
@@ -124,7 +134,8 @@ async def hash_password(password: str) -> str:
 
 async def password_matches(password: str, stored: str | None) -> bool:
     target = stored.encode() if stored else _DUMMY_HASH
-    ok = await anyio.to_thread.run_sync(lambda: bcrypt.checkpw(password.encode(), target))
+    given = password.encode()[:MAX_PASSWORD_BYTES]
+    ok = await anyio.to_thread.run_sync(lambda: bcrypt.checkpw(given, target))
     return ok and stored is not None
 
 

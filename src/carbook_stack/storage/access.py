@@ -17,7 +17,7 @@ import psycopg
 from psycopg.rows import dict_row
 from starlette.requests import Request
 
-from ..gateway import MAX_JSON_BODY, Gateway, _read_limited, bearer_of
+from ..gateway import MAX_JSON_BODY, Gateway, InvalidInput, _read_limited, bearer_of, load_json
 from ..tokens import Caller, TokenError, verify_token
 from .errors import StorageError, bucket_not_found, invalid_request, unauthorized
 
@@ -128,9 +128,9 @@ async def json_body(request: Request) -> dict[str, Any]:
     if raw is None:
         raise StorageError("413", "Payload too large", "EntityTooLarge", "Request body too large")
     try:
-        data = json.loads(raw or b"{}")
-    except ValueError:
-        raise invalid_request("Body is not valid JSON") from None
+        data = load_json(raw or b"{}")
+    except InvalidInput as exc:
+        raise invalid_request(f"Body is not valid: {exc.message}") from None
     if not isinstance(data, dict):
         raise invalid_request("Body must be a JSON object")
     return data

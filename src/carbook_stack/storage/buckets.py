@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse, Response
 from carbook_sdk.config import parse_size
 
 from ..gateway import Gateway
-from .access import as_caller, bucket_row, caller_of, json_body, owner_of
+from .access import as_caller, caller_of, json_body, owner_of
 from .errors import StorageError, bucket_not_found, invalid_request
 from .store import store
 
@@ -33,15 +33,34 @@ def _bucket_json(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+#: Largest bucket size limit: what its bigint column holds.
+MAX_SIZE_LIMIT = 2**63 - 1
+
+
+def _size_limit(value: Any) -> int:
+    """A bucket's ``file_size_limit``: bytes as a number, or a size such as ``"5MB"`` with
+    ASCII digits, within what the column holds."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | str)
+        or (isinstance(value, str) and not value.isascii())
+    ):
+        raise invalid_request("file_size_limit is not a size")
+    try:
+        size = parse_size(value)
+    except Exception:
+        raise invalid_request("file_size_limit is not a size") from None
+    if not 0 <= size <= MAX_SIZE_LIMIT:
+        raise invalid_request(f"file_size_limit must be between 0 and {MAX_SIZE_LIMIT} bytes")
+    return size
+
+
 def _bucket_options(body: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if "public" in body:
         out["public"] = bool(body["public"])
     if body.get("file_size_limit") is not None:
-        try:
-            out["file_size_limit"] = parse_size(body["file_size_limit"])
-        except Exception:
-            raise invalid_request("file_size_limit is not a size") from None
+        out["file_size_limit"] = _size_limit(body["file_size_limit"])
     if "allowed_mime_types" in body:
         mimes = body["allowed_mime_types"]
         if mimes is not None and (not isinstance(mimes, list) or not all(isinstance(m, str) for m in mimes)):
@@ -124,13 +143,32 @@ async def bucket_detail(request: Request, gw: Gateway) -> Response:
 
 
 async def empty_bucket(request: Request, gw: Gateway) -> Response:
+    """Delete every object of a bucket the caller sees, as the caller, or none.
+
+    As Storage answers under RLS: a bucket the caller may not see is "not found"; when the
+    policies keep the caller from deleting every object, nothing is deleted and the answer
+    is 403, never "Successfully emptied" for a bucket still full."""
     bucket_id = request.path_params["bucket"]
     caller = caller_of(request, gw)
-    await bucket_row(gw, bucket_id)
+    async with gw.connection() as conn:
+        cur = await conn.execute("select count(*) from storage.objects where bucket_id = %s", (bucket_id,))
+        counted = await cur.fetchone()
+    total = counted[0] if counted else 0
     async with as_caller(gw, caller) as conn:
+        cur = await conn.execute("select 1 from storage.buckets where id = %s", (bucket_id,))
+        if await cur.fetchone() is None:
+            raise bucket_not_found()
         cur = await conn.execute(
             "delete from storage.objects where bucket_id = %s returning version", (bucket_id,)
         )
         versions = [r[0] for r in await cur.fetchall()]
+        if len(versions) < total:
+            # Raised inside the transaction: the deletes it allowed are rolled back too.
+            raise StorageError(
+                "403",
+                "Unauthorized",
+                "AccessDenied",
+                "Access denied: cannot delete every object of the bucket",
+            )
     store(gw).discard(*versions)
     return JSONResponse({"message": "Successfully emptied"})

@@ -46,6 +46,22 @@ class StorageError(ServiceError):
             return bucket_not_found()
         return cls("500", "internal", "InternalError", "Internal Server Error", http_status=500)
 
+    @classmethod
+    def busy(cls) -> StorageError:
+        return cls(
+            "503", "Service Unavailable", "SlowDown", "The service is busy, please try again", http_status=503
+        )
+
+    @classmethod
+    def unexpected(cls, request_id: str) -> StorageError:
+        return cls(
+            "500",
+            "internal",
+            "InternalError",
+            f"Internal Server Error (request {request_id})",
+            http_status=500,
+        )
+
     def response(self, request: Request | None = None) -> JSONResponse:
         return JSONResponse(
             {"statusCode": self.status, "error": self.error, "code": self.code, "message": self.message},

@@ -10,7 +10,7 @@ from psycopg.rows import dict_row
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..gateway import Gateway
+from ..gateway import Gateway, ascii_int
 from ..tokens import Caller
 from .access import as_caller, bucket_row, caller_of, check_name, json_body, public_bucket
 from .errors import StorageError, invalid_request, not_found
@@ -149,9 +149,16 @@ async def remove_objects(request: Request, gw: Gateway) -> Response:
 def _whole(value: Any, default: int, name: str) -> int:
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
+    number = value if isinstance(value, int) and not isinstance(value, bool) else None
+    if isinstance(value, str):
+        number = ascii_int(value)
+    if number is None or not 0 <= number <= MAX_OFFSET:
         raise invalid_request(f"{name} must be a non-negative integer")
-    return int(value)
+    return number
+
+
+#: Largest ``limit``/``offset`` of a listing (PostgreSQL's bigint, as Storage's column).
+MAX_OFFSET = 2**63 - 1
 
 
 _SORT_COLUMNS = {"name", "updated_at", "created_at", "last_accessed_at"}

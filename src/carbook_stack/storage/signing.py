@@ -18,7 +18,7 @@ from psycopg.types.json import Jsonb
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..gateway import Gateway
+from ..gateway import Gateway, ascii_int
 from ..tokens import Caller
 from .access import as_caller, bucket_row, caller_of, check_name, json_body, owner_of
 from .download import serve_object
@@ -39,13 +39,25 @@ __all__ = [
 UPLOAD_URL_LIFETIME = 2 * 60 * 60
 
 
+#: Longest a signed URL may last, in seconds: about 68 years, so its expiry stays a
+#: number every JWT library reads.
+MAX_EXPIRES_IN = 2**31 - 1
+
+
 def _expires_in(body: dict[str, Any]) -> int:
-    try:
-        value = int(body.get("expiresIn"))  # type: ignore[arg-type]  # the client sends a string
-    except (TypeError, ValueError):
-        raise invalid_request("expiresIn must be a number") from None
-    if value < 1:
-        raise invalid_request("expiresIn must be positive")
+    """Seconds, from a number or a string of ASCII digits (storage3 sends either)."""
+    raw = body.get("expiresIn")
+    value: int | None = None
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        value = raw
+    elif isinstance(raw, float) and raw.is_integer():
+        value = int(raw)
+    elif isinstance(raw, str):
+        value = ascii_int(raw.strip())
+    if value is None:
+        raise invalid_request("expiresIn must be a number")
+    if not 1 <= value <= MAX_EXPIRES_IN:
+        raise invalid_request(f"expiresIn must be between 1 and {MAX_EXPIRES_IN}")
     return value
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 
 from carbook_sdk.media import detect_image_type
 
-from ..gateway import Gateway
+from ..gateway import Gateway, InvalidInput, ascii_int, load_json
 from .access import as_caller, become, bucket_row, caller_of, check_header_value, check_name
 from .errors import StorageError, invalid_request, too_large
 from .signing import UploadGrant, verify_upload_token
@@ -153,7 +152,8 @@ async def _receive_upload(request: Request, upload: Upload) -> None:
     length = request.headers.get("content-length")
     multipart = ctype == b"multipart/form-data"
     allowance = upload.limit + (MULTIPART_OVERHEAD if multipart else 0)
-    if length and length.isdigit() and int(length) > allowance:
+    declared = ascii_int(length or "")
+    if declared is not None and declared > allowance:
         raise too_large()
     upload.open()
     try:
@@ -174,9 +174,9 @@ async def _receive_upload(request: Request, upload: Upload) -> None:
                 upload.cache_control = f"max-age={fields['cacheControl']}"
             if fields.get("metadata"):
                 try:
-                    upload.user_metadata = json.loads(fields["metadata"])
-                except ValueError:
-                    raise invalid_request("metadata is not JSON") from None
+                    upload.user_metadata = load_json(bytes(parts.fields["metadata"]))
+                except InvalidInput as exc:
+                    raise invalid_request(f"metadata is not valid: {exc.message}") from None
         else:
             upload.mimetype = request.headers.get("content-type") or upload.mimetype
             if request.headers.get("cache-control"):

@@ -1,0 +1,293 @@
+"""Email links without mail: ``POST /admin/generate_link`` makes the link and the OTP GoTrue
+would send (signup, invite, magic link, recovery, email change), and ``GET``/``POST
+/verify`` spends them, as GoTrue does: confirming the user, changing the address, and
+signing the user in (``POST``: the session as JSON; ``GET``: a 303 to the redirect URL
+with the tokens in its fragment, the implicit flow).
+
+Tokens are GoTrue's: a 6-digit OTP, and its hash (SHA-224 of the address and the OTP,
+hex) in the link. Each is good once, for ``OTP_EXPIRY`` seconds, and only the newest of
+its kind per user counts. They live in ``auth.carbook_one_time_tokens``, which the app
+creates on start as GoTrue migrates its own tables (``prepare``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+
+from ..gateway import Gateway
+from .admin import _admin_caller
+from .http import AuthError, json_body
+from .sessions import _new_session
+from .users import (
+    check_email,
+    check_metadata,
+    check_password,
+    fetch_user,
+    hash_password,
+    insert_user,
+    user_json,
+)
+
+__all__ = ["OTP_EXPIRY", "SITE_URL", "generate_link", "prepare", "verify"]
+
+#: Seconds a link or OTP stays good (the Supabase CLI's ``[auth.email] otp_expiry``).
+OTP_EXPIRY = 3600
+#: Where a link leads when no ``redirect_to`` is given: the Supabase CLI's default
+#: ``[auth] site_url`` (a front end on 3000, as ``examples/web`` is served).
+SITE_URL = "http://127.0.0.1:3000"
+#: The link types ``generate_link`` makes, and the ``type`` their link and OTP verify as.
+LINK_TYPES = {
+    "signup": "signup",
+    "invite": "invite",
+    "magiclink": "magiclink",
+    "recovery": "recovery",
+    "email_change_current": "email_change",
+    "email_change_new": "email_change",
+}
+#: The ``type`` of a verification, and the kinds of token it may spend ("email" is an
+#: OTP from a sign-up or a magic link, as GoTrue reads it).
+VERIFIES = {
+    "signup": ("signup", "invite"),
+    "invite": ("signup", "invite"),
+    "magiclink": ("magiclink", "recovery"),
+    "recovery": ("magiclink", "recovery"),
+    "email": ("signup", "invite", "magiclink", "recovery"),
+    "email_change": ("email_change_current", "email_change_new"),
+}
+EXPIRED_LINK = "Email link is invalid or has expired"
+EXPIRED_OTP = "Token has expired or is invalid"
+
+_TABLE = """
+create table if not exists auth.carbook_one_time_tokens (
+  token_hash text primary key,
+  user_id uuid not null references auth.users (id) on delete cascade,
+  kind text not null check (kind in ('signup', 'invite', 'magiclink', 'recovery',
+                                     'email_change_current', 'email_change_new')),
+  email text not null,
+  new_email text,
+  created_at timestamptz not null default now(),
+  unique (user_id, kind)
+);
+alter table auth.carbook_one_time_tokens enable row level security;
+revoke all on auth.carbook_one_time_tokens from anon, authenticated, service_role;
+"""
+
+
+async def prepare(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Create the table of one-time tokens if the database has none (idempotent)."""
+    await conn.execute(_TABLE)
+
+
+def token_hash(address: str, otp: str) -> str:
+    """GoTrue's hash of an OTP for an address: what a link carries."""
+    return hashlib.sha224((address + otp).encode()).hexdigest()
+
+
+def _redirect_to(request: Request, body: dict[str, Any]) -> str:
+    given = request.query_params.get("redirect_to") or body.get("redirect_to")
+    return given if isinstance(given, str) and given.startswith(("http://", "https://")) else SITE_URL
+
+
+async def generate_link(request: Request, gw: Gateway) -> Response:
+    _admin_caller(request, gw)
+    body = await json_body(request)
+    requested = kind = body.get("type")
+    email = check_email(body.get("email"))
+    redirect = _redirect_to(request, body)
+    if kind not in LINK_TYPES:
+        raise AuthError(400, "validation_failed", f"Invalid email action link type requested: {kind}")
+    data = check_metadata(body.get("data"), "data")
+    new_email = check_email(body.get("new_email")) if kind.startswith("email_change") else None
+    async with gw.connection() as conn:
+        user = await fetch_user(conn, "lower(email) = %s", email)
+        if user is None and kind in ("recovery", "email_change_current", "email_change_new"):
+            raise AuthError(404, "user_not_found", "User with this email not found")
+        if user is None and kind == "magiclink":
+            kind = "signup"  # as GoTrue: a magic link for a stranger signs them up
+        if user is not None and kind in ("signup", "invite") and user["email_confirmed_at"] is not None:
+            raise AuthError(422, "email_exists", "A user with this email address has already been registered")
+        if user is None:
+            password = body.get("password")
+            if requested == "magiclink":
+                password = secrets.token_urlsafe(48)[:64]
+            hashed = await hash_password(check_password(gw, password)) if kind == "signup" else None
+            user = await insert_user(
+                conn,
+                email=email,
+                password_hash=hashed,
+                confirmed=False,
+                app_metadata={},
+                user_metadata=data,
+                identity_data=data,
+            )
+        elif data and kind == "signup":
+            await conn.execute(
+                "update auth.users set raw_user_meta_data = raw_user_meta_data || %s where id = %s",
+                (Jsonb(data), user["id"]),
+            )
+        if new_email is not None:
+            cur = await conn.execute(
+                "select 1 from auth.users where lower(email) = %s and id <> %s", (new_email, user["id"])
+            )
+            if await cur.fetchone() is not None:
+                raise AuthError(
+                    422, "email_exists", "A user with this email address has already been registered"
+                )
+        otp = f"{secrets.randbelow(10**6):06d}"
+        hashed_token = token_hash(new_email if kind == "email_change_new" and new_email else email, otp)
+        async with conn.transaction():
+            await conn.execute(
+                "delete from auth.carbook_one_time_tokens where user_id = %s and kind = %s",
+                (user["id"], kind),
+            )
+            await conn.execute(
+                """insert into auth.carbook_one_time_tokens (token_hash, user_id, kind, email, new_email)
+                   values (%s, %s, %s, %s, %s)""",
+                (
+                    hashed_token,
+                    user["id"],
+                    kind,
+                    new_email if kind == "email_change_new" else email,
+                    new_email,
+                ),
+            )
+        fresh = await fetch_user(conn, "id = %s", user["id"])
+    assert fresh is not None
+    link = (
+        f"{gw.settings.api_url}/auth/v1/verify?token={quote(hashed_token)}"
+        f"&type={LINK_TYPES[kind]}&redirect_to={quote(redirect, safe=':/')}"
+    )
+    return JSONResponse(
+        {
+            **user_json(fresh),
+            "action_link": link,
+            "email_otp": otp,
+            "hashed_token": hashed_token,
+            "verification_type": kind,
+            "redirect_to": redirect,
+        }
+    )
+
+
+async def _spend(
+    conn: psycopg.AsyncConnection[Any], vtype: str, hashed: str, message: str
+) -> tuple[dict[str, Any], str]:
+    """Spend a token of the kinds ``vtype`` verifies: (its row, the kind). Good once."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            """delete from auth.carbook_one_time_tokens
+                where token_hash = %s and kind = any(%s)
+                  and created_at > now() - make_interval(secs => %s)
+            returning user_id, kind, email, new_email""",
+            (hashed, list(VERIFIES[vtype]), OTP_EXPIRY),
+        )
+        row = await cur.fetchone()
+    if row is None:
+        raise AuthError(403, "otp_expired", message)
+    return row, row["kind"]
+
+
+async def _apply(conn: psycopg.AsyncConnection[Any], token: dict[str, Any]) -> dict[str, Any]:
+    """What spending the token does to its user: confirmed, and for an email change, the
+    new address (its identity follows). Returns the user."""
+    user_id = token["user_id"]
+    if token["kind"].startswith("email_change"):
+        await conn.execute(
+            "update auth.users set email = %s, email_confirmed_at = coalesce(email_confirmed_at, now()),"
+            " updated_at = now() where id = %s",
+            (token["new_email"], user_id),
+        )
+        await conn.execute(
+            "delete from auth.carbook_one_time_tokens where user_id = %s and kind like 'email_change%%'",
+            (user_id,),
+        )
+        patch: dict[str, Any] = {"email": token["new_email"], "email_verified": True}
+    else:
+        await conn.execute(
+            "update auth.users set email_confirmed_at = coalesce(email_confirmed_at, now()), updated_at = now()"
+            " where id = %s",
+            (user_id,),
+        )
+        patch = {"email_verified": True}
+    await conn.execute(
+        "update auth.identities set identity_data = identity_data || %s, updated_at = now()"
+        " where user_id = %s and provider = 'email'",
+        (Jsonb(patch), user_id),
+    )
+    user = await fetch_user(conn, "id = %s", user_id)
+    if user is None:
+        raise AuthError(404, "user_not_found", "User not found")
+    return user
+
+
+async def verify(request: Request, gw: Gateway) -> Response:
+    if request.method == "GET":
+        return await _verify_link(request, gw)
+    body = await json_body(request)
+    vtype, token, hashed = body.get("type"), body.get("token"), body.get("token_hash")
+    if not isinstance(vtype, str) or not vtype:
+        raise AuthError(400, "validation_failed", "Verify requires a verification type")
+    if vtype not in VERIFIES:
+        raise AuthError(400, "validation_failed", "Unsupported verification type")
+    if bool(token) == bool(hashed) or not isinstance(token or hashed, str):
+        raise AuthError(400, "validation_failed", "Verify requires either a token or a token hash")
+    if token:
+        email = check_email(body.get("email"))
+        hashed, message = token_hash(email, str(token)), EXPIRED_OTP
+    else:
+        message = EXPIRED_LINK
+    async with gw.connection() as conn:
+        async with conn.transaction():
+            spent, _ = await _spend(conn, vtype, str(hashed), message)
+            user = await _apply(conn, spent)
+        return JSONResponse(await _new_session(gw, conn, user))
+
+
+async def _verify_link(request: Request, gw: Gateway) -> Response:
+    """A link from an email: a 303 to ``redirect_to`` with the session (or the error) in
+    the fragment, as GoTrue's implicit flow answers."""
+    q = request.query_params
+    vtype, hashed = q.get("type") or "", q.get("token") or ""
+    redirect = q.get("redirect_to") or SITE_URL
+    if not redirect.startswith(("http://", "https://")):
+        redirect = SITE_URL
+    if not vtype:
+        raise AuthError(400, "validation_failed", "Verify requires a verification type")
+    if not hashed:
+        raise AuthError(400, "validation_failed", "Verify requires a token or a token hash")
+    if vtype not in VERIFIES or vtype == "email":
+        raise AuthError(400, "validation_failed", "Unsupported verification type")
+    try:
+        async with gw.connection() as conn:
+            async with conn.transaction():
+                spent, _ = await _spend(conn, vtype, hashed, EXPIRED_LINK)
+                user = await _apply(conn, spent)
+            session = await _new_session(gw, conn, user)
+    except AuthError as err:
+        fragment = urlencode(
+            {"error": "access_denied", "error_code": err.code, "error_description": err.message, "sb": ""}
+        )
+        return RedirectResponse(f"{redirect}#{fragment}", status_code=303)
+    fragment = urlencode(
+        sorted(
+            {
+                "access_token": session["access_token"],
+                "expires_at": str(session["expires_at"]),
+                "expires_in": str(session["expires_in"]),
+                "refresh_token": session["refresh_token"],
+                "sb": "",
+                "token_type": session["token_type"],
+                "type": vtype,
+            }.items()
+        )
+    )
+    return RedirectResponse(f"{redirect}#{fragment}", status_code=303)
