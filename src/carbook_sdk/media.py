@@ -12,6 +12,11 @@ IMAGE_TYPES: tuple[tuple[str, str, Callable[[bytes], bool]], ...] = (
     ("image/jpeg", "jpg", lambda b: b[:3] == b"\xff\xd8\xff"),
     ("image/png", "png", lambda b: b[:8] == b"\x89PNG\r\n\x1a\n"),
     ("image/webp", "webp", lambda b: len(b) >= 12 and b[:4] == b"RIFF" and b[8:12] == b"WEBP"),
+    ("image/gif", "gif", lambda b: b[:6] in (b"GIF87a", b"GIF89a")),
+    ("image/avif", "avif", lambda b: b[4:12] in (b"ftypavif", b"ftypavis")),
+    ("image/heic", "heic", lambda b: b[4:12] in (b"ftypheic", b"ftypheix", b"ftyphevc", b"ftypmif1")),
+    ("image/bmp", "bmp", lambda b: b[:2] == b"BM"),
+    ("image/tiff", "tiff", lambda b: b[:4] in (b"II*\x00", b"MM\x00*")),
 )
 
 

@@ -8,6 +8,7 @@ exists, else ``nobody``; ``CARBOOK_PG_USER`` overrides) that owns the data folde
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import pwd
 import shutil
@@ -22,7 +23,12 @@ from carbook_sdk.errors import ConfigurationError, PostgresNotFoundError, Postgr
 
 from .processes import is_zombie, pid_alive
 
-__all__ = ["LocalPostgres", "find_pg_bindir", "free_port"]
+__all__ = [
+    "LocalPostgres",
+    "cluster_dir",
+    "find_pg_bindir",
+    "free_port",
+]
 
 _REQUIRED = ("initdb", "pg_ctl", "postgres")
 INSTALL_HINT = (
@@ -115,6 +121,44 @@ def _server_user() -> str | None:
     )
 
 
+def _reachable_by(user: str, folder: Path) -> bool:
+    """Whether ``user`` can get into ``folder`` (or, while it does not exist yet, into its
+    nearest existing parent) through every folder above it."""
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    runuser = shutil.which("runuser") or next(
+        (p for p in ("/usr/sbin/runuser", "/sbin/runuser") if os.access(p, os.X_OK)), None
+    )
+    if runuser is None:
+        return True  # cannot tell: the data folder's own check says it clearly, if need be
+    result = subprocess.run(
+        [runuser, "-u", user, "--", "test", "-x", str(probe)], capture_output=True, cwd="/"
+    )
+    return result.returncode == 0
+
+
+def cluster_dir(state_dir: Path) -> Path:
+    """Where a stack's PostgreSQL cluster lives: ``<state_dir>/db``; but when the server
+    must run as another user (we are root) who cannot reach the state folder (a project
+    under ``/root``, in a ``mktemp -d`` folder), a folder that user owns, keyed by the
+    state folder: its home's ``carbook/``, else ``/var/tmp``. A cluster already made in
+    either place stays where it is."""
+    state_dir = Path(state_dir).absolute()
+    default = state_dir / "db"
+    user = _server_user()
+    if user is None or (default / "pgdata" / "PG_VERSION").is_file():
+        return default
+    key = hashlib.sha256(str(state_dir).encode()).hexdigest()[:16]
+    entry = pwd.getpwnam(user)
+    home = Path(entry.pw_dir)
+    base = home / "carbook" if home.is_dir() and home.stat().st_uid == entry.pw_uid else Path("/var/tmp")
+    elsewhere = base / f"carbook-db-{key}"
+    if (elsewhere / "pgdata" / "PG_VERSION").is_file() or not _reachable_by(user, state_dir):
+        return elsewhere
+    return default
+
+
 @dataclass
 class LocalPostgres:
     """A PostgreSQL cluster in ``data_dir``, listening on ``host:port``.
@@ -187,6 +231,10 @@ class LocalPostgres:
         """Create the cluster (``initdb``) unless it exists."""
         if self.initialized:
             return
+        if self.run_as and not self.data_dir.parent.exists():
+            # A folder of the server user's own (see cluster_dir): theirs from the top.
+            self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+            self._own(self.data_dir.parent)
         for folder in (self.data_dir, self.socket_dir):
             folder.mkdir(parents=True, exist_ok=True)
             self._own(folder)

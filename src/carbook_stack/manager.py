@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 from pydantic import BaseModel
 
 from carbook_sdk.config import (
@@ -39,7 +40,7 @@ from carbook_sdk.config import (
 from carbook_sdk.errors import CarbookError, ConfigurationError
 from carbook_sdk.ops import Database
 
-from .local_postgres import LocalPostgres, free_port, port_in_use
+from .local_postgres import LocalPostgres, cluster_dir, free_port, port_in_use
 from .nginx import find_nginx, write_config
 from .processes import kill_orphans, pid_alive, terminate
 from .settings import StackSettings
@@ -117,6 +118,11 @@ class StackInfo(BaseModel):
     pending_migrations: int = 0
 
 
+#: In a project's ``.carbook/``: the state folder its stack was last started with, when
+#: that was another (``--state-dir``), so `stack stop` and `stack status` find it.
+STATE_POINTER = "state-dir"
+
+
 @dataclass
 class LocalStack:
     """The local stack in ``settings.state_dir``.
@@ -145,6 +151,12 @@ class LocalStack:
         """
         root = project_root()
         state = Path(state_dir or root / ".carbook")
+        pointer = root / ".carbook" / STATE_POINTER
+        if state_dir is None and not (state / "stack.json").exists() and pointer.is_file():
+            # Started with --state-dir: that is where this project's stack lives.
+            elsewhere = Path(pointer.read_text().strip())
+            if (elsewhere / "stack.json").exists():
+                state = elsewhere
         config_file = root / "supabase" / "config.toml"
         recorded = None
         saved = read_stack_state(state)
@@ -207,7 +219,7 @@ class LocalStack:
     def postgres(self) -> LocalPostgres:
         if self._pg is None:
             self._pg = LocalPostgres(
-                self.settings.state_dir / "db", port=self.settings.db_port, fast=self.fast
+                cluster_dir(self.settings.state_dir), port=self.settings.db_port, fast=self.fast
             )
         return self._pg
 
@@ -294,6 +306,7 @@ class LocalStack:
                 # Like `supabase start`: an existing database keeps its schema; say what is pending.
                 database.ensure_platform()
                 pending = len(database.status().pending)
+            self._apply_buckets()
             if not self.settings.postgrest_port or not self._postgrest_alive(patient=True):
                 started.append("postgrest")
                 self._start_postgrest()
@@ -323,6 +336,26 @@ class LocalStack:
         info.fresh_database = fresh
         info.pending_migrations = pending
         return info
+
+    def _apply_buckets(self) -> None:
+        """``[storage.buckets.*]`` of config.toml onto ``storage.buckets``, as the Supabase CLI
+        does at every start: created when missing, their public flag and limits set."""
+        if not self.settings.buckets:
+            return
+        with psycopg.connect(self.settings.db_url, autocommit=True) as conn, conn.transaction():
+            for b in self.settings.buckets:
+                conn.execute(
+                    """insert into storage.buckets (id, name, public, file_size_limit, allowed_mime_types)
+                       values (%s, %s, %s, %s, %s)
+                       on conflict (id) do update
+                         set public = excluded.public, file_size_limit = excluded.file_size_limit,
+                             allowed_mime_types = excluded.allowed_mime_types, updated_at = now()
+                       where (storage.buckets.public, storage.buckets.file_size_limit,
+                              storage.buckets.allowed_mime_types)
+                             is distinct from (excluded.public, excluded.file_size_limit,
+                                               excluded.allowed_mime_types)""",
+                    (b.name, b.name, b.public, b.file_size_limit, list(b.allowed_mime_types) or None),
+                )
 
     def _seed_images(self) -> None:
         """Give the seeded cars their images (seed.sql can insert rows, not files)."""
@@ -367,6 +400,12 @@ class LocalStack:
         with os.fdopen(fd, "w") as f:
             f.write(self.settings.model_dump_json(indent=2))
         os.chmod(self.state_file, 0o600)
+        if self.config_file is not None:
+            # A project's stack kept elsewhere (--state-dir) is still found from the project.
+            home = self.config_file.parent.parent / ".carbook"
+            if home.absolute() != self.settings.state_dir.absolute():
+                home.mkdir(parents=True, exist_ok=True)
+                (home / STATE_POINTER).write_text(f"{self.settings.state_dir.absolute()}\n")
 
     def _spawn(self, part: str, cmd: list[str], env: dict[str, str]) -> int:
         log = self._log(part).open("ab")
@@ -603,8 +642,9 @@ class LocalStack:
         return self.start()
 
     def destroy(self) -> None:
-        """Stop everything and delete the state folder."""
+        """Stop everything and delete the state folder (and the cluster, wherever it is)."""
         self.stop()
+        shutil.rmtree(self.postgres.data_dir, ignore_errors=True)
         shutil.rmtree(self.settings.state_dir, ignore_errors=True)
 
     def __enter__(self) -> LocalStack:

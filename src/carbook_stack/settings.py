@@ -14,6 +14,7 @@ from carbook_sdk.config import (
     LOCAL_PUBLISHABLE_KEY,
     LOCAL_SECRET_KEY,
     LOCAL_SERVICE_ROLE_KEY,
+    BucketConfig,
     LocalConfig,
     load_local_config,
     read_stack_state,
@@ -39,6 +40,7 @@ CONFIG_KEYS: dict[str, str] = {
     "minimum_password_length": "[auth].minimum_password_length",
     "storage_file_size_limit": "[storage].file_size_limit",
     "signing_keys": "[auth].signing_keys_path",
+    "buckets": "[storage.buckets]",
 }
 
 
@@ -79,6 +81,8 @@ class StackSettings(BaseModel):
     extra_search_path: tuple[str, ...] = ("public", "extensions")
     max_rows: int = 1000
     postgrest_pool: int = 10
+    #: ``[storage.buckets.*]``: applied to ``storage.buckets`` at every start.
+    buckets: tuple[BucketConfig, ...] = ()
 
     def config_changes(self, other: StackSettings) -> list[str]:
         """The ``config.toml`` keys whose values differ between two settings."""
@@ -135,6 +139,7 @@ class StackSettings(BaseModel):
             "schemas": cfg.api_schemas,
             "extra_search_path": cfg.api_extra_search_path,
             "max_rows": cfg.api_max_rows,
+            "buckets": cfg.buckets,
         }
         if cfg.signing_keys_path is not None:
             try:

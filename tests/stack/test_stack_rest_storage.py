@@ -116,7 +116,7 @@ def test_too_large_and_wrong_type_are_refused(stack: LocalStack) -> None:
     with pytest.raises(StorageApiError) as large:
         admin.storage.from_(BUCKET).upload(f"cars/{uuid.uuid4().hex}.png", big, {"content-type": "image/png"})
     assert (large.value.status, large.value.code) == ("413", "Payload too large")
-    assert large.value.message == "The object exceeded the maximum allowed size"
+    assert large.value.message == "The object exceeded the maximum allowed size (5 MiB)"  # names the limit
     with pytest.raises(StorageApiError) as wrong:
         admin.storage.from_(BUCKET).upload(
             f"cars/{uuid.uuid4().hex}.txt", b"hello", {"content-type": "text/plain"}

@@ -77,10 +77,19 @@ def bucket_not_found() -> StorageError:
     return StorageError("404", "Bucket not found", "NoSuchBucket", "Bucket not found")
 
 
-def too_large() -> StorageError:
-    return StorageError(
-        "413", "Payload too large", "EntityTooLarge", "The object exceeded the maximum allowed size"
-    )
+def too_large(limit: int | None = None) -> StorageError:
+    """Storage's 413; with the limit in force named, so a person knows what fits."""
+    said = "The object exceeded the maximum allowed size"
+    if limit is not None:
+        said += f" ({_size(limit)})"
+    return StorageError("413", "Payload too large", "EntityTooLarge", said)
+
+
+def _size(n: int) -> str:
+    for unit, factor in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if n >= factor and n % factor == 0:
+            return f"{n // factor} {unit}"
+    return f"{n:,} bytes"
 
 
 def unauthorized(message: str) -> StorageError:

@@ -17,7 +17,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
-from carbook_sdk.media import detect_image_type
+from carbook_sdk.media import IMAGE_TYPES, detect_image_type
 
 from ..gateway import Gateway, InvalidInput, ascii_int, load_json
 from .access import as_caller, become, bucket_row, caller_of, check_header_value, check_name
@@ -30,7 +30,7 @@ __all__ = ["Upload", "upload_object", "upload_signed_object"]
 #: Room for multipart boundaries and small fields around the file part.
 MULTIPART_OVERHEAD = 64 * 1024
 #: Declared types whose first bytes are checked against what they claim.
-SNIFFED_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
+SNIFFED_TYPES = frozenset(mime for mime, _, _ in IMAGE_TYPES)
 #: Form fields besides the file (cacheControl, contentType, metadata, …): a few, each small.
 MAX_FORM_FIELDS = 16
 
@@ -71,7 +71,7 @@ class Upload:
     def write(self, data: bytes) -> None:
         self.size += len(data)
         if self.size > self.limit:
-            raise too_large()
+            raise too_large(self.limit)
         self.md5.update(data)
         if len(self.head) < 16:
             self.head += data[: 16 - len(self.head)]
@@ -154,7 +154,7 @@ async def _receive_upload(request: Request, upload: Upload) -> None:
     allowance = upload.limit + (MULTIPART_OVERHEAD if multipart else 0)
     declared = ascii_int(length or "")
     if declared is not None and declared > allowance:
-        raise too_large()
+        raise too_large(upload.limit)
     upload.open()
     try:
         if multipart:
