@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -188,3 +189,64 @@ def test_seed_loads_demo_data(db: Db) -> None:
         ).fetchone()
     assert {"INR", "JPY", "KWD"} <= currencies
     assert states is not None and states[0] > 0 and states[1] > 0 and states[2] == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("create index concurrently cars_year_idx on public.cars (year);\n", "CREATE INDEX CONCURRENTLY"),
+        ("alter table public.cars add column colour text;\ncommit;\n", "COMMIT"),
+        ("vacuum public.cars;\n", "VACUUM"),
+    ],
+    ids=["concurrently", "commit", "vacuum"],
+)
+def test_what_cannot_run_in_the_transaction_is_refused_unless_declared(
+    db: Db, tmp_path: Path, text: str, said: str
+) -> None:
+    project = _project_copy(tmp_path)
+    (project / "migrations" / "20990101000000_colour.sql").write_text(
+        "alter table public.cars add column colour text;\n"
+    )
+    (project / "migrations" / "20990102000000_odd.sql").write_text(text)
+    before = _history(db)
+    with pytest.raises(
+        MigrationError,
+        match=re.escape(f"20990102000000_odd.sql cannot run inside the migration's transaction ({said})"),
+    ) as info:
+        Database(db.url, project_dir=project).migrate()
+    assert "-- carbook: no-transaction" in str(info.value.hint)
+    # Refused before it ran: nothing of the run, not the file before it either.
+    assert _history(db) == before
+    assert (
+        db.scalar(
+            "select count(*) from information_schema.columns where table_name = 'cars' and column_name = 'colour'"
+        )
+        == 0
+    )
+
+
+def test_a_declared_no_transaction_migration_runs_on_its_own_between_the_others(
+    db: Db, tmp_path: Path
+) -> None:
+    project = _project_copy(tmp_path)
+    migrations = project / "migrations"
+    (migrations / "20990101000000_colour.sql").write_text("alter table public.cars add column colour text;\n")
+    (migrations / "20990102000000_index.sql").write_text(
+        "-- carbook: no-transaction\n"
+        "create index concurrently cars_colour_idx on public.cars (colour);\n"
+        "create index concurrently cars_year_idx on public.cars (year); -- two of them\n"
+    )
+    (migrations / "20990103000000_after.sql").write_text("comment on column public.cars.colour is 'paint';\n")
+    result = Database(db.url, project_dir=project).migrate()
+    assert [m.version for m in result.applied] == ["20990101000000", "20990102000000", "20990103000000"]
+    assert db.scalar("select to_regclass('public.cars_colour_idx') is not null") is True
+    assert db.scalar("select to_regclass('public.cars_year_idx') is not null") is True
+    assert (
+        db.scalar(
+            """select col_description(attrelid, attnum) from pg_attribute
+            where attrelid = 'public.cars'::regclass and attname = 'colour'"""
+        )
+        == "paint"
+    )
+    assert [v for v, _ in _history(db)][-3:] == ["20990101000000", "20990102000000", "20990103000000"]
+    assert Database(db.url, project_dir=project).migrate().applied == ()

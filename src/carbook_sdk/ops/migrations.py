@@ -41,6 +41,7 @@ from .translate import translate_db_error, wrap_db_errors
 
 __all__ = [
     "BOOTSTRAP_MARKER",
+    "NO_TRANSACTION",
     "MigrateResult",
     "Migration",
     "MigrationStatus",
@@ -51,6 +52,35 @@ __all__ = [
 
 BOOTSTRAP_MARKER = "carbook platform bootstrap 3"
 _MIGRATION_NAME = re.compile(r"^(?P<version>\d{14})_(?P<name>[a-z0-9_]+)\.sql$")
+
+
+#: A migration's first line that asks for it to run outside the run's transaction.
+NO_TRANSACTION = "-- carbook: no-transaction"
+#: Statements PostgreSQL refuses inside a transaction block, and ones that would end the
+#: run's transaction by accident (a COMMIT in a file would commit everything before it).
+_TRANSACTION_BREAKERS = re.compile(
+    r"(?im)\b(create\s+(?:unique\s+)?index\s+concurrently|drop\s+index\s+concurrently|"
+    r"reindex\b[^;]*\bconcurrently|refresh\s+materialized\s+view\s+concurrently|vacuum|alter\s+system|"
+    r"create\s+database|drop\s+database)\b|^\s*(begin|start\s+transaction|commit|end|rollback)\s*(?:work|transaction)?\s*;"
+)
+
+
+def _transaction_breaker(sql: str) -> str | None:
+    """The first statement in ``sql`` that cannot run inside the run's transaction."""
+    # Function bodies, strings and comments may say anything (a plpgsql body ends in `end;`).
+    code = re.sub(r"\$(\w*)\$.*?\$\1\$", "''", sql, flags=re.S)
+    code = re.sub(r"'(?:[^']|'')*'", "''", code)
+    code = re.sub(r"--[^\n]*", "", code)
+    m = _TRANSACTION_BREAKERS.search(code)
+    if m is None:
+        return None
+    return " ".join((m.group(1) or m.group(2)).split()).upper()
+
+
+def _statements(sql: str) -> list[str]:
+    """A no-transaction migration's statements: split where a line ends with ``;``."""
+    parts = re.split(r";[ \t]*(?:--[^\n]*)?\n", sql + "\n")
+    return [p.strip() for p in parts if re.sub(r"--[^\n]*", "", p).strip()]
 
 
 class Migration(Model):
@@ -66,6 +96,12 @@ class Migration(Model):
 
     def read(self) -> str:
         return self.path.read_text(encoding="utf-8")
+
+    @property
+    def outside_transaction(self) -> bool:
+        """Declared (its first line is ``-- carbook: no-transaction``) to run on its own."""
+        first = self.read().lstrip().split("\n", 1)[0].strip().lower()
+        return first == NO_TRANSACTION
 
 
 class PlatformState(StrEnum):
@@ -336,6 +372,12 @@ class Migrations(Connection):
         waits, then applies nothing twice. PostgREST is told to reload its schema once,
         at the commit.
 
+        A file with what PostgreSQL cannot run in a transaction (``CREATE INDEX
+        CONCURRENTLY``, ``VACUUM``, …) or what would end it (``COMMIT``) is refused before
+        anything runs, unless its first line declares ``-- carbook: no-transaction``: then
+        what comes before it commits, it runs on its own, statement by statement, and the
+        rest follows in a new transaction.
+
         Re-applying the atomic-booking migration after a rollback puts the rollback's
         backup back: the newest copy the database keeps of it (the rollback wrote it in
         its own transaction), else — for a backup taken before the database kept copies —
@@ -365,40 +407,86 @@ class Migrations(Connection):
         restored: RestoreResult | None = None
         restored_file: Path | None = None
         cars_without_backup = 0
-        with self.connect() as conn, wrap_db_errors(), self._locked(conn):
-            drift = self._status(conn, files).drift_error()
-            if drift is not None and not ignore_drift:
-                raise drift
-            platform = self._ensure_platform(conn)
-            applied = self._applied(conn)
-            for m in files:
-                if m.version in applied:
-                    continue
-                sql = m.read()
-                try:
-                    conn.execute(sql)  # file text, not user input
-                except psycopg.Error as exc:
-                    raise self._failed(m, sql, exc) from exc
-                conn.execute(
-                    """insert into supabase_migrations.schema_migrations (version, statements, name)
-                           values (%s, %s, %s)""",
-                    (m.version, [sql], m.name),
-                )
-                if m.version == ATOMIC_BOOKING_VERSION:
-                    restored, restored_file, cars_without_backup = self._restore_on_reapply(
-                        conn, m, backups, restore
-                    )
-                done.append(m)
-            if done:
-                # Delivered at the commit, once: one schema-cache reload for PostgREST
-                # when everything is there (Supabase's advice after migrating).
-                conn.execute("notify pgrst, 'reload schema'")
+        with self.connect() as conn:
+            outside: Migration | None = None
+            while True:
+                with wrap_db_errors(), self._locked(conn):
+                    if not done and outside is None:
+                        drift = self._status(conn, files).drift_error()
+                        if drift is not None and not ignore_drift:
+                            raise drift
+                        platform = self._ensure_platform(conn)
+                    outside = None
+                    applied = self._applied(conn)
+                    for m in files:
+                        if m.version in applied:
+                            continue
+                        if m.outside_transaction:
+                            outside = m  # after this transaction commits, on its own
+                            break
+                        sql = m.read()
+                        breaker = _transaction_breaker(sql)
+                        if breaker is not None:
+                            raise MigrationError(
+                                f"{m.filename} cannot run inside the migration's transaction "
+                                f"({breaker}); nothing of this run was applied",
+                                migration=m.filename,
+                                hint=f"make its first line `{NO_TRANSACTION}` to run it on its own, "
+                                "outside the transaction, statement by statement",
+                            )
+                        try:
+                            conn.execute(sql)  # file text, not user input
+                        except psycopg.Error as exc:
+                            raise self._failed(m, sql, exc) from exc
+                        self._record(conn, m, sql)
+                        if m.version == ATOMIC_BOOKING_VERSION:
+                            restored, restored_file, cars_without_backup = self._restore_on_reapply(
+                                conn, m, backups, restore
+                            )
+                        done.append(m)
+                    if done:
+                        # Delivered at the commit, once per transaction: one schema-cache
+                        # reload for PostgREST when everything is there.
+                        conn.execute("notify pgrst, 'reload schema'")
+                if outside is None:
+                    break
+                # Declared by the migration: what cannot run in a transaction (CREATE INDEX
+                # CONCURRENTLY, …) runs alone, after what came before it has committed.
+                self._run_outside(conn, outside)
+                done.append(outside)
         if restored is not None and restored_file is not None and restored_file.exists():
             # For people reading the folder: the database already says it is restored.
             mark_restored(restored_file, restored)
         return MigrateResult(
             applied=tuple(done), platform=platform, restored=restored, cars_without_backup=cars_without_backup
         )
+
+    @staticmethod
+    def _record(conn: psycopg.Connection[Any], m: Migration, sql: str) -> None:
+        conn.execute(
+            """insert into supabase_migrations.schema_migrations (version, statements, name)
+               values (%s, %s, %s)""",
+            (m.version, [sql], m.name),
+        )
+
+    def _run_outside(self, conn: psycopg.Connection[Any], m: Migration) -> None:
+        """A migration declared ``-- carbook: no-transaction``: each statement on its own (in
+        autocommit), then its history row. Stopped part-way, the statements run so far stay;
+        the version is recorded only once all of them ran, so a re-run starts it again."""
+        sql = m.read()
+        with wrap_db_errors():
+            for statement in _statements(sql):
+                try:
+                    conn.execute(statement)
+                except psycopg.Error as exc:
+                    raise MigrationError(
+                        f"{m.filename} failed: {translate_db_error(exc).message}; it runs outside a "
+                        "transaction, so its statements before this one stay applied",
+                        migration=m.filename,
+                        sqlstate=exc.sqlstate,
+                    ) from exc
+            self._record(conn, m, sql)
+            conn.execute("notify pgrst, 'reload schema'")
 
     def _restore_on_reapply(
         self, conn: psycopg.Connection[Any], m: Migration, backups: Path, restore: bool
