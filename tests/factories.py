@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -17,7 +19,7 @@ import psycopg
 
 from carbook_stack.manager import LocalStack
 
-__all__ = ["PASSWORD", "make_cars", "make_users", "stack_db", "temporary_stack"]
+__all__ = ["PASSWORD", "carbook_in", "make_cars", "make_users", "stack_db", "temporary_stack"]
 
 PASSWORD = "bench-password-1"
 
@@ -39,6 +41,18 @@ def temporary_stack(prefix: str, *, start: bool = True, **settings: Any) -> Iter
     finally:
         stack.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+def carbook_in(folder: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    """The installed ``carbook`` command run as a person would, from ``folder``."""
+    return subprocess.run(
+        [sys.executable, "-m", "carbook_cli", *args],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "COLUMNS": "200"},
+    )
 
 
 def stack_db(stack: LocalStack) -> psycopg.Connection[Any]:

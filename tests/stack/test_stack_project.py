@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import psycopg
@@ -17,6 +15,7 @@ import pytest
 
 from carbook_sdk.media import detect_image_type
 from carbook_stack.local_postgres import cluster_dir, free_port
+from tests.factories import carbook_in
 from tests.helpers import ADMIN_EMAIL, ADMIN_PASSWORD, supabase_client
 
 #: A real 1x1 GIF.
@@ -25,17 +24,6 @@ GIF = (
     b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
 )
 IMAGE = Path(__file__).resolve().parents[2] / "supabase" / "images" / "sample-car.png"
-
-
-def _cli(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "carbook_cli", *args],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env={**os.environ, "COLUMNS": "200"},
-    )
 
 
 def _bucket(db_url: str) -> tuple[object, ...] | None:
@@ -50,13 +38,13 @@ def project(tmp_path: Path) -> Path:
     folder = tmp_path / "project"
     folder.mkdir()
     os.chmod(tmp_path, 0o755)
-    assert _cli(folder, "init").returncode == 0
+    assert carbook_in(folder, "init").returncode == 0
     config = folder / "supabase" / "config.toml"
     api, db = free_port(), free_port()
     text = re.sub(r"(?m)^port = 54321$", f"port = {api}", config.read_text())
     config.write_text(re.sub(r"(?m)^port = 54322$", f"port = {db}", text))
     yield folder
-    _cli(folder, "stack", "stop")
+    carbook_in(folder, "stack", "stop")
     import shutil
 
     shutil.rmtree(cluster_dir(folder / ".carbook"), ignore_errors=True)
@@ -65,7 +53,7 @@ def project(tmp_path: Path) -> Path:
 def test_a_bucket_edit_takes_effect_on_restart_and_a_refusal_names_the_limit(project: Path) -> None:
     big = project / "big.png"
     big.write_bytes(IMAGE.read_bytes() + bytes(4096))  # a PNG over the new limit
-    started = _cli(project, "stack", "start", "--json")
+    started = carbook_in(project, "stack", "start", "--json")
     assert started.returncode == 0, started.stderr
     info = json.loads(started.stdout)
     assert _bucket(info["db_url"]) == (True, 5 * 1024 * 1024, ["image/jpeg", "image/png", "image/webp"])
@@ -77,11 +65,11 @@ def test_a_bucket_edit_takes_effect_on_restart_and_a_refusal_names_the_limit(pro
         'allowed_mime_types = ["image/jpeg", "image/png", "image/webp", "image/gif"]',
     )
     config.write_text(text)
-    status = json.loads(_cli(project, "stack", "status", "--json").stdout)
+    status = json.loads(carbook_in(project, "stack", "status", "--json").stdout)
     assert "[storage.buckets]" in status["config_changed"]
     assert _bucket(info["db_url"])[1] == 5 * 1024 * 1024  # type: ignore[index]  # not before a restart
 
-    restarted = _cli(project, "stack", "restart")
+    restarted = carbook_in(project, "stack", "restart")
     assert restarted.returncode == 0, restarted.stderr
     assert _bucket(info["db_url"]) == (True, 1024, ["image/jpeg", "image/png", "image/webp", "image/gif"])
 
@@ -96,9 +84,10 @@ def test_a_bucket_edit_takes_effect_on_restart_and_a_refusal_names_the_limit(pro
     assert client.storage.from_("car-images").download("cars/dot.gif") == GIF
     # And the CLI names the limit before sending anything.
     assert (
-        _cli(project, "auth", "login", "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD).returncode == 0
+        carbook_in(project, "auth", "login", "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD).returncode
+        == 0
     )
-    added = _cli(
+    added = carbook_in(
         project,
         "cars",
         "add",
@@ -119,18 +108,18 @@ def test_a_bucket_edit_takes_effect_on_restart_and_a_refusal_names_the_limit(pro
 
 def test_stop_and_status_find_a_stack_started_with_another_state_dir(project: Path, tmp_path: Path) -> None:
     elsewhere = tmp_path / "state-elsewhere"
-    started = _cli(project, "stack", "start", "--state-dir", str(elsewhere))
+    started = carbook_in(project, "stack", "start", "--state-dir", str(elsewhere))
     assert started.returncode == 0, started.stderr
     try:
-        status = _cli(project, "stack", "status", "--json")
+        status = carbook_in(project, "stack", "status", "--json")
         assert status.returncode == 0, status.stderr
         assert all(p["healthy"] for p in json.loads(status.stdout)["parts"])
-        stopped = _cli(project, "stack", "stop")
+        stopped = carbook_in(project, "stack", "stop")
         assert stopped.returncode == 0 and stopped.stdout.startswith("Stack stopped ("), stopped.stdout
-        again = _cli(project, "stack", "stop")
+        again = carbook_in(project, "stack", "stop")
         assert again.stdout.startswith("Nothing was running"), again.stdout
     finally:
-        _cli(project, "stack", "stop", "--state-dir", str(elsewhere))
+        carbook_in(project, "stack", "stop", "--state-dir", str(elsewhere))
         import shutil
 
         shutil.rmtree(cluster_dir(elsewhere), ignore_errors=True)

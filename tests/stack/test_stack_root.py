@@ -8,25 +8,13 @@ import os
 import re
 import shutil
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
 from carbook_stack.local_postgres import cluster_dir, free_port
-
-
-def _cli(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "carbook_cli", *args],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env={**os.environ, "COLUMNS": "200"},
-    )
+from tests.factories import carbook_in
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root runs PostgreSQL as another user (CI runs as root)")
@@ -35,7 +23,7 @@ def test_root_in_a_private_folder_starts_serves_and_resets(tmp_path: Path) -> No
     project.mkdir(mode=0o700)
     os.chmod(tmp_path, 0o700)
     assert stat.S_IMODE(project.stat().st_mode) == 0o700
-    assert _cli(project, "init").returncode == 0
+    assert carbook_in(project, "init").returncode == 0
     config = project / "supabase" / "config.toml"
     api, db = free_port(), free_port()
     text = re.sub(r"(?m)^port = 54321$", f"port = {api}", config.read_text())
@@ -43,21 +31,21 @@ def test_root_in_a_private_folder_starts_serves_and_resets(tmp_path: Path) -> No
     elsewhere = cluster_dir(project / ".carbook")
     assert not str(elsewhere).startswith(str(project))  # postgres cannot reach the project
     try:
-        started = _cli(project, "stack", "start", "--json")
+        started = carbook_in(project, "stack", "start", "--json")
         assert started.returncode == 0, started.stderr
         info = json.loads(started.stdout)
         reply = httpx.get(
             f"{info['api_url']}/rest/v1/cars?select=id&limit=1", headers={"apikey": info["publishable_key"]}
         )
         assert reply.status_code == 200 and reply.json(), reply.text
-        status = json.loads(_cli(project, "stack", "status", "--json").stdout)
+        status = json.loads(carbook_in(project, "stack", "status", "--json").stdout)
         database = next(p for p in status["parts"] if p["name"] == "database")
         assert database["healthy"] and database["log"].startswith(str(elsewhere))  # shown by status
         assert (elsewhere / "pgdata" / "PG_VERSION").is_file()
-        reset = _cli(project, "stack", "reset", "--yes")
+        reset = carbook_in(project, "stack", "reset", "--yes")
         assert reset.returncode == 0, reset.stderr
         assert (elsewhere / "pgdata" / "PG_VERSION").is_file()  # made again, in the same place
     finally:
-        _cli(project, "stack", "stop")
+        carbook_in(project, "stack", "stop")
         shutil.rmtree(elsewhere, ignore_errors=True)
     assert not (project / ".carbook" / "db" / "pgdata").exists()
