@@ -223,8 +223,10 @@ def render_config(settings: StackSettings, folder: Path) -> str:
     new_keys = "\n".join(f"        {_quote(k)} {_quote(v)};" for k, v in sorted(key_jwts.items()) if k != v)
     # As root, workers would drop to `nobody` and could not write the temp folders here.
     user = "user root root;\n" if os.geteuid() == 0 else ""
+    # One worker: on a small machine nginx shares the cores with PostgREST, PostgreSQL and
+    # the app, and a second worker measured slower, not faster (wrk, README's benchmarks).
     return f"""# Written by carbook's local stack at every start: edit supabase/config.toml instead.
-{user}worker_processes 2;
+{user}worker_processes 1;
 daemon off;
 pid {folder / "nginx.pid"};
 error_log {logs / "nginx-error.log"} warn;
