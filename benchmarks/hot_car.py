@@ -27,11 +27,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from tests.factories import make_cars, make_users, stack_db
-
 from carbook_sdk.config import supabase_dir
 from carbook_stack.local_postgres import find_pg_bindir
 from carbook_stack.manager import LocalStack
+from carbook_stack.testing import make_cars, make_users, stack_db
 
 __all__ = ["bench_hot_car"]
 

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import jwt
-from tests.factories import make_cars, make_users
 
 from carbook_stack.manager import LocalStack
+from carbook_stack.testing import make_cars, make_users
 
 __all__ = ["bench_http", "find_wrk"]
 

@@ -26,9 +26,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from tests.factories import make_cars, make_users, stack_db
-
 from carbook_stack.manager import LocalStack
+from carbook_stack.testing import make_cars, make_users, stack_db
 from carbook_stack.tokens import issue_access_token
 
 __all__ = ["P99_TARGET", "bench_http_race"]

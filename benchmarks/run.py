@@ -32,8 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from tests.factories import PASSWORD, make_cars, make_users
-from tests.factories import stack_db as db
 
 from benchmarks.cpu import stack_cpu
 from benchmarks.hot_car import bench_hot_car
@@ -42,6 +40,8 @@ from benchmarks.race import bench_http_race
 from carbook_sdk import AsyncCarbook, CarAlreadyBookedError
 from carbook_stack.local_postgres import find_pg_bindir, free_port
 from carbook_stack.manager import LocalStack, StackSettings
+from carbook_stack.testing import PASSWORD, make_cars, make_users
+from carbook_stack.testing import stack_db as db
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG = (ROOT / "supabase" / "images" / "sample-car.png").read_bytes()

@@ -1,46 +1,16 @@
-"""Factories for tests (and the benchmarks): a connection to a stack's database as its
-owner, users and cars made straight in the database, where making them is not what is
-tested or measured."""
+"""Factories for tests: the stack helpers of `carbook_stack.testing` (shared with the
+benchmarks), and the `carbook` command run from a folder as a person would."""
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
-import psycopg
-
-from carbook_stack.manager import LocalStack
+from carbook_stack.testing import PASSWORD, make_cars, make_users, stack_db, temporary_stack
 
 __all__ = ["PASSWORD", "carbook_in", "make_cars", "make_users", "stack_db", "temporary_stack"]
-
-PASSWORD = "bench-password-1"
-
-
-@contextmanager
-def temporary_stack(prefix: str, *, start: bool = True, **settings: Any) -> Iterator[LocalStack]:
-    """A stack on free ports in a folder of its own (``settings`` set on it before it
-    starts), stopped and its folder deleted at the end, whatever happened to it."""
-    base = Path(tempfile.mkdtemp(prefix=prefix))
-    # The server may run as another user (when we are root): let it reach its folder.
-    os.chmod(base, 0o755)
-    stack = LocalStack.ephemeral(base / "state")
-    for name, value in settings.items():
-        setattr(stack.settings, name, value)
-    try:
-        if start:
-            stack.start()
-        yield stack
-    finally:
-        stack.stop()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def carbook_in(folder: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
@@ -53,39 +23,3 @@ def carbook_in(folder: Path, *args: str, timeout: float = 180) -> subprocess.Com
         timeout=timeout,
         env={**os.environ, "COLUMNS": "200"},
     )
-
-
-def stack_db(stack: LocalStack) -> psycopg.Connection[Any]:
-    """An autocommit connection to the stack's database, as its owner (RLS does not apply)."""
-    return psycopg.connect(stack.settings.db_url, autocommit=True)
-
-
-def make_users(stack: LocalStack, n: int, tag: str, password: str = PASSWORD) -> list[tuple[str, str]]:
-    """n (id, email) users straight into auth.users with a cheap bcrypt hash: signing in is
-    not what is tested or measured."""
-    users = [(str(uuid.uuid4()), f"{tag}-{i:04d}@bench.carbook.invalid") for i in range(n)]
-    with stack_db(stack) as conn:
-        row = conn.execute(
-            "select extensions.crypt(%s, extensions.gen_salt('bf', 4))", (password,)
-        ).fetchone()
-        assert row is not None
-        with conn.cursor() as cur:
-            cur.executemany(
-                """insert into auth.users (id, email, encrypted_password, email_confirmed_at)
-                   values (%s, %s, %s, now())""",
-                [(uid, email, row[0]) for uid, email in users],
-            )
-    return users
-
-
-def make_cars(stack: LocalStack, n: int, tag: str) -> list[str]:
-    """n published, available cars (ids), with an import key ``<tag>-<i>``."""
-    with stack_db(stack) as conn:
-        rows = conn.execute(
-            """insert into public.cars (make, model, year, image_path, is_published, price_in_paise, ref)
-               select 'Bench', %s || '-' || g, 2024, 'bench/car.png', true, 100000, %s || '-' || g
-                 from generate_series(1, %s) g
-               returning id::text""",
-            (tag, tag, n),
-        ).fetchall()
-    return [r[0] for r in rows]

@@ -1,3 +1,4 @@
+-- carbook: undoes 20250916010000 20250920000000 20250921000000
 -- Rollback of 20250916010000_atomic_booking_implementation.sql, and of what builds on
 -- it: 20250920000000_book_car_read_first.sql (the function's read-first body, dropped
 -- with the function) and 20250921000000_anonymous_users_cannot_book.sql (its function

@@ -4,107 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import pytest
-from typer.testing import CliRunner
-
-from carbook_cli import app
 from carbook_stack.manager import LocalStack
-from tests.helpers import ADMIN_EMAIL, ADMIN_PASSWORD, PNG, carbook_for, unique_email
+from tests.helpers import ADMIN_EMAIL, ADMIN_PASSWORD, PNG
 
 from ..factories import stack_db
-
-runner = CliRunner()
-ALREADY = "Already booked. Be fast next time."
-
-
-class Cli:
-    """Runs `carbook …` in-process with the stack's URL and keys and a config dir of its own."""
-
-    def __init__(self, stack: LocalStack, config: Path) -> None:
-        s = stack.settings
-        self.stack = stack
-        self.env = {
-            "SUPABASE_URL": s.api_url,
-            # Today's key names and keys; tests elsewhere keep the legacy ones working.
-            "SUPABASE_PUBLISHABLE_KEY": s.publishable_key,
-            "SUPABASE_SECRET_KEY": s.secret_key,
-            "SUPABASE_DB_URL": s.db_url,
-            "CARBOOK_CONFIG_DIR": str(config),
-            "COLUMNS": "200",
-        }
-
-    def __call__(self, *args: str, input: str | None = None) -> Any:
-        return runner.invoke(app, list(args), env=self.env, input=input)
-
-    def json(self, *args: str) -> Any:
-        result = self(*args, "--json")
-        assert result.exit_code == 0, result.output
-        return json.loads(result.stdout)
-
-    def subprocess(self, *args: str) -> subprocess.CompletedProcess[str]:
-        import os
-
-        return subprocess.run(
-            [sys.executable, "-m", "carbook_cli", *args],
-            capture_output=True,
-            text=True,
-            timeout=180,
-            env={**os.environ, **self.env},
-        )
-
-    def login_admin(self) -> None:
-        result = self("auth", "login", "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD)
-        assert result.exit_code == 0, result.output
-
-    def login_new_user(self) -> str:
-        email = unique_email("cli")
-        with carbook_for(self.stack) as cb:
-            cb.auth.sign_up(email, "correct-horse-9")
-        result = self("auth", "login", "--email", email, "--password", "correct-horse-9")
-        assert result.exit_code == 0, result.output
-        return email
-
-    def state(self) -> tuple[Any, ...]:
-        with stack_db(self.stack) as conn:
-            rows = tuple(
-                conn.execute(q).fetchall()
-                for q in (
-                    "select id, make, model, year, price_in_paise, currency, is_published, booking_status,"
-                    " booked_by, image_path, ref from public.cars order by id",
-                    "select count(*) from public.audit_logs",
-                    "select bucket_id, name from storage.objects order by 1, 2",
-                    "select count(*) from auth.users",
-                    "select user_id from public.user_roles order by 1",
-                )
-            )
-        files = sorted(p.name for p in (self.stack.settings.storage_dir / "objects").glob("*"))
-        return (*rows, files)
-
-
-@pytest.fixture
-def cli(stack: LocalStack, tmp_path: Path) -> Iterator[Cli]:
-    yield Cli(stack, tmp_path / "config")
-
-
-@pytest.fixture
-def image(tmp_path: Path) -> Path:
-    path = tmp_path / "car.png"
-    path.write_bytes(PNG)
-    return path
-
-
-def _add(cli: Cli, image: Path, *extra: str) -> dict[str, Any]:
-    data: dict[str, Any] = cli.json(
-        "cars", "add", "--make", "Kia", "--model", "Sonet", "--year", "2023", "--price", "999.50",
-        "--currency", "INR", "--image", str(image), *extra,
-    )  # fmt: skip
-    return data
+from .conftest import ALREADY, Cli, add_car
 
 
 # auth -----------------------------------------------------------------------------------
@@ -164,7 +70,7 @@ def test_cars_list_bad_input(cli: Cli) -> None:
 
 def test_cars_list_all_filters(cli: Cli, image: Path) -> None:
     cli.login_admin()
-    hidden = _add(cli, image)
+    hidden = add_car(cli, image)
     data = cli.json("cars", "list", "--all", "--unpublished", "--limit", "1000")
     assert hidden["id"] in {c["id"] for c in data["items"]}
     assert all(not c["is_published"] for c in data["items"])
@@ -185,7 +91,7 @@ def test_cars_show(cli: Cli) -> None:
 
 def test_cars_add_and_its_bad_input(cli: Cli, image: Path, tmp_path: Path) -> None:
     cli.login_admin()
-    car = _add(cli, image, "--publish", "--ref", "cli-add-1")
+    car = add_car(cli, image, "--publish", "--ref", "cli-add-1")
     assert (car["price_in_paise"], car["currency"], car["is_published"], car["ref"]) == (
         99950,
         "INR",
@@ -243,7 +149,7 @@ def test_cars_add_as_non_admin_changes_nothing(cli: Cli, image: Path) -> None:
 
 def test_cars_update_publish_unpublish(cli: Cli, image: Path, tmp_path: Path) -> None:
     cli.login_admin()
-    car = _add(cli, image)
+    car = add_car(cli, image)
     updated = cli.json("cars", "update", car["id"], "--price", "1200", "--model", "Sonet X")
     assert (updated["price_in_paise"], updated["currency"], updated["model"]) == (120000, "INR", "Sonet X")
     jpy = cli.json("cars", "update", car["id"], "--price", "15000", "--currency", "JPY")
@@ -348,7 +254,7 @@ def test_cars_import_bad_files(cli: Cli, tmp_path: Path) -> None:
 # booking ----------------------------------------------------------------------------------
 def test_book_mine_and_the_lost_race(cli: Cli, image: Path, stack: LocalStack, tmp_path: Path) -> None:
     cli.login_admin()
-    car = _add(cli, image, "--publish")
+    car = add_car(cli, image, "--publish")
     cli.login_new_user()
     booked = cli("book", car["id"])
     assert booked.exit_code == 0 and "Booked" in booked.stdout
@@ -382,7 +288,7 @@ def test_book_bad_input(cli: Cli) -> None:
 
 def test_race(cli: Cli, image: Path) -> None:
     cli.login_admin()
-    car = _add(cli, image, "--publish")
+    car = add_car(cli, image, "--publish")
     data = cli.json("race", car["id"], "--clients", "8")
     assert (data["winners"], data["losers"], data["errors"]) == (1, 7, 0)
     assert {r["message"] for r in data["results"] if r["code"] == "already_booked"} == {ALREADY}
@@ -405,7 +311,7 @@ def test_race_bad_input_creates_no_users(cli: Cli) -> None:
 # audit and admin ----------------------------------------------------------------------------
 def test_audit_list(cli: Cli, image: Path) -> None:
     cli.login_admin()
-    car = _add(cli, image)
+    car = add_car(cli, image)
     cli("cars", "publish", car["id"])
     rows = cli.json("audit", "list", "--car", car["id"], "--actor", ADMIN_EMAIL)["items"]
     assert [r["action"] for r in rows] == ["car.update", "car.insert"]
@@ -471,7 +377,7 @@ def test_every_group_as_a_real_subprocess(cli: Cli, image: Path) -> None:
 
 def test_markup_and_huge_numbers_in_input_are_just_text(cli: Cli, image: Path) -> None:
     cli.login_admin()
-    car = _add(cli, image, "--publish")
+    car = add_car(cli, image, "--publish")
     with stack_db(cli.stack) as conn:
         conn.execute(
             "update public.cars set make = '[/x] [bold]Tata', currency = 'XAU' where id = %s", (car["id"],)
@@ -538,7 +444,7 @@ def test_a_non_admin_is_refused_on_every_admin_command(cli: Cli, image: Path, tm
     """Signed in as a plain user, and without the secret key for `admin`: every admin
     command is refused with a clear message and changes nothing, not even the audit log."""
     cli.login_admin()
-    car = _add(cli, image)["id"]
+    car = add_car(cli, image)["id"]
     email = cli.login_new_user()
     csv = tmp_path / "cars.csv"
     csv.write_text(f"ref,make,model,year,price,currency,image\nNA-1,Kia,Seltos,2024,10.00,INR,{image.name}\n")
@@ -594,7 +500,7 @@ def test_cars_update_fields_and_image_change_together_or_not_at_all(
     cli: Cli, image: Path, tmp_path: Path
 ) -> None:
     cli.login_admin()
-    car = _add(cli, image)
+    car = add_car(cli, image)
     other = tmp_path / "other.png"
     other.write_bytes(PNG + b"other")
     with stack_db(cli.stack) as conn:

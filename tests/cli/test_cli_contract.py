@@ -15,32 +15,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import typer
 from typer.testing import CliRunner
 
 from carbook_cli import app
 from carbook_stack.manager import LocalStack
-from tests.helpers import ADMIN_EMAIL, PNG, carbook_for
+from tests.helpers import ADMIN_EMAIL, carbook_for
 
 from ..factories import make_cars, stack_db
-from .test_cli import ALREADY, Cli, _add
+from .conftest import ALREADY, Cli, add_car
 
 runner = CliRunner()
 DRIVER_EMAIL, DRIVER_PASSWORD = "driver@carbook.local", "carbook-driver"
 SEEDED_BOOKED_CAR = "10000000-0000-4000-8000-000000000008"  # supabase/seed.sql: "One car is already taken."
-
-
-@pytest.fixture
-def cli(stack: LocalStack, tmp_path: Path) -> Iterator[Cli]:
-    yield Cli(stack, tmp_path / "config")
-
-
-@pytest.fixture
-def image(tmp_path: Path) -> Path:
-    path = tmp_path / "car.png"
-    path.write_bytes(PNG)
-    return path
 
 
 def _one_line(stderr: str) -> str:
@@ -185,7 +172,7 @@ def _racers(stack: LocalStack) -> int:
 
 def test_race_deletes_its_users_but_the_winner_and_a_driver_loses_with_exit_7(cli: Cli, image: Path) -> None:
     cli.login_admin()
-    car = _add(cli, image, "--publish")
+    car = add_car(cli, image, "--publish")
     # A signed-in driver races: the race's users are its own, whoever is signed in.
     assert cli("auth", "login", "--email", DRIVER_EMAIL, "--password", DRIVER_PASSWORD).exit_code == 0
     racers = _racers(cli.stack)
@@ -249,7 +236,7 @@ def _at_80(cli: Cli, *args: str) -> str:
 
 def test_tables_are_readable_at_80_columns(cli: Cli, image: Path) -> None:
     cli.login_admin()
-    car = _add(cli, image, "--publish")
+    car = add_car(cli, image, "--publish")
     cli("cars", "update", car["id"], "--model", "Sonet Gravity Edition")
     # The oldest cars first: the seed's, one of them booked, one with a two-word make.
     listing = _at_80(cli, "cars", "list", "--all", "--limit", "12")

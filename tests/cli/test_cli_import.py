@@ -14,26 +14,17 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from carbook_stack.manager import LocalStack
 from tests.helpers import PNG
 
 from ..factories import stack_db
-from .test_cli import Cli
+from .conftest import Cli
 
 ORPHANS = """select count(*) from storage.objects o
               where o.bucket_id = 'car-images'
                 and not exists (select 1 from public.cars c where c.image_path = o.name)"""
 HEADER = "ref,make,model,year,price,currency,image,published"
-
-
-@pytest.fixture
-def cli(stack: LocalStack, tmp_path: Path) -> Iterator[Cli]:
-    yield Cli(stack, tmp_path / "config")
 
 
 def _images(folder: Path) -> Path:

@@ -97,3 +97,30 @@ def test_raw_driver_error_is_a_check_violation(db: Db) -> None:
     car = create_car(db)
     with db.connect() as conn, pytest.raises(psycopg.errors.CheckViolation):
         conn.execute("update public.cars set price_in_paise = -5 where id = %s", (car,))
+
+
+def test_the_ops_path_says_what_the_rest_path_says_never_a_constraint_name(db: Db) -> None:
+    """One set of human messages for a violation, whichever path met it."""
+    from carbook_sdk.errors import ConflictError
+
+    with db.connect() as conn:
+        conn.execute(
+            "insert into public.cars (make, model, year, image_path, ref) values ('A', 'B', 2020, 'x.png', 'dup-1')"
+        )
+        before = _snapshot(db)
+        with pytest.raises(ConflictError) as taken, wrap_db_errors():
+            conn.execute(
+                "insert into public.cars (make, model, year, image_path, ref) values ('A', 'B', 2020, 'x.png', 'dup-1')"
+            )
+        with pytest.raises(ValidationError) as missing, wrap_db_errors():
+            conn.execute("insert into public.cars (model, year, image_path) values ('B', 2020, 'x.png')")
+        with pytest.raises(ValidationError) as dangling, wrap_db_errors():
+            conn.execute(
+                "insert into public.user_roles (user_id, role) values ('00000000-0000-4000-8000-00000000dead', 'admin')"
+            )
+    assert str(taken.value) == "a car with ref dup-1 already exists"
+    assert str(missing.value) == "make is required"
+    assert str(dangling.value) == "a value in user_roles refers to a row that does not exist"
+    for err in (taken.value, missing.value, dangling.value):
+        assert "_key" not in str(err) and "constraint" not in str(err) and "fkey" not in str(err)
+    assert _snapshot(db) == before

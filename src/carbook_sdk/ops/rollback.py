@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
-from ..errors import CarbookError, NotMigratedError, RollbackRefusedError, ValidationError
+from ..errors import CarbookError, ConfigurationError, NotMigratedError, RollbackRefusedError, ValidationError
 from .backups import (
     ATOMIC_BOOKING_VERSION,
     BOOKING_COLUMNS,
@@ -25,12 +26,36 @@ from .connection import Model
 from .migrations import Migrations
 from .translate import wrap_db_errors
 
-__all__ = ["ATOMIC_BOOKING_VERSION", "RestoreResult", "Rollback", "RollbackPlan", "RollbackResult"]
+__all__ = [
+    "ATOMIC_BOOKING_VERSION",
+    "RestoreResult",
+    "Rollback",
+    "RollbackPlan",
+    "RollbackResult",
+    "undone_versions",
+]
 
-#: Later migrations that build on the feature (they redefine its function and policies):
-#: rolling the feature back undoes them too, so a later `migrate` re-applies them after it.
-DEPENDENT_VERSIONS = ("20250920000000", "20250921000000")
 ROLLBACK_FILE = "20250916010001_rollback_atomic_booking_implementation.sql"
+#: The rollback file's first line names every migration it undoes: the feature's, and the
+#: later ones that build on it (they redefine its function and policies), so a later
+#: `migrate` re-applies them all. A test fails when a migration touching the feature is
+#: missing from it.
+_UNDOES = re.compile(r"\A-- carbook: undoes ((?:\d{14} ?)+)\n")
+
+
+def undone_versions(script: str) -> tuple[str, ...]:
+    """The versions a rollback script's header says it undoes.
+
+    Raises:
+        ConfigurationError: the script has no ``-- carbook: undoes VERSION …`` first line.
+    """
+    m = _UNDOES.match(script)
+    if m is None:
+        raise ConfigurationError(
+            f"{ROLLBACK_FILE} does not start with `-- carbook: undoes VERSION ...`: "
+            "it must name the migrations it undoes"
+        )
+    return tuple(m.group(1).split())
 
 
 class RollbackPlan(Model):
@@ -69,6 +94,10 @@ class Rollback(Migrations):
     def _rollback_path(self) -> Path:
         return self.project_dir / "rollbacks" / ROLLBACK_FILE
 
+    def undone(self) -> tuple[str, ...]:
+        """The migrations the rollback undoes (its file's header), the feature's first."""
+        return undone_versions(self._rollback_path().read_text(encoding="utf-8"))
+
     def _plan(self, conn: psycopg.Connection[Any]) -> RollbackPlan:
         applied = ATOMIC_BOOKING_VERSION in self._applied(conn)
         has_columns = conn.execute(
@@ -95,8 +124,7 @@ class Rollback(Migrations):
                 "drop indexes cars_available_listing_idx, cars_booked_by_idx",
                 "drop columns " + ", ".join(BOOKING_COLUMNS) + " and their constraints",
                 "restore the original cars policies, audit trigger function and admin test",
-                f"remove migrations {', '.join((ATOMIC_BOOKING_VERSION, *DEPENDENT_VERSIONS))}"
-                " from supabase_migrations.schema_migrations",
+                f"remove migrations {', '.join(self.undone())} from supabase_migrations.schema_migrations",
             ),
         )
 
@@ -140,7 +168,7 @@ class Rollback(Migrations):
             conn.execute(script)
             conn.execute(
                 "delete from supabase_migrations.schema_migrations where version = any(%s)",
-                ([ATOMIC_BOOKING_VERSION, *DEPENDENT_VERSIONS],),
+                (list(undone_versions(script)),),
             )
             conn.execute("notify pgrst, 'reload schema'")  # delivered at commit
         return RollbackResult(plan=plan, backup_path=backup_path, backed_up_cars=count)

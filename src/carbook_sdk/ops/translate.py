@@ -8,8 +8,15 @@ from collections.abc import Iterator
 
 import psycopg
 
-from .._translate import INVALID_TEXT, constraint_message
-from ..errors import AccessDeniedError, CarbookConnectionError, CarbookError, DatabaseError, ValidationError
+from .._translate import INVALID_TEXT, constraint_message, unique_constraint, unique_message
+from ..errors import (
+    AccessDeniedError,
+    CarbookConnectionError,
+    CarbookError,
+    ConflictError,
+    DatabaseError,
+    ValidationError,
+)
 
 __all__ = ["translate_db_error", "wrap_db_errors"]
 
@@ -41,7 +48,18 @@ def translate_db_error(exc: psycopg.Error, *, url: str | None = None) -> Carbook
         if m:
             return ValidationError(f"not a valid {m.group(1)}: {m.group(2)!r}")
         return ValidationError(primary)
-    if sqlstate in {"23502", "23503", "23505", "22001", "22003", "22007", "22008"}:
+    # The same human messages as for the REST path (``_translate``): never a constraint name.
+    if sqlstate == "23505":  # unique_violation
+        name = (diag.constraint_name if diag is not None else None) or unique_constraint(primary)
+        return ConflictError(unique_message(name, detail), status=409, constraint=name)
+    if sqlstate == "23502":  # not_null_violation
+        column = diag.column_name if diag is not None else None
+        return ValidationError(f"{column} is required" if column else primary)
+    if sqlstate == "23503":  # foreign_key_violation
+        table = diag.table_name if diag is not None else None
+        where = f" in {table}" if table else ""
+        return ValidationError(f"a value{where} refers to a row that does not exist", detail=detail)
+    if sqlstate in {"22001", "22003", "22007", "22008"}:
         return ValidationError(primary, detail=detail, hint=hint)
     if sqlstate == "42501":  # insufficient_privilege, including RLS violations
         return AccessDeniedError(primary, status=403, detail=detail, hint=hint)

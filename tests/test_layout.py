@@ -1,0 +1,28 @@
+"""The test suite's own layout rules: no test module imports another (shared helpers
+live in a conftest.py or tests/factories.py, tests/helpers.py)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+TESTS = Path(__file__).resolve().parent
+
+
+def test_no_test_module_imports_another() -> None:
+    offenders = []
+    for path in sorted(TESTS.rglob("test_*.py")):
+        if "node_modules" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                last = node.module.rsplit(".", 1)[-1]
+                if last.startswith("test_"):
+                    offenders.append(f"{path.relative_to(TESTS)} imports {node.module}")
+            elif isinstance(node, ast.Import):
+                offenders += [
+                    f"{path.relative_to(TESTS)} imports {a.name}"
+                    for a in node.names
+                    if a.name.rsplit(".", 1)[-1].startswith("test_")
+                ]
+    assert offenders == []
