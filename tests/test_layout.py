@@ -26,3 +26,18 @@ def test_no_test_module_imports_another() -> None:
                     if a.name.rsplit(".", 1)[-1].startswith("test_")
                 ]
     assert offenders == []
+
+
+def test_no_module_of_the_packages_imports_a_private_name_of_another() -> None:
+    root = TESTS.parent
+    offenders = []
+    for folder in (root / "src", root / "cli"):
+        for path in sorted(folder.rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom):
+                    offenders += [
+                        f"{path.relative_to(root)}: {a.name} from {node.module}"
+                        for a in node.names
+                        if a.name.startswith("_") and not a.name.startswith("__")
+                    ]
+    assert offenders == []

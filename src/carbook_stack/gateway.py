@@ -51,6 +51,7 @@ __all__ = [
     "endpoint",
     "load_json",
     "main",
+    "read_limited",
 ]
 
 log = logging.getLogger(__name__)
@@ -265,7 +266,7 @@ def bearer_of(request: Request) -> str:
     return gateway(request).key_jwts.get(key, key)
 
 
-async def _read_limited(request: Request, limit: int) -> bytes | None:
+async def read_limited(request: Request, limit: int) -> bytes | None:
     """The request body, or None when it is larger than ``limit`` (read no further)."""
     chunks: list[bytes] = []
     size = 0

@@ -23,10 +23,10 @@ from .users import (
     user_json,
 )
 
-__all__ = ["admin_create_user", "admin_list_users", "admin_user"]
+__all__ = ["admin_caller", "admin_create_user", "admin_list_users", "admin_user"]
 
 
-def _admin_caller(request: Request, gw: Gateway) -> Caller:
+def admin_caller(request: Request, gw: Gateway) -> Caller:
     caller = caller_of(request, gw)
     if not caller.is_service_role:
         raise AuthError(403, "not_admin", "User not allowed")
@@ -34,7 +34,7 @@ def _admin_caller(request: Request, gw: Gateway) -> Caller:
 
 
 async def admin_create_user(request: Request, gw: Gateway) -> Response:
-    _admin_caller(request, gw)
+    admin_caller(request, gw)
     body = await json_body(request)
     email = check_email(body.get("email"))
     password = body.get("password")
@@ -70,7 +70,7 @@ def _int_param(request: Request, name: str, default: int, maximum: int) -> int:
 
 
 async def admin_list_users(request: Request, gw: Gateway) -> Response:
-    _admin_caller(request, gw)
+    admin_caller(request, gw)
     page = _int_param(request, "page", 1, 1_000_000)
     per_page = _int_param(request, "per_page", 50, 1000)
     async with gw.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
@@ -96,7 +96,7 @@ def _uuid_param(request: Request) -> uuid.UUID:
 
 
 async def admin_user(request: Request, gw: Gateway) -> Response:
-    _admin_caller(request, gw)
+    admin_caller(request, gw)
     user_id = _uuid_param(request)
     async with gw.connection() as conn:
         if request.method == "GET":

@@ -13,10 +13,10 @@ from ..gateway import (
     Gateway,
     InvalidInput,
     ServiceError,
-    _read_limited,
     bearer_of,
     database_unavailable,
     load_json,
+    read_limited,
 )
 from ..tokens import Caller, TokenError, verify_token
 
@@ -72,7 +72,7 @@ def error_response(request: Request, err: AuthError) -> JSONResponse:
 
 
 async def json_body(request: Request) -> dict[str, Any]:
-    raw = await _read_limited(request, MAX_JSON_BODY)
+    raw = await read_limited(request, MAX_JSON_BODY)
     if raw is None:
         raise AuthError(413, "request_too_large", "Request body too large")
     if not raw.strip():

@@ -24,9 +24,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from ..gateway import Gateway
-from .admin import _admin_caller
+from .admin import admin_caller
 from .http import AuthError, json_body
-from .sessions import _new_session
+from .sessions import new_session
 from .users import (
     check_email,
     check_metadata,
@@ -98,7 +98,7 @@ def _redirect_to(request: Request, body: dict[str, Any]) -> str:
 
 
 async def generate_link(request: Request, gw: Gateway) -> Response:
-    _admin_caller(request, gw)
+    admin_caller(request, gw)
     body = await json_body(request)
     requested = kind = body.get("type")
     email = check_email(body.get("email"))
@@ -249,7 +249,7 @@ async def verify(request: Request, gw: Gateway) -> Response:
         async with conn.transaction():
             spent, _ = await _spend(conn, vtype, str(hashed), message)
             user = await _apply(conn, spent)
-        return JSONResponse(await _new_session(gw, conn, user))
+        return JSONResponse(await new_session(gw, conn, user))
 
 
 async def _verify_link(request: Request, gw: Gateway) -> Response:
@@ -271,7 +271,7 @@ async def _verify_link(request: Request, gw: Gateway) -> Response:
             async with conn.transaction():
                 spent, _ = await _spend(conn, vtype, hashed, EXPIRED_LINK)
                 user = await _apply(conn, spent)
-            session = await _new_session(gw, conn, user)
+            session = await new_session(gw, conn, user)
     except AuthError as err:
         fragment = urlencode(
             {"error": "access_denied", "error_code": err.code, "error_description": err.message, "sb": ""}

@@ -28,7 +28,7 @@ from .users import (
     user_json,
 )
 
-__all__ = ["get_user", "health", "logout", "settings", "signup", "token", "update_user"]
+__all__ = ["get_user", "health", "logout", "new_session", "settings", "signup", "token", "update_user"]
 
 
 def _user_caller(request: Request, gw: Gateway) -> Caller:
@@ -38,7 +38,7 @@ def _user_caller(request: Request, gw: Gateway) -> Caller:
     return caller
 
 
-async def _new_session(
+async def new_session(
     gw: Gateway, conn: psycopg.AsyncConnection[Any], user: dict[str, Any]
 ) -> dict[str, Any]:
     """A session row, a refresh token and an access token for ``user``."""
@@ -129,7 +129,7 @@ async def signup(request: Request, gw: Gateway) -> Response:
             # the address must be confirmed (here: by an admin, there is no mail) first.
             shown = user_json(user)
             return JSONResponse({**shown, "confirmation_sent_at": shown["created_at"]})
-        return JSONResponse(await _new_session(gw, conn, user))
+        return JSONResponse(await new_session(gw, conn, user))
 
 
 async def _signup_anonymously(gw: Gateway, body: dict[str, Any]) -> Response:
@@ -144,7 +144,7 @@ async def _signup_anonymously(gw: Gateway, body: dict[str, Any]) -> Response:
         user = await insert_user(
             conn, email=None, password_hash=None, confirmed=False, app_metadata={}, user_metadata=data
         )
-        return JSONResponse(await _new_session(gw, conn, user))
+        return JSONResponse(await new_session(gw, conn, user))
 
 
 async def token(request: Request, gw: Gateway) -> Response:
@@ -169,7 +169,7 @@ async def token(request: Request, gw: Gateway) -> Response:
         if found["email_confirmed_at"] is None:
             raise AuthError(400, "email_not_confirmed", "Email not confirmed")
         async with gw.connection() as conn:
-            return JSONResponse(await _new_session(gw, conn, found))
+            return JSONResponse(await new_session(gw, conn, found))
     if grant == "refresh_token":
         refresh = body.get("refresh_token")
         if not isinstance(refresh, str) or not refresh:

@@ -17,7 +17,7 @@ import psycopg
 from psycopg.rows import dict_row
 from starlette.requests import Request
 
-from ..gateway import MAX_JSON_BODY, Gateway, InvalidInput, _read_limited, bearer_of, load_json
+from ..gateway import MAX_JSON_BODY, Gateway, InvalidInput, bearer_of, load_json, read_limited
 from ..tokens import Caller, TokenError, verify_token
 from .errors import StorageError, bucket_not_found, invalid_request, unauthorized
 
@@ -124,7 +124,7 @@ async def public_bucket(gw: Gateway, bucket_id: str) -> dict[str, Any]:
 
 
 async def json_body(request: Request) -> dict[str, Any]:
-    raw = await _read_limited(request, MAX_JSON_BODY)
+    raw = await read_limited(request, MAX_JSON_BODY)
     if raw is None:
         raise StorageError("413", "Payload too large", "EntityTooLarge", "Request body too large")
     try:
