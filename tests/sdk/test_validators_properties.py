@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -199,3 +200,12 @@ def test_gateway_auth_email_and_password_checks(value: Any) -> None:
         assert exc.status in (400, 422)
         return
     assert email == email.strip().lower() and email.count("@") >= 1 and len(email) <= 255
+
+
+@pytest.mark.parametrize("value", ["\u00b2MiB", "\u0665MiB", "5\u00a0MiB\u0000", "1e3MiB", "-1MiB"])
+def test_parse_size_takes_ascii_digits_only(value: str) -> None:
+    from carbook_sdk.config import parse_size
+    from carbook_sdk.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="not a size"):
+        parse_size(value)
