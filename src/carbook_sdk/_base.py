@@ -70,7 +70,7 @@ def load_image(image: Path | str | bytes, *, max_bytes: int, allowed: tuple[str,
         raise ValidationError(f"{label} is empty")
     if len(data) > max_bytes:
         raise ImageTooLargeError(f"{label} is {len(data):,} bytes; the limit is {max_bytes:,}")
-    found = detect_image_type(data)
+    found = detect_image_type(data, allowed)
     if found is None or found[0] not in allowed:
         kinds = ", ".join(m.split("/")[1].upper() for m in allowed)
         raise UnsupportedImageTypeError(f"{label} is not a {kinds} image (checked by its content)")

@@ -209,3 +209,35 @@ def test_parse_size_takes_ascii_digits_only(value: str) -> None:
 
     with pytest.raises(ConfigurationError, match="not a size"):
         parse_size(value)
+
+
+@pytest.mark.parametrize(
+    ("head", "mime"),
+    [
+        (b"\xff\xd8\xff\xe0", "image/jpeg"),
+        (b"\x89PNG\r\n\x1a\n", "image/png"),
+        (b"RIFF\x00\x00\x00\x00WEBPVP8 ", "image/webp"),
+        (b"GIF89a\x01\x00", "image/gif"),
+        (b"GIF87a\x01\x00", "image/gif"),
+        (b"\x00\x00\x00\x1cftypavif", "image/avif"),
+        (b"\x00\x00\x00\x18ftypheic", "image/heic"),
+        (b"BM\x00\x00", "image/bmp"),
+        (b"II*\x00", "image/tiff"),
+        (b"\x00\x00\x01\x00\x01\x00", "image/x-icon"),
+        (b'\xef\xbb\xbf<?xml version="1.0"?>', "image/svg+xml"),
+        (b'<svg xmlns="http://www.w3.org/2000/svg"/>', "image/svg+xml"),
+    ],
+)
+def test_every_type_a_bucket_may_allow_is_known_by_its_content(head: bytes, mime: str) -> None:
+    from carbook_sdk.media import detect_image_type
+
+    assert detect_image_type(head, (mime,))[0] == mime  # type: ignore[index]
+    assert detect_image_type(b"plain text", (mime,)) is None
+
+
+def test_an_icon_has_two_names_and_the_allowed_one_is_taken() -> None:
+    from carbook_sdk.media import detect_image_type
+
+    icon = b"\x00\x00\x01\x00\x01\x00"
+    assert detect_image_type(icon, ("image/vnd.microsoft.icon",)) == ("image/vnd.microsoft.icon", "ico")
+    assert detect_image_type(icon) == ("image/x-icon", "ico")

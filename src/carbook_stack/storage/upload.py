@@ -209,7 +209,10 @@ async def _receive(request: Request, gw: Gateway, bucket_id: str) -> Upload:
                 "415", "invalid_mime_type", "InvalidMimeType", f"mime type {mime} is not supported"
             )
         declared = _base_type(upload.mimetype)
-        if declared in SNIFFED_TYPES and (detect_image_type(upload.head) or ("",))[0] != declared:
+        if (
+            declared in SNIFFED_TYPES
+            and (detect_image_type(upload.head, (declared,)) or ("",))[0] != declared
+        ):
             # Stricter than hosted Storage, which trusts the declared type: an image bucket
             # here never holds bytes that are not the image they claim to be.
             raise StorageError(
