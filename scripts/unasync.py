@@ -4,7 +4,7 @@
     python scripts/unasync.py --check  # exit 1 if any file there is out of date
 
 Every ``.py`` file of ``_async/`` becomes the file of the same name in ``_sync/``, by the
-rules below; ``tests/sdk/test_unasync.py`` runs the check.
+rules below; ``tests/unit/test_unasync.py`` runs the check.
 """
 
 from __future__ import annotations
