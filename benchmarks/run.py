@@ -5,7 +5,7 @@
 
 Each benchmark compares against a baseline measured in the same run (absolute numbers
 drift on a shared machine). Results go to benchmarks/results/latest.json and
-latest.md; the README carries the latest table. Nothing here is a test: speed is
+latest.md; docs/benchmarks.md carries the latest table. Nothing here is a test: speed is
 measured, never asserted.
 """
 
@@ -607,7 +607,7 @@ def targets(r: dict[str, Any]) -> list[tuple[str, str, bool]]:
             start["cold_s"] < 10 and start["warm_s"] < 3,
         ),
         (
-            "`carbook cars import` c=8 ≥ 2 x c=1 (else: the limit, explained in the README)",
+            "`carbook cars import` c=8 ≥ 2 x c=1 (else: the limit, explained in docs/benchmarks.md)",
             str(imp["c8_vs_c1"]),
             imp["c8_vs_c1"] >= 2,
         ),

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: set-up, lint (ruff), types (mypy --strict), then pytest against
-# a real PostgreSQL that the tests start on free ports in a folder of their own.
+# The whole test suite: set-up, lint (ruff), types (mypy --strict), the docs (mkdocs
+# --strict), then pytest against a real PostgreSQL that the tests start on free ports in
+# a folder of their own.
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -k rollback`.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -29,6 +30,11 @@ status=0
 .venv/bin/ruff format --check src cli tests benchmarks scripts >/dev/null || {
   echo "ruff format: files need formatting (run .venv/bin/ruff format)"; status=1; }
 .venv/bin/mypy src/carbook_sdk src/carbook_stack cli/carbook_cli || status=1
+# The reference in docs/ (MkDocs, the SDK's API from its docstrings): any warning fails.
+site="$(mktemp -d)"
+NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet --site-dir "$site" || {
+  echo "mkdocs build --strict failed: fix the docs above"; status=1; }
+rm -rf "$site"
 .venv/bin/python -m pytest "$@"
 rc=$?
 [ $rc -ne 0 ] && status=$rc

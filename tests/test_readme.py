@@ -1,4 +1,5 @@
-"""The README's SDK tours are executed against the stack: the docs cannot rot."""
+"""The SDK tours of the docs, and the README's taste, are executed against the stack:
+the docs cannot rot."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ from carbook_stack.manager import LocalStack
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
+SDK_DOCS = (ROOT / "docs" / "sdk.md").read_text()
 
 
-def _tour(title: str) -> str:
-    section = README.split(f"### {title}\n", 1)[1]
+def _tour(title: str, text: str = SDK_DOCS, level: str = "##") -> str:
+    section = text.split(f"{level} {title}\n", 1)[1]
     match = re.search(r"```python\n(.*?)```", section, re.S)
     assert match, title
     return match.group(1)
@@ -31,7 +33,7 @@ def _run(code: str, stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.chdir(ROOT)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        exec(compile(code, "README.md", "exec"), {"__name__": "__readme__"})
+        exec(compile(code, "docs", "exec"), {"__name__": "__readme__"})
     return out.getvalue()
 
 
@@ -50,3 +52,9 @@ def test_async_tour(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> None:
     assert re.search(r"^\d+ more$", out, re.M)
     assert len([line for line in out.splitlines() if "₹" in line or "¥" in line or "$" in line]) >= 5
     assert os.environ.get("SUPABASE_URL") == stack.settings.api_url
+
+
+def test_the_readme_taste_is_the_sync_tour() -> None:
+    """The README shows the docs' sync tour, which test_sync_tour runs (its users can sign
+    up once per stack, so it runs once)."""
+    assert _tour("A taste", README) == _tour("Tour (sync)")

@@ -95,7 +95,7 @@ def new_table(*headers: str, **options: Any) -> Table:
 
 #: `book` lost, or `race` had no winner: the car was already booked.
 EXIT_ALREADY_BOOKED = 7
-#: Exit codes by error family (the README's table). The first match wins.
+#: Exit codes by error family (the table in docs/cli.md). The first match wins.
 EXIT_CODES: tuple[tuple[type[CarbookError], int], ...] = (
     (CarAlreadyBookedError, EXIT_ALREADY_BOOKED),
     (CarNotPublishedError, 6),

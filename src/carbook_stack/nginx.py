@@ -224,7 +224,7 @@ def render_config(settings: StackSettings, folder: Path) -> str:
     # As root, workers would drop to `nobody` and could not write the temp folders here.
     user = "user root root;\n" if os.geteuid() == 0 else ""
     # One worker: on a small machine nginx shares the cores with PostgREST, PostgreSQL and
-    # the app, and a second worker measured slower, not faster (wrk, README's benchmarks).
+    # the app, and a second worker measured slower, not faster (wrk, docs/benchmarks.md).
     return f"""# Written by carbook's local stack at every start: edit supabase/config.toml instead.
 {user}worker_processes 1;
 daemon off;
