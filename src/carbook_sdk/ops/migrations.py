@@ -408,15 +408,17 @@ class Migrations(Connection):
         restored_file: Path | None = None
         cars_without_backup = 0
         with self.connect() as conn:
-            outside: Migration | None = None
+            first = True
             while True:
+                outside: Migration | None = None
+                applied_now = False
                 with wrap_db_errors(), self._locked(conn):
-                    if not done and outside is None:
+                    if first:
                         drift = self._status(conn, files).drift_error()
                         if drift is not None and not ignore_drift:
                             raise drift
                         platform = self._ensure_platform(conn)
-                    outside = None
+                        first = False
                     applied = self._applied(conn)
                     for m in files:
                         if m.version in applied:
@@ -444,7 +446,8 @@ class Migrations(Connection):
                                 conn, m, backups, restore
                             )
                         done.append(m)
-                    if done:
+                        applied_now = True
+                    if applied_now:
                         # Delivered at the commit, once per transaction: one schema-cache
                         # reload for PostgREST when everything is there.
                         conn.execute("notify pgrst, 'reload schema'")
