@@ -5,7 +5,7 @@
 
 Each benchmark compares against a baseline measured in the same run (absolute numbers
 drift on a shared machine). Results go to benchmarks/results/latest.json and
-latest.md; docs/benchmarks.md carries the latest table. Nothing here is a test: speed is
+latest.md (docs/benchmarks.md includes it; `--only NAME` replaces those rows). Nothing here is a test: speed is
 measured, never asserted.
 """
 
@@ -480,8 +480,10 @@ def bench_import(stack: LocalStack, sizes: Sizes) -> dict[str, Any]:
 def markdown(r: dict[str, Any]) -> str:
     race, tp, listing, start, imp = r["race"], r["throughput"], r["listing"], r["startup"], r["import"]
     hot, http = r["hot_car"], r["http"]
-    lines = [
-        f"Run {r['date']} on {r['machine']} with `{r['command']}`.",
+    lines = [f"Run {r['date']} on {r['machine']} with `{r['command']}`."]
+    for part, run in r.get("later", {}).items():
+        lines.append(f"The {part} rows are from a later run, {run['date']}, with `{run['command']}`.")
+    lines += [
         "",
         "| benchmark | result | baseline in the same run |",
         "|---|---|---|",
@@ -649,9 +651,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results", help="where results go")
     parser.add_argument(
         "--only", action="append", choices=["race", "http_race", "throughput", "hot_car", "http", "import", "startup", "listing"],
-        help="run just these (repeatable); the report is printed, not written",
+        help="run just these (repeatable); their rows replace the same rows of the last report",
     )  # fmt: skip
+    parser.add_argument(
+        "--render", action="store_true", help="write latest.md again from latest.json, running nothing"
+    )
     args = parser.parse_args(argv)
+    if args.render:
+        report = json.loads((args.out / "latest.json").read_text())
+        (args.out / "latest.md").write_text(markdown(report))
+        return 0
     sizes = TINY if args.tiny else Sizes()
     if args.only and os.environ.get("CARBOOK_BENCH_TP_CARS"):
         sizes = Sizes(
@@ -676,11 +685,25 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": round(time.perf_counter() - began, 1),
         **results,
     }
+    name = "tiny" if args.tiny else "latest"
     if args.only:
+        # One part measured again: its rows replace the same rows of the last full run, and
+        # the report says which rows are from which run.
         print(json.dumps(results, indent=2))
+        try:
+            previous = json.loads((args.out / f"{name}.json").read_text())
+        except (OSError, ValueError):
+            return 0  # nothing to merge into: only a full run writes a report
+        command = "bash scripts/bench.sh " + " ".join(f"--only {n}" for n in args.only)
+        later = {
+            **previous.get("later", {}),
+            **{n: {"date": report["date"], "command": command} for n in results},
+        }
+        report = {**previous, **results, "later": later}
+        (args.out / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
+        (args.out / f"{name}.md").write_text(markdown(report))
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
-    name = "tiny" if args.tiny else "latest"
     (args.out / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
     (args.out / f"{name}.md").write_text(markdown(report))
     print(markdown(report))

@@ -114,6 +114,33 @@ EXIT_FAILED = 1
 EXIT_CHECKS_FAILED = EXIT_FAILED
 #: `stack status`: a part is down.
 EXIT_STACK_DOWN = 11
+#: What each exit code means, for people: docs/cli.md's table is generated from it (cog).
+EXIT_MEANINGS: dict[str, str] = {
+    "0": "success",
+    "1": "`db verify` found a failing check, `cars import` had failed rows or rows whose `ref` exists "
+    "with other data (without `--update`), a race had two winners or errors, you said no, or anything "
+    "else unexpected (a stack that cannot start, a Storage error without a family)",
+    "2": "the command line's own shape: an unknown option, a missing argument, two options that exclude "
+    "each other",
+    "3": "invalid input: any bad value, whichever option it came in (`--year twenty`, `--limit 0`, "
+    "`--status bogus`, `--price abc`), a bad file, bad CSV rows",
+    "4": "cannot connect (stack or database down, wrong URL)",
+    "5": "permission denied (an admin command without the admin role)",
+    "6": "not found (no such car, or it is not published)",
+    "7": 'the car is already booked: "Already booked. Be fast next time." (`race`: nobody won, the car '
+    "was taken before it began)",
+    "8": "the database refused the operation (a failing migration, drift between history and migration "
+    "files, a database not migrated, a rolled-back feature with no backup left to put back)",
+    "9": "rollback refused: cars are booked (use `--force`)",
+    "10": "configuration problem (PostgreSQL or PostgREST not installed, bad settings, an API key the "
+    "project does not know)",
+    "11": "`stack status`: a part of the local stack is down",
+    "12": "not signed in, wrong email or password, or the session has ended",
+    "13": 'already exists (a user with that email; a car with that `ref`: "a car with ref fleet-001 '
+    'already exists")',
+    "130, 143": "stopped by Ctrl-C (SIGINT) or SIGTERM: `cars import` prints what was not started and "
+    "the command that resumes it; `race` deletes the users it had made first",
+}
 
 
 def fit_terminal() -> None:

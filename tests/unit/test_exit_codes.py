@@ -74,3 +74,19 @@ def test_the_cli_docs_document_every_code_used() -> None:
     table = (ROOT / "docs" / "cli.md").read_text()
     documented = {int(m) for m in re.findall(r"^\| (\d+) \|", table, flags=re.M)}
     assert set(EXPECTED.values()) <= documented
+
+
+def test_every_exit_code_has_a_meaning() -> None:
+    """docs/cli.md's table is generated from EXIT_MEANINGS: each code the CLI uses is in it."""
+    from carbook_cli import output
+
+    used = {code for _, code in output.EXIT_CODES} | {
+        0,
+        2,
+        output.EXIT_FAILED,
+        output.EXIT_STACK_DOWN,
+        output.EXIT_ALREADY_BOOKED,
+    }
+    meant = {int(code) for key in output.EXIT_MEANINGS for code in key.split(", ")}
+    assert used - meant == set()
+    assert {130, 143} <= meant
