@@ -18,7 +18,7 @@ __all__ = ["PARTS", "stack_cpu"]
 
 #: The stack's parts, by the pid file each writes (PostgreSQL: its postmaster.pid).
 PARTS = ("postgres", "postgrest", "app", "nginx")
-_PIDFILES = {"postgrest": "postgrest.pid", "app": "gateway.pid", "nginx": "nginx.pid"}
+_PIDFILES = {"postgrest": "postgrest.pid", "app": "app.pid", "nginx": "nginx.pid"}
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 

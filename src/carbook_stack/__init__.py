@@ -32,11 +32,13 @@ if _missing:
 
 if TYPE_CHECKING:
     from .local_postgres import LocalPostgres, find_pg_bindir, free_port, port_in_use
-    from .manager import LocalStack, StackConfigChangedError, StackInfo, StackStartError, StackStatus
+    from .errors import StackConfigChangedError, StackStartError
+    from .manager import LocalStack
+    from .status import StackInfo, StackStatus
     from .settings import StackSettings, load_settings
     from .tools import ensure_postgrest, find_postgrest, install_postgrest
 
-# Imported on first use: the gateway process (``python -m carbook_stack.gateway``) must
+# Imported on first use: the app process (``python -m carbook_stack.app``) must
 # not load the supervisor, and ``carbook --help`` must not load any of it.
 _LAZY: dict[str, str] = {
     "LocalPostgres": ".local_postgres",
@@ -44,10 +46,10 @@ _LAZY: dict[str, str] = {
     "free_port": ".local_postgres",
     "port_in_use": ".local_postgres",
     "LocalStack": ".manager",
-    "StackInfo": ".manager",
-    "StackStartError": ".manager",
-    "StackStatus": ".manager",
-    "StackConfigChangedError": ".manager",
+    "StackInfo": ".status",
+    "StackStartError": ".errors",
+    "StackStatus": ".status",
+    "StackConfigChangedError": ".errors",
     "find_postgrest": ".tools",
     "ensure_postgrest": ".tools",
     "install_postgrest": ".tools",

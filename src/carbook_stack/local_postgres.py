@@ -410,11 +410,6 @@ class LocalPostgres:
         if self.is_running():
             self._run(self._cmd("pg_ctl", "-D", str(self.pgdata), "-m", "immediate", "-w", "stop"))
 
-    def destroy(self) -> None:
-        """Stop the server and delete its folder."""
-        self.stop()
-        shutil.rmtree(self.data_dir, ignore_errors=True)
-
     def __enter__(self) -> LocalPostgres:
         self.start()
         return self

@@ -141,7 +141,7 @@ def test_postgrest_killed_mid_race(own_stack: LocalStack) -> None:
     own_stack.start()
 
     def kill_postgrest() -> None:
-        pid = own_stack._read_pid("postgrest")
+        pid = own_stack.postgrest.pid()
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
 

@@ -17,8 +17,8 @@ import httpx
 import jwt
 import pytest
 
-from carbook_stack.gateway import UNEXPECTED
 from carbook_stack.manager import LocalStack
+from carbook_stack.service import UNEXPECTED
 from tests.helpers import PNG, unique_email
 
 from ..factories import make_cars, make_users, stack_db
@@ -500,7 +500,7 @@ def test_no_case_reached_the_last_resort_handler(stack: LocalStack, keys: dict[s
     with httpx.Client(base_url=stack.settings.api_url, timeout=30) as client:
         for case in CASES:
             assert _send(client, stack, keys, case).status_code < 500, case.name
-    log = stack.settings.logs_dir / "gateway.log"
+    log = stack.app.log
     assert UNEXPECTED not in log.read_text(errors="replace")
 
 

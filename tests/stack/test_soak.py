@@ -41,8 +41,8 @@ def _rss_kib(pid: int) -> int:
 @pytest.mark.slow
 def test_a_minute_of_mixed_traffic(stack: LocalStack, report_measurement: Any) -> None:
     s = stack.settings
-    gateway_pid = stack._read_pid("gateway")
-    assert gateway_pid is not None
+    app_pid = stack.app.pid()
+    assert app_pid is not None
     tag = f"soak-{uuid.uuid4().hex[:8]}"
     emails = [email for _, email in make_users(stack, 24, tag, password=PASSWORD)]
     cars = make_cars(stack, 400, tag)
@@ -53,7 +53,7 @@ def test_a_minute_of_mixed_traffic(stack: LocalStack, report_measurement: Any) -
         admin = AsyncCarbook(s.api_url, s.anon_key, timeout=TIMEOUT)
         await admin.auth.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
         anon = AsyncCarbook(s.api_url, s.anon_key, timeout=TIMEOUT)
-        rss_start = _rss_kib(gateway_pid)
+        rss_start = _rss_kib(app_pid)
         ops: Counter[str] = Counter()
         failures: Counter[str] = Counter()
         slowest = 0.0
@@ -88,12 +88,12 @@ def test_a_minute_of_mixed_traffic(stack: LocalStack, report_measurement: Any) -
             await asyncio.gather(*(worker(n) for n in range(CONCURRENCY)))
         finally:
             await asyncio.gather(*(c.aclose() for c in [*users, admin, anon]))
-        return ops, failures, slowest, rss_start, _rss_kib(gateway_pid)
+        return ops, failures, slowest, rss_start, _rss_kib(app_pid)
 
     ops, failures, slowest, rss_start, rss_end = asyncio.run(soak())
     report_measurement(
         f"soak {SECONDS:.0f}s at concurrency {CONCURRENCY}: {dict(ops)}; slowest {slowest:.2f}s; "
-        f"gateway RSS {rss_start / 1024:.1f} MiB -> {rss_end / 1024:.1f} MiB"
+        f"app RSS {rss_start / 1024:.1f} MiB -> {rss_end / 1024:.1f} MiB"
     )
     assert dict(failures) == {}
     assert all(ops[k] > 0 for k in ("list", "book", "sign_in", "upload"))

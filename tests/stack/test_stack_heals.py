@@ -1,6 +1,6 @@
 """The stack heals: after its database restarts (cleanly or killed), `stack start` brings
-it back and the running gateway serves again without a single error; what a killed
-gateway left in storage is cleaned up at the next start."""
+it back and the running app serves again without a single error; what a killed
+app left in storage is cleaned up at the next start."""
 
 from __future__ import annotations
 
@@ -30,8 +30,8 @@ def healing() -> Iterator[LocalStack]:
         yield stack
 
 
-def _gateway_pid(stack: LocalStack) -> int:
-    pid = {p.name: p.pid for p in stack.status().parts}["gateway"]
+def _app_pid(stack: LocalStack) -> int:
+    pid = {p.name: p.pid for p in stack.status().parts}["app"]
     assert pid is not None
     return pid
 
@@ -60,22 +60,22 @@ def _admin_token(stack: LocalStack) -> str:
     return str(session.access_token)
 
 
-def test_after_a_database_restart_the_running_gateway_serves_without_errors(healing: LocalStack) -> None:
+def test_after_a_database_restart_the_running_app_serves_without_errors(healing: LocalStack) -> None:
     healing.start()
     token = _admin_token(healing)
     assert _traffic(healing, token, 20) == []  # the pool now holds connections
-    gateway = _gateway_pid(healing)
+    app = _app_pid(healing)
     healing.postgres.stop()
-    # Down, it is reported down, and the gateway's health says so rather than "ok".
+    # Down, it is reported down, and the app's health says so rather than "ok".
     parts = {p.name: p for p in healing.status().parts}
-    assert parts["database"].healthy is False and parts["gateway"].healthy is False
+    assert parts["database"].healthy is False and parts["app"].healthy is False
     health = httpx.get(
         f"{healing.settings.api_url}/auth/v1/health", params={"apikey": healing.settings.anon_key}
     )
     assert health.status_code == 503
     healing.start()
     assert healing.status().healthy
-    assert _gateway_pid(healing) == gateway  # the same gateway: its pool healed itself
+    assert _app_pid(healing) == app  # the same app: its pool healed itself
     assert _traffic(healing, token, 200) == []
 
 
@@ -96,7 +96,7 @@ def test_a_killed_postmaster_is_started_again_at_the_first_try(healing: LocalSta
     assert _traffic(healing, _admin_token(healing), 20) == []
 
 
-def test_start_removes_what_a_killed_gateway_left_in_storage(healing: LocalStack) -> None:
+def test_start_removes_what_a_killed_app_left_in_storage(healing: LocalStack) -> None:
     healing.start()
     admin = supabase_client(healing.settings.api_url, healing.settings.secret_key)
     name = f"heal/{uuid.uuid4().hex}.png"
@@ -104,8 +104,8 @@ def test_start_removes_what_a_killed_gateway_left_in_storage(healing: LocalStack
     objects = healing.settings.storage_dir / "objects"
     with stack_db(healing) as conn:
         kept: Any = {str(v) for (v,) in conn.execute("select version from storage.objects").fetchall()}
-    os.kill(_gateway_pid(healing), signal.SIGKILL)
-    # What a gateway killed mid-upload leaves: a temporary file, and bytes whose row never committed.
+    os.kill(_app_pid(healing), signal.SIGKILL)
+    # What an app killed mid-upload leaves: a temporary file, and bytes whose row never committed.
     (objects / f".upload-{uuid.uuid4()}").write_bytes(b"half an upload")
     (objects / str(uuid.uuid4())).write_bytes(PNG)
     lines: list[str] = []
@@ -116,6 +116,6 @@ def test_start_removes_what_a_killed_gateway_left_in_storage(healing: LocalStack
         healing.progress = None
     assert {f.name for f in objects.iterdir()} == kept
     assert any("removed 1 unfinished upload(s) and 1 file(s)" in line for line in lines), lines
-    assert "removed 1 unfinished upload(s)" in healing._log("gateway").read_text()
+    assert "removed 1 unfinished upload(s)" in healing.app.log.read_text()
     # Every object still downloads: nothing a row names was touched.
     assert admin.storage.from_(BUCKET).download(name) == PNG

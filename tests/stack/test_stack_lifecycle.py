@@ -91,7 +91,7 @@ def test_status_reports_a_dead_part_and_start_brings_it_back(own_stack: LocalSta
     assert {p.name: p.healthy for p in status.parts} == {
         "database": True,
         "postgrest": False,
-        "gateway": True,
+        "app": True,
         "nginx": True,
     }
     cli = _cli("stack", "status", "--state-dir", str(own_stack.settings.state_dir))

@@ -52,11 +52,11 @@ def down_stack() -> Iterator[LocalStack]:
         st.postgres.stop()
         assert not port_in_use(s.db_port, s.host)
         parts = {p.name: p for p in st.status().parts}
-        # The database, and only it, is down: PostgREST and the gateway run, though neither
+        # The database, and only it, is down: PostgREST and the app run, though neither
         # is healthy (ready) without it.
         assert not parts["database"].running
-        assert parts["postgrest"].running and parts["gateway"].running
-        assert not parts["gateway"].healthy
+        assert parts["postgrest"].running and parts["app"].running
+        assert not parts["app"].healthy
         yield st
 
 

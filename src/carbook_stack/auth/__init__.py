@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from ..gateway import endpoint
+from ..service import endpoint
 from .admin import admin_create_user, admin_list_users, admin_user
 from .http import AuthError
 from .keys import jwks

@@ -8,7 +8,7 @@ from psycopg.rows import dict_row
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..gateway import Gateway, ascii_int
+from ..service import AppState, ascii_int
 from ..tokens import Caller
 from .http import AuthError, caller_of, json_body
 from .users import (
@@ -26,26 +26,26 @@ from .users import (
 __all__ = ["admin_caller", "admin_create_user", "admin_list_users", "admin_user"]
 
 
-def admin_caller(request: Request, gw: Gateway) -> Caller:
-    caller = caller_of(request, gw)
+def admin_caller(request: Request, state: AppState) -> Caller:
+    caller = caller_of(request, state)
     if not caller.is_service_role:
         raise AuthError(403, "not_admin", "User not allowed")
     return caller
 
 
-async def admin_create_user(request: Request, gw: Gateway) -> Response:
-    admin_caller(request, gw)
+async def admin_create_user(request: Request, state: AppState) -> Response:
+    admin_caller(request, state)
     body = await json_body(request)
     email = check_email(body.get("email"))
     password = body.get("password")
-    hashed = await hash_password(check_password(gw, password)) if password is not None else None
+    hashed = await hash_password(check_password(state, password)) if password is not None else None
     user_id = None
     if body.get("id") is not None:
         try:
             user_id = uuid.UUID(str(body["id"]))
         except ValueError:
             raise AuthError(400, "validation_failed", "id must be a UUID") from None
-    async with gw.connection() as conn:
+    async with state.connection() as conn:
         row = await insert_user(
             conn,
             email=email,
@@ -69,11 +69,11 @@ def _int_param(request: Request, name: str, default: int, maximum: int) -> int:
     return min(value, maximum)
 
 
-async def admin_list_users(request: Request, gw: Gateway) -> Response:
-    admin_caller(request, gw)
+async def admin_list_users(request: Request, state: AppState) -> Response:
+    admin_caller(request, state)
     page = _int_param(request, "page", 1, 1_000_000)
     per_page = _int_param(request, "per_page", 50, 1000)
-    async with gw.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+    async with state.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             f"select {USER_COLUMNS} from auth.users order by created_at desc, id limit %s offset %s",
             (per_page, (page - 1) * per_page),
@@ -95,10 +95,10 @@ def _uuid_param(request: Request) -> uuid.UUID:
         raise AuthError(404, "user_not_found", "User not found") from None
 
 
-async def admin_user(request: Request, gw: Gateway) -> Response:
-    admin_caller(request, gw)
+async def admin_user(request: Request, state: AppState) -> Response:
+    admin_caller(request, state)
     user_id = _uuid_param(request)
-    async with gw.connection() as conn:
+    async with state.connection() as conn:
         if request.method == "GET":
             row = await fetch_user(conn, "id = %s", user_id)
             if row is None:
@@ -106,7 +106,7 @@ async def admin_user(request: Request, gw: Gateway) -> Response:
             return JSONResponse(user_json(row))
         if request.method == "PUT":
             body = await json_body(request)
-            return JSONResponse(user_json(await apply_user_changes(gw, conn, user_id, body, admin=True)))
+            return JSONResponse(user_json(await apply_user_changes(state, conn, user_id, body, admin=True)))
         cur = await conn.execute("delete from auth.users where id = %s", (user_id,))
         if cur.rowcount == 0:
             raise AuthError(404, "user_not_found", "User not found")

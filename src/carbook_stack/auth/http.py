@@ -8,9 +8,9 @@ import psycopg
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..gateway import (
+from ..service import (
     MAX_JSON_BODY,
-    Gateway,
+    AppState,
     InvalidInput,
     ServiceError,
     bearer_of,
@@ -88,11 +88,11 @@ async def json_body(request: Request) -> dict[str, Any]:
     return data
 
 
-def caller_of(request: Request, gw: Gateway) -> Caller:
+def caller_of(request: Request, state: AppState) -> Caller:
     token = bearer_of(request)
     if not token:
         raise AuthError(401, "no_authorization", "This endpoint requires a valid Bearer token")
     try:
-        return verify_token(token, gw.keys)
+        return verify_token(token, state.keys)
     except TokenError as exc:
         raise AuthError(403, "bad_jwt", f"invalid JWT: {exc}") from None

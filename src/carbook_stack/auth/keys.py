@@ -10,9 +10,9 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..gateway import Gateway
+from ..service import AppState
 
 
-async def jwks(request: Request, gw: Gateway) -> Response:
+async def jwks(request: Request, state: AppState) -> Response:
     # Keys change only with a restart; clients may cache the set for a while.
-    return JSONResponse(gw.keys.jwks(), headers={"Cache-Control": "public, max-age=600"})
+    return JSONResponse(state.keys.jwks(), headers={"Cache-Control": "public, max-age=600"})

@@ -23,7 +23,7 @@ from psycopg.types.json import Jsonb
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from ..gateway import Gateway
+from ..service import AppState
 from .admin import admin_caller
 from .http import AuthError, json_body
 from .sessions import new_session
@@ -97,8 +97,8 @@ def _redirect_to(request: Request, body: dict[str, Any]) -> str:
     return given if isinstance(given, str) and given.startswith(("http://", "https://")) else SITE_URL
 
 
-async def generate_link(request: Request, gw: Gateway) -> Response:
-    admin_caller(request, gw)
+async def generate_link(request: Request, state: AppState) -> Response:
+    admin_caller(request, state)
     body = await json_body(request)
     requested = kind = body.get("type")
     email = check_email(body.get("email"))
@@ -107,7 +107,7 @@ async def generate_link(request: Request, gw: Gateway) -> Response:
         raise AuthError(400, "validation_failed", f"Invalid email action link type requested: {kind}")
     data = check_metadata(body.get("data"), "data")
     new_email = check_email(body.get("new_email")) if kind.startswith("email_change") else None
-    async with gw.connection() as conn:
+    async with state.connection() as conn:
         user = await fetch_user(conn, "lower(email) = %s", email)
         if user is None and kind in ("recovery", "email_change_current", "email_change_new"):
             raise AuthError(404, "user_not_found", "User with this email not found")
@@ -119,7 +119,7 @@ async def generate_link(request: Request, gw: Gateway) -> Response:
             password = body.get("password")
             if requested == "magiclink":
                 password = secrets.token_urlsafe(48)[:64]
-            hashed = await hash_password(check_password(gw, password)) if kind == "signup" else None
+            hashed = await hash_password(check_password(state, password)) if kind == "signup" else None
             user = await insert_user(
                 conn,
                 email=email,
@@ -163,7 +163,7 @@ async def generate_link(request: Request, gw: Gateway) -> Response:
         fresh = await fetch_user(conn, "id = %s", user["id"])
     assert fresh is not None
     link = (
-        f"{gw.settings.api_url}/auth/v1/verify?token={quote(hashed_token)}"
+        f"{state.settings.api_url}/auth/v1/verify?token={quote(hashed_token)}"
         f"&type={LINK_TYPES[kind]}&redirect_to={quote(redirect, safe=':/')}"
     )
     return JSONResponse(
@@ -229,9 +229,9 @@ async def _apply(conn: psycopg.AsyncConnection[Any], token: dict[str, Any]) -> d
     return user
 
 
-async def verify(request: Request, gw: Gateway) -> Response:
+async def verify(request: Request, state: AppState) -> Response:
     if request.method == "GET":
-        return await _verify_link(request, gw)
+        return await _verify_link(request, state)
     body = await json_body(request)
     vtype, token, hashed = body.get("type"), body.get("token"), body.get("token_hash")
     if not isinstance(vtype, str) or not vtype:
@@ -245,14 +245,14 @@ async def verify(request: Request, gw: Gateway) -> Response:
         hashed, message = token_hash(email, str(token)), EXPIRED_OTP
     else:
         message = EXPIRED_LINK
-    async with gw.connection() as conn:
+    async with state.connection() as conn:
         async with conn.transaction():
             spent, _ = await _spend(conn, vtype, str(hashed), message)
             user = await _apply(conn, spent)
-        return JSONResponse(await new_session(gw, conn, user))
+        return JSONResponse(await new_session(state, conn, user))
 
 
-async def _verify_link(request: Request, gw: Gateway) -> Response:
+async def _verify_link(request: Request, state: AppState) -> Response:
     """A link from an email: a 303 to ``redirect_to`` with the session (or the error) in
     the fragment, as GoTrue's implicit flow answers."""
     q = request.query_params
@@ -267,11 +267,11 @@ async def _verify_link(request: Request, gw: Gateway) -> Response:
     if vtype not in VERIFIES or vtype == "email":
         raise AuthError(400, "validation_failed", "Unsupported verification type")
     try:
-        async with gw.connection() as conn:
+        async with state.connection() as conn:
             async with conn.transaction():
                 spent, _ = await _spend(conn, vtype, hashed, EXPIRED_LINK)
                 user = await _apply(conn, spent)
-            session = await new_session(gw, conn, user)
+            session = await new_session(state, conn, user)
     except AuthError as err:
         fragment = urlencode(
             {"error": "access_denied", "error_code": err.code, "error_description": err.message, "sb": ""}

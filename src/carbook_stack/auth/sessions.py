@@ -13,7 +13,7 @@ from psycopg.rows import dict_row
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..gateway import Gateway
+from ..service import AppState
 from ..tokens import Caller, issue_access_token
 from .http import AuthError, caller_of, json_body
 from .users import (
@@ -31,15 +31,15 @@ from .users import (
 __all__ = ["get_user", "health", "logout", "new_session", "settings", "signup", "token", "update_user"]
 
 
-def _user_caller(request: Request, gw: Gateway) -> Caller:
-    caller = caller_of(request, gw)
+def _user_caller(request: Request, state: AppState) -> Caller:
+    caller = caller_of(request, state)
     if caller.role != "authenticated" or not caller.user_id:
         raise AuthError(403, "bad_jwt", "invalid claim: missing sub claim")
     return caller
 
 
 async def new_session(
-    gw: Gateway, conn: psycopg.AsyncConnection[Any], user: dict[str, Any]
+    state: AppState, conn: psycopg.AsyncConnection[Any], user: dict[str, Any]
 ) -> dict[str, Any]:
     """A session row, a refresh token and an access token for ``user``."""
     session_id = uuid.uuid4()
@@ -55,45 +55,45 @@ async def new_session(
         await conn.execute("update auth.users set last_sign_in_at = now() where id = %s", (user["id"],))
     fresh = await fetch_user(conn, "id = %s", user["id"])
     assert fresh is not None
-    return _session_json(gw, fresh, str(session_id), refresh)
+    return _session_json(state, fresh, str(session_id), refresh)
 
 
-def _session_json(gw: Gateway, user: dict[str, Any], session_id: str, refresh: str) -> dict[str, Any]:
+def _session_json(state: AppState, user: dict[str, Any], session_id: str, refresh: str) -> dict[str, Any]:
     body = user_json(user)
     token, exp = issue_access_token(
-        keys=gw.keys,
+        keys=state.keys,
         user=body,
         session_id=session_id,
-        expires_in=gw.settings.jwt_expiry,
-        issuer=f"{gw.settings.api_url}/auth/v1",
+        expires_in=state.settings.jwt_expiry,
+        issuer=f"{state.settings.api_url}/auth/v1",
     )
     return {
         "access_token": token,
         "token_type": "bearer",
-        "expires_in": gw.settings.jwt_expiry,
+        "expires_in": state.settings.jwt_expiry,
         "expires_at": exp,
         "refresh_token": refresh,
         "user": body,
     }
 
 
-async def health(request: Request, gw: Gateway) -> Response:
+async def health(request: Request, state: AppState) -> Response:
     # Healthy means able to serve: the database is asked too (a 503 when it cannot answer).
-    async with gw.connection() as conn:
+    async with state.connection() as conn:
         await conn.execute("select 1")
     return JSONResponse({"version": "carbook-local", "name": "GoTrue", "description": "carbook local Auth"})
 
 
-async def settings(request: Request, gw: Gateway) -> Response:
+async def settings(request: Request, state: AppState) -> Response:
     return JSONResponse(
         {
             "external": {
                 "email": True,
                 "phone": False,
-                "anonymous_users": gw.settings.enable_anonymous_sign_ins,
+                "anonymous_users": state.settings.enable_anonymous_sign_ins,
             },
-            "disable_signup": not gw.settings.enable_signup,
-            "mailer_autoconfirm": not gw.settings.enable_confirmations,
+            "disable_signup": not state.settings.enable_signup,
+            "mailer_autoconfirm": not state.settings.enable_confirmations,
             "phone_autoconfirm": False,
             "sms_provider": "",
             "saml_enabled": False,
@@ -101,20 +101,20 @@ async def settings(request: Request, gw: Gateway) -> Response:
     )
 
 
-async def signup(request: Request, gw: Gateway) -> Response:
+async def signup(request: Request, state: AppState) -> Response:
     body = await json_body(request)
     if not body.get("email") and not body.get("phone"):
         # GoTrue routes a sign-up without email and phone (supabase-py's
         # sign_in_anonymously) to anonymous sign-in, before anything else is checked.
-        return await _signup_anonymously(gw, body)
-    if not gw.settings.enable_signup:
+        return await _signup_anonymously(state, body)
+    if not state.settings.enable_signup:
         raise AuthError(422, "signup_disabled", "Signups not allowed for this instance")
     email = check_email(body.get("email"))
-    password = check_password(gw, body.get("password"))
+    password = check_password(state, body.get("password"))
     data = check_metadata(body.get("data"), "data")
     hashed = await hash_password(password)
-    confirm_first = gw.settings.enable_confirmations
-    async with gw.connection() as conn:
+    confirm_first = state.settings.enable_confirmations
+    async with state.connection() as conn:
         user = await insert_user(
             conn,
             email=email,
@@ -129,32 +129,32 @@ async def signup(request: Request, gw: Gateway) -> Response:
             # the address must be confirmed (here: by an admin, there is no mail) first.
             shown = user_json(user)
             return JSONResponse({**shown, "confirmation_sent_at": shown["created_at"]})
-        return JSONResponse(await new_session(gw, conn, user))
+        return JSONResponse(await new_session(state, conn, user))
 
 
-async def _signup_anonymously(gw: Gateway, body: dict[str, Any]) -> Response:
+async def _signup_anonymously(state: AppState, body: dict[str, Any]) -> Response:
     """An anonymous user and their session: role ``authenticated``, ``is_anonymous`` in
     the user and the token, no email, no identity ([auth] enable_anonymous_sign_ins)."""
-    if not gw.settings.enable_anonymous_sign_ins:
+    if not state.settings.enable_anonymous_sign_ins:
         raise AuthError(422, "anonymous_provider_disabled", "Anonymous sign-ins are disabled")
-    if not gw.settings.enable_signup:
+    if not state.settings.enable_signup:
         raise AuthError(422, "signup_disabled", "Signups not allowed for this instance")
     data = check_metadata(body.get("data"), "data")
-    async with gw.connection() as conn:
+    async with state.connection() as conn:
         user = await insert_user(
             conn, email=None, password_hash=None, confirmed=False, app_metadata={}, user_metadata=data
         )
-        return JSONResponse(await new_session(gw, conn, user))
+        return JSONResponse(await new_session(state, conn, user))
 
 
-async def token(request: Request, gw: Gateway) -> Response:
+async def token(request: Request, state: AppState) -> Response:
     grant = request.query_params.get("grant_type")
     body = await json_body(request)
     if grant == "password":
         email, password = body.get("email"), body.get("password")
         if not isinstance(email, str) or not isinstance(password, str) or not email or not password:
             raise AuthError(400, "validation_failed", "missing email or phone")
-        async with gw.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        async with state.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(
                 "select id, encrypted_password, email_confirmed_at from auth.users"
                 " where lower(email) = lower(%s) and deleted_at is null",
@@ -168,13 +168,13 @@ async def token(request: Request, gw: Gateway) -> Response:
         assert found is not None
         if found["email_confirmed_at"] is None:
             raise AuthError(400, "email_not_confirmed", "Email not confirmed")
-        async with gw.connection() as conn:
-            return JSONResponse(await new_session(gw, conn, found))
+        async with state.connection() as conn:
+            return JSONResponse(await new_session(state, conn, found))
     if grant == "refresh_token":
         refresh = body.get("refresh_token")
         if not isinstance(refresh, str) or not refresh:
             raise AuthError(400, "validation_failed", "refresh_token required")
-        async with gw.connection() as conn:
+        async with state.connection() as conn:
             async with conn.transaction():
                 rcur = await conn.execute(
                     """update auth.refresh_tokens set revoked = true, updated_at = now()
@@ -224,14 +224,14 @@ async def token(request: Request, gw: Gateway) -> Response:
             user = await fetch_user(conn, "id = %s", user_id)
             if user is None:
                 raise AuthError(403, "user_not_found", "User from sub claim in JWT does not exist")
-            return JSONResponse(_session_json(gw, user, str(session_id), new_refresh))
+            return JSONResponse(_session_json(state, user, str(session_id), new_refresh))
     raise AuthError(400, "unsupported_grant_type", "unsupported_grant_type")
 
 
 async def _current_user(
-    request: Request, gw: Gateway, conn: psycopg.AsyncConnection[Any]
+    request: Request, state: AppState, conn: psycopg.AsyncConnection[Any]
 ) -> tuple[Caller, dict[str, Any]]:
-    caller = _user_caller(request, gw)
+    caller = _user_caller(request, state)
     session_id = caller.claims.get("session_id")
     if session_id:
         cur = await conn.execute("select 1 from auth.sessions where id::text = %s", (str(session_id),))
@@ -243,27 +243,27 @@ async def _current_user(
     return caller, user
 
 
-async def get_user(request: Request, gw: Gateway) -> Response:
-    async with gw.connection() as conn:
-        _, user = await _current_user(request, gw, conn)
+async def get_user(request: Request, state: AppState) -> Response:
+    async with state.connection() as conn:
+        _, user = await _current_user(request, state, conn)
         return JSONResponse(user_json(user))
 
 
-async def update_user(request: Request, gw: Gateway) -> Response:
+async def update_user(request: Request, state: AppState) -> Response:
     body = await json_body(request)
-    async with gw.connection() as conn:
-        _, user = await _current_user(request, gw, conn)
-        row = await apply_user_changes(gw, conn, user["id"], body, admin=False)
+    async with state.connection() as conn:
+        _, user = await _current_user(request, state, conn)
+        row = await apply_user_changes(state, conn, user["id"], body, admin=False)
         return JSONResponse(user_json(row))
 
 
-async def logout(request: Request, gw: Gateway) -> Response:
+async def logout(request: Request, state: AppState) -> Response:
     scope = request.query_params.get("scope", "global")
     if scope not in {"global", "local", "others"}:
         raise AuthError(400, "validation_failed", f'Unsupported logout scope "{scope}"')
-    caller = _user_caller(request, gw)
+    caller = _user_caller(request, state)
     session_id = str(caller.claims.get("session_id") or "")
-    async with gw.connection() as conn:
+    async with state.connection() as conn:
         if scope == "global":
             await conn.execute("delete from auth.sessions where user_id::text = %s", (caller.user_id,))
         elif scope == "local":

@@ -14,7 +14,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from ..gateway import Gateway
+from ..service import AppState
 from .http import AuthError
 
 __all__ = [
@@ -88,7 +88,7 @@ def user_json(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def check_password(gw: Gateway, password: Any) -> str:
+def check_password(state: AppState, password: Any) -> str:
     """A new password, checked as GoTrue checks it: the length bcrypt can hash first
     (``MAX_PASSWORD_BYTES``, in bytes, as Go counts a string), then the minimum."""
     if not isinstance(password, str) or not password:
@@ -97,7 +97,7 @@ def check_password(gw: Gateway, password: Any) -> str:
         raise AuthError(
             400, "validation_failed", f"Password cannot be longer than {MAX_PASSWORD_BYTES} characters"
         )
-    minimum = gw.settings.minimum_password_length
+    minimum = state.settings.minimum_password_length
     if len(password) < minimum:
         raise AuthError(
             422,
@@ -205,7 +205,7 @@ async def insert_user(
 
 
 async def apply_user_changes(
-    gw: Gateway, conn: psycopg.AsyncConnection[Any], user_id: Any, body: dict[str, Any], *, admin: bool
+    state: AppState, conn: psycopg.AsyncConnection[Any], user_id: Any, body: dict[str, Any], *, admin: bool
 ) -> dict[str, Any]:
     """Change a user: themselves (``PUT /user``) or by the service role (``PUT /admin/users/{id}``).
 
@@ -229,7 +229,7 @@ async def apply_user_changes(
     if admin:
         confirm = body.get("email_confirm") is True
     else:
-        confirm = anonymous and new_email is not None and not gw.settings.enable_confirmations
+        confirm = anonymous and new_email is not None and not state.settings.enable_confirmations
     made_permanent = anonymous and new_email is not None and confirm
     sets: list[str] = []
     params: list[Any] = []
@@ -238,7 +238,7 @@ async def apply_user_changes(
         params.append(new_email)
     if "password" in body and body["password"] is not None:
         sets.append("encrypted_password = %s")
-        params.append(await hash_password(check_password(gw, body["password"])))
+        params.append(await hash_password(check_password(state, body["password"])))
     meta_key = "user_metadata" if admin and "user_metadata" in body else "data"
     if body.get(meta_key) is not None:
         sets.append("raw_user_meta_data = raw_user_meta_data || %s")

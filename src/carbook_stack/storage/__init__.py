@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..gateway import Gateway, endpoint
+from ..service import AppState, endpoint
 from .access import check_name
 from .buckets import bucket_detail, create_bucket, empty_bucket, list_buckets
 from .download import download_object, public_object
@@ -57,7 +57,7 @@ class _BucketConvertor(Convertor[str]):
 register_url_convertor("bucket", _BucketConvertor())
 
 
-async def route_not_found(request: Request, gw: Gateway) -> Response:
+async def route_not_found(request: Request, state: AppState) -> Response:
     """What Storage answers a method and path no route has: 404, in its error shape."""
     path = request.url.path.removeprefix("/storage/v1")
     raise StorageError(

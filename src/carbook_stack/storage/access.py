@@ -17,7 +17,7 @@ import psycopg
 from psycopg.rows import dict_row
 from starlette.requests import Request
 
-from ..gateway import MAX_JSON_BODY, Gateway, InvalidInput, bearer_of, load_json, read_limited
+from ..service import MAX_JSON_BODY, AppState, InvalidInput, bearer_of, load_json, read_limited
 from ..tokens import Caller, TokenError, verify_token
 from .errors import StorageError, bucket_not_found, invalid_request, unauthorized
 
@@ -60,10 +60,10 @@ def check_header_value(field: str, value: str) -> str:
     return value
 
 
-def caller_of(request: Request, gw: Gateway) -> Caller:
+def caller_of(request: Request, state: AppState) -> Caller:
     token = bearer_of(request)
     try:
-        return verify_token(token, gw.keys)
+        return verify_token(token, state.keys)
     except TokenError as exc:
         raise unauthorized(str(exc)) from None
 
@@ -89,9 +89,9 @@ async def become(conn: psycopg.AsyncConnection[Any], caller: Caller) -> None:
 
 
 @contextlib.asynccontextmanager
-async def as_caller(gw: Gateway, caller: Caller) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+async def as_caller(state: AppState, caller: Caller) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
     """A transaction running as the caller's role with its JWT claims, as Storage does."""
-    async with gw.connection() as conn, conn.transaction():
+    async with state.connection() as conn, conn.transaction():
         await become(conn, caller)
         yield conn
 
@@ -104,9 +104,9 @@ async def as_platform(conn: psycopg.AsyncConnection[Any]) -> AsyncIterator[psyco
         yield conn
 
 
-async def bucket_row(gw: Gateway, bucket_id: str) -> dict[str, Any]:
+async def bucket_row(state: AppState, bucket_id: str) -> dict[str, Any]:
     """The bucket's limits, read as the platform (not subject to RLS)."""
-    async with gw.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+    async with state.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute("select * from storage.buckets where id = %s", (bucket_id,))
         row = await cur.fetchone()
     if row is None:
@@ -114,10 +114,10 @@ async def bucket_row(gw: Gateway, bucket_id: str) -> dict[str, Any]:
     return row
 
 
-async def public_bucket(gw: Gateway, bucket_id: str) -> dict[str, Any]:
+async def public_bucket(state: AppState, bucket_id: str) -> dict[str, Any]:
     """The bucket, if it is public: what a public URL (or its info) may read without a key
     or token. A private bucket is "not found" there, as on hosted Storage."""
-    bucket = await bucket_row(gw, bucket_id)
+    bucket = await bucket_row(state, bucket_id)
     if not bucket["public"]:
         raise bucket_not_found()
     return bucket

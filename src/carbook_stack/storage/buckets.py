@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse, Response
 
 from carbook_sdk.config import parse_size
 
-from ..gateway import Gateway
+from ..service import AppState
 from .access import as_caller, caller_of, json_body, owner_of
 from .errors import StorageError, bucket_not_found, invalid_request
 from .store import store
@@ -69,16 +69,16 @@ def _bucket_options(body: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-async def list_buckets(request: Request, gw: Gateway) -> Response:
-    caller = caller_of(request, gw)
-    async with as_caller(gw, caller) as conn, conn.cursor(row_factory=dict_row) as cur:
+async def list_buckets(request: Request, state: AppState) -> Response:
+    caller = caller_of(request, state)
+    async with as_caller(state, caller) as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute("select * from storage.buckets order by name")
         rows = await cur.fetchall()
     return JSONResponse([_bucket_json(r) for r in rows])
 
 
-async def create_bucket(request: Request, gw: Gateway) -> Response:
-    caller = caller_of(request, gw)
+async def create_bucket(request: Request, state: AppState) -> Response:
+    caller = caller_of(request, state)
     body = await json_body(request)
     bucket_id = str(body.get("id") or body.get("name") or "")
     name = str(body.get("name") or bucket_id)
@@ -86,7 +86,7 @@ async def create_bucket(request: Request, gw: Gateway) -> Response:
         raise StorageError("400", "Invalid Input", "InvalidBucketName", "Bucket name invalid")
     opts = _bucket_options(body)
     try:
-        async with as_caller(gw, caller) as conn:
+        async with as_caller(state, caller) as conn:
             await conn.execute(
                 """insert into storage.buckets (id, name, owner, public, file_size_limit, allowed_mime_types)
                    values (%s, %s, %s, %s, %s, %s)""",
@@ -104,11 +104,11 @@ async def create_bucket(request: Request, gw: Gateway) -> Response:
     return JSONResponse({"name": name})
 
 
-async def bucket_detail(request: Request, gw: Gateway) -> Response:
+async def bucket_detail(request: Request, state: AppState) -> Response:
     bucket_id = request.path_params["bucket"]
-    caller = caller_of(request, gw)
+    caller = caller_of(request, state)
     if request.method == "GET":
-        async with as_caller(gw, caller) as conn, conn.cursor(row_factory=dict_row) as cur:
+        async with as_caller(state, caller) as conn, conn.cursor(row_factory=dict_row) as cur:
             await cur.execute("select * from storage.buckets where id = %s", (bucket_id,))
             row = await cur.fetchone()
         if row is None:
@@ -119,7 +119,7 @@ async def bucket_detail(request: Request, gw: Gateway) -> Response:
         if not opts:
             raise invalid_request("nothing to update")
         sets = ", ".join(f"{k} = %s" for k in opts)
-        async with as_caller(gw, caller) as conn:
+        async with as_caller(state, caller) as conn:
             cur = await conn.execute(
                 f"update storage.buckets set {sets}, updated_at = now() where id = %s",
                 (*opts.values(), bucket_id),
@@ -127,7 +127,7 @@ async def bucket_detail(request: Request, gw: Gateway) -> Response:
             if cur.rowcount == 0:
                 raise bucket_not_found()
         return JSONResponse({"message": "Successfully updated"})
-    async with as_caller(gw, caller) as conn:
+    async with as_caller(state, caller) as conn:
         cur = await conn.execute("select 1 from storage.objects where bucket_id = %s limit 1", (bucket_id,))
         if await cur.fetchone():
             raise StorageError(
@@ -142,19 +142,19 @@ async def bucket_detail(request: Request, gw: Gateway) -> Response:
     return JSONResponse({"message": "Successfully deleted"})
 
 
-async def empty_bucket(request: Request, gw: Gateway) -> Response:
+async def empty_bucket(request: Request, state: AppState) -> Response:
     """Delete every object of a bucket the caller sees, as the caller, or none.
 
     As Storage answers under RLS: a bucket the caller may not see is "not found"; when the
     policies keep the caller from deleting every object, nothing is deleted and the answer
     is 403, never "Successfully emptied" for a bucket still full."""
     bucket_id = request.path_params["bucket"]
-    caller = caller_of(request, gw)
-    async with gw.connection() as conn:
+    caller = caller_of(request, state)
+    async with state.connection() as conn:
         cur = await conn.execute("select count(*) from storage.objects where bucket_id = %s", (bucket_id,))
         counted = await cur.fetchone()
     total = counted[0] if counted else 0
-    async with as_caller(gw, caller) as conn:
+    async with as_caller(state, caller) as conn:
         cur = await conn.execute("select 1 from storage.buckets where id = %s", (bucket_id,))
         if await cur.fetchone() is None:
             raise bucket_not_found()
@@ -170,5 +170,5 @@ async def empty_bucket(request: Request, gw: Gateway) -> Response:
                 "AccessDenied",
                 "Access denied: cannot delete every object of the bucket",
             )
-    store(gw).discard(*versions)
+    store(state).discard(*versions)
     return JSONResponse({"message": "Successfully emptied"})

@@ -12,7 +12,7 @@ import psycopg
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..gateway import Gateway
+from ..service import AppState
 from .access import as_caller, caller_of, check_name, public_bucket
 from .store import open_current
 
@@ -118,24 +118,24 @@ def _file_response(row: dict[str, Any], file: Any, request: Request) -> Response
 
 
 async def serve_object(
-    request: Request, gw: Gateway, conn: psycopg.AsyncConnection[Any], bucket_id: str, name: str
+    request: Request, state: AppState, conn: psycopg.AsyncConnection[Any], bucket_id: str, name: str
 ) -> Response:
     """The object's bytes, if ``conn`` (as the caller, or as the platform) can see its row."""
-    row, file = await open_current(gw, conn, bucket_id, name, "name, version, metadata")
+    row, file = await open_current(state, conn, bucket_id, name, "name, version, metadata")
     return _file_response(row, file, request)
 
 
-async def download_object(request: Request, gw: Gateway) -> Response:
+async def download_object(request: Request, state: AppState) -> Response:
     bucket_id = request.path_params["bucket"]
     name = check_name(request.path_params["name"])
-    caller = caller_of(request, gw)
-    async with as_caller(gw, caller) as conn:
-        return await serve_object(request, gw, conn, bucket_id, name)
+    caller = caller_of(request, state)
+    async with as_caller(state, caller) as conn:
+        return await serve_object(request, state, conn, bucket_id, name)
 
 
-async def public_object(request: Request, gw: Gateway) -> Response:
+async def public_object(request: Request, state: AppState) -> Response:
     bucket_id = request.path_params["bucket"]
     name = check_name(request.path_params["name"])
-    await public_bucket(gw, bucket_id)
-    async with gw.connection() as conn:
-        return await serve_object(request, gw, conn, bucket_id, name)
+    await public_bucket(state, bucket_id)
+    async with state.connection() as conn:
+        return await serve_object(request, state, conn, bucket_id, name)

@@ -8,7 +8,7 @@ import psycopg
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from ..gateway import ServiceError, database_unavailable
+from ..service import ServiceError, database_unavailable
 
 __all__ = [
     "StorageError",

@@ -24,7 +24,7 @@ from psycopg.rows import dict_row
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..gateway import Gateway
+from ..service import AppState
 from .access import as_caller, caller_of, json_body
 from .errors import StorageError, invalid_request
 
@@ -147,11 +147,11 @@ def _folder_json(entry: _Entry, level: int) -> dict[str, Any]:
     }
 
 
-async def list_objects_v2(request: Request, gw: Gateway) -> Response:
+async def list_objects_v2(request: Request, state: AppState) -> Response:
     bucket_id = request.path_params["bucket"]
-    caller = caller_of(request, gw)
+    caller = caller_of(request, state)
     prefix, delimiter, limit, column, order, after = _options(await json_body(request))
-    async with as_caller(gw, caller) as conn, conn.cursor(row_factory=dict_row) as cur:
+    async with as_caller(state, caller) as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             """select id, name, metadata, updated_at, created_at, last_accessed_at
                  from storage.objects where bucket_id = %s and starts_with(name, %s)""",

@@ -10,7 +10,7 @@ from psycopg.rows import dict_row
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..gateway import Gateway, ascii_int
+from ..service import AppState, ascii_int
 from ..tokens import Caller
 from .access import as_caller, bucket_row, caller_of, check_name, json_body, public_bucket
 from .errors import StorageError, invalid_request, not_found
@@ -60,44 +60,44 @@ async def _info(conn: psycopg.AsyncConnection[Any], bucket_id: str, name: str) -
     return JSONResponse(_info_json(row))
 
 
-async def object_info(request: Request, gw: Gateway) -> Response:
+async def object_info(request: Request, state: AppState) -> Response:
     """``/object/info/{bucket}/…`` and ``/object/info/authenticated/{bucket}/…``: with a
     valid token; an object of a public bucket is described to anyone who has one (as
     Storage reads it as itself), one of a private bucket only if the caller may see it."""
     bucket_id = request.path_params["bucket"]
     name = check_name(request.path_params["name"])
-    caller = caller_of(request, gw)
-    bucket = await bucket_row(gw, bucket_id)
+    caller = caller_of(request, state)
+    bucket = await bucket_row(state, bucket_id)
     if bucket["public"]:
-        async with gw.connection() as conn:
+        async with state.connection() as conn:
             return await _info(conn, bucket_id, name)
-    async with as_caller(gw, caller) as conn:
+    async with as_caller(state, caller) as conn:
         return await _info(conn, bucket_id, name)
 
 
-async def public_object_info(request: Request, gw: Gateway) -> Response:
+async def public_object_info(request: Request, state: AppState) -> Response:
     """``/object/info/public/{bucket}/…``: no key or token, public buckets only (a private
     bucket is "not found", as its public URLs are)."""
     bucket_id = request.path_params["bucket"]
     name = check_name(request.path_params["name"])
-    await public_bucket(gw, bucket_id)
-    async with gw.connection() as conn:
+    await public_bucket(state, bucket_id)
+    async with state.connection() as conn:
         return await _info(conn, bucket_id, name)
 
 
-async def delete_object(request: Request, gw: Gateway) -> Response:
+async def delete_object(request: Request, state: AppState) -> Response:
     """One object, as the caller: 404 if there is no such object, 403 if the storage
     policies do not let the caller delete it (as Storage answers)."""
     bucket_id = request.path_params["bucket"]
     name = check_name(request.path_params["name"])
-    caller = caller_of(request, gw)
-    async with gw.connection() as conn:
+    caller = caller_of(request, state)
+    async with state.connection() as conn:
         cur = await conn.execute(
             "select 1 from storage.objects where bucket_id = %s and name = %s", (bucket_id, name)
         )
         if await cur.fetchone() is None:
             raise not_found()
-    async with as_caller(gw, caller) as conn:
+    async with as_caller(state, caller) as conn:
         await lock_names(conn, (bucket_id, name))
         cur = await conn.execute(
             "delete from storage.objects where bucket_id = %s and name = %s returning version",
@@ -106,7 +106,7 @@ async def delete_object(request: Request, gw: Gateway) -> Response:
         deleted = await cur.fetchone()
     if deleted is None:
         raise StorageError("403", "Unauthorized", "AccessDenied", "Access denied")
-    store(gw).discard(deleted[0])
+    store(state).discard(deleted[0])
     return JSONResponse({"message": "Successfully deleted"})
 
 
@@ -125,9 +125,9 @@ def _row_json(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def remove_objects(request: Request, gw: Gateway) -> Response:
+async def remove_objects(request: Request, state: AppState) -> Response:
     bucket_id = request.path_params["bucket"]
-    caller = caller_of(request, gw)
+    caller = caller_of(request, state)
     body = await json_body(request)
     prefixes = body.get("prefixes")
     if (
@@ -136,13 +136,13 @@ async def remove_objects(request: Request, gw: Gateway) -> Response:
         or len(prefixes) > 1000
     ):
         raise invalid_request("prefixes must be a list of up to 1000 names")
-    async with as_caller(gw, caller) as conn, conn.cursor(row_factory=dict_row) as cur:
+    async with as_caller(state, caller) as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             "delete from storage.objects where bucket_id = %s and name = any(%s) returning *",
             (bucket_id, prefixes),
         )
         rows = await cur.fetchall()
-    store(gw).discard(*(r["version"] for r in rows))
+    store(state).discard(*(r["version"] for r in rows))
     return JSONResponse([_row_json(r) for r in rows])
 
 
@@ -164,9 +164,9 @@ MAX_OFFSET = 2**63 - 1
 _SORT_COLUMNS = {"name", "updated_at", "created_at", "last_accessed_at"}
 
 
-async def list_objects(request: Request, gw: Gateway) -> Response:
+async def list_objects(request: Request, state: AppState) -> Response:
     bucket_id = request.path_params["bucket"]
-    caller = caller_of(request, gw)
+    caller = caller_of(request, state)
     body = await json_body(request)
     prefix = str(body.get("prefix") or "").strip("/")
     limit = min(_whole(body.get("limit"), 100, "limit"), 1500)
@@ -180,7 +180,7 @@ async def list_objects(request: Request, gw: Gateway) -> Response:
     )
     reverse = str(sort.get("order", "asc")).lower() == "desc"
     base = f"{prefix}/" if prefix else ""
-    async with as_caller(gw, caller) as conn, conn.cursor(row_factory=dict_row) as cur:
+    async with as_caller(state, caller) as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             "select * from storage.objects where bucket_id = %s and starts_with(name, %s)", (bucket_id, base)
         )
@@ -214,21 +214,21 @@ async def list_objects(request: Request, gw: Gateway) -> Response:
     return JSONResponse(items[offset : offset + limit])
 
 
-async def _transfer(request: Request, gw: Gateway) -> tuple[Caller, str, str, str, str]:
+async def _transfer(request: Request, state: AppState) -> tuple[Caller, str, str, str, str]:
     """(caller, bucket, source, destination bucket, destination) of a move or copy."""
-    caller = caller_of(request, gw)
+    caller = caller_of(request, state)
     body = await json_body(request)
     bucket_id = str(body.get("bucketId") or "")
     source = check_name(str(body.get("sourceKey") or ""))
     dest = check_name(str(body.get("destinationKey") or ""))
     dest_bucket = str(body.get("destinationBucket") or bucket_id)
-    await bucket_row(gw, dest_bucket)
+    await bucket_row(state, dest_bucket)
     return caller, bucket_id, source, dest_bucket, dest
 
 
-async def move_object(request: Request, gw: Gateway) -> Response:
-    caller, bucket_id, source, dest_bucket, dest = await _transfer(request, gw)
-    async with as_caller(gw, caller) as conn:
+async def move_object(request: Request, state: AppState) -> Response:
+    caller, bucket_id, source, dest_bucket, dest = await _transfer(request, state)
+    async with as_caller(state, caller) as conn:
         await lock_names(conn, (bucket_id, source), (dest_bucket, dest))
         cur = await conn.execute(
             """update storage.objects set bucket_id = %s, name = %s, updated_at = now()
@@ -240,17 +240,17 @@ async def move_object(request: Request, gw: Gateway) -> Response:
     return JSONResponse({"message": "Successfully moved"})
 
 
-async def copy_object(request: Request, gw: Gateway) -> Response:
-    caller, bucket_id, source, dest_bucket, dest = await _transfer(request, gw)
-    objects = store(gw)
+async def copy_object(request: Request, state: AppState) -> Response:
+    caller, bucket_id, source, dest_bucket, dest = await _transfer(request, state)
+    objects = store(state)
     temp = objects.temp()
     try:
-        async with as_caller(gw, caller) as conn:
-            src, file = await open_current(gw, conn, bucket_id, source, "*")
+        async with as_caller(state, caller) as conn:
+            src, file = await open_current(state, conn, bucket_id, source, "*")
         with file, open(temp, "wb") as out:
             shutil.copyfileobj(file, out)
         row_id = await write_object(
-            as_caller(gw, caller),
+            as_caller(state, caller),
             objects,
             temp,
             bucket_id=dest_bucket,

@@ -18,7 +18,7 @@ from psycopg.types.json import Jsonb
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..gateway import Gateway, ascii_int
+from ..service import AppState, ascii_int
 from ..tokens import Caller
 from .access import as_caller, bucket_row, caller_of, check_name, json_body, owner_of
 from .download import serve_object
@@ -61,43 +61,43 @@ def _expires_in(body: dict[str, Any]) -> int:
     return value
 
 
-def _sign(gw: Gateway, key: str, expires_in: int) -> str:
+def _sign(state: AppState, key: str, expires_in: int) -> str:
     token = jwt.encode(
-        {"url": key, "exp": int(time.time()) + expires_in}, gw.settings.jwt_secret, algorithm="HS256"
+        {"url": key, "exp": int(time.time()) + expires_in}, state.settings.jwt_secret, algorithm="HS256"
     )
     return f"/object/sign/{key}?token={token}"
 
 
-async def _visible(gw: Gateway, caller: Caller, bucket_id: str, names: list[str]) -> set[str]:
-    async with as_caller(gw, caller) as conn:
+async def _visible(state: AppState, caller: Caller, bucket_id: str, names: list[str]) -> set[str]:
+    async with as_caller(state, caller) as conn:
         cur = await conn.execute(
             "select name from storage.objects where bucket_id = %s and name = any(%s)", (bucket_id, names)
         )
         return {r[0] for r in await cur.fetchall()}
 
 
-async def sign_object(request: Request, gw: Gateway) -> Response:
+async def sign_object(request: Request, state: AppState) -> Response:
     bucket_id = request.path_params["bucket"]
     name = check_name(request.path_params["name"])
-    caller = caller_of(request, gw)
+    caller = caller_of(request, state)
     expires = _expires_in(await json_body(request))
-    if name not in await _visible(gw, caller, bucket_id, [name]):
+    if name not in await _visible(state, caller, bucket_id, [name]):
         raise not_found()
-    return JSONResponse({"signedURL": _sign(gw, f"{bucket_id}/{name}", expires)})
+    return JSONResponse({"signedURL": _sign(state, f"{bucket_id}/{name}", expires)})
 
 
-async def sign_objects(request: Request, gw: Gateway) -> Response:
+async def sign_objects(request: Request, state: AppState) -> Response:
     bucket_id = request.path_params["bucket"]
-    caller = caller_of(request, gw)
+    caller = caller_of(request, state)
     body = await json_body(request)
     paths = body.get("paths")
     if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
         raise invalid_request("paths must be a list of names")
     expires = _expires_in(body)
-    visible = await _visible(gw, caller, bucket_id, paths)
+    visible = await _visible(state, caller, bucket_id, paths)
     return JSONResponse(
         [
-            {"error": None, "path": p, "signedURL": _sign(gw, f"{bucket_id}/{p}", expires)}
+            {"error": None, "path": p, "signedURL": _sign(state, f"{bucket_id}/{p}", expires)}
             if p in visible
             else {
                 "error": "Either the object does not exist or you do not have access to it",
@@ -109,12 +109,12 @@ async def sign_objects(request: Request, gw: Gateway) -> Response:
     )
 
 
-async def signed_object(request: Request, gw: Gateway) -> Response:
+async def signed_object(request: Request, state: AppState) -> Response:
     bucket_id = request.path_params["bucket"]
     name = check_name(request.path_params["name"])
     try:
         claims = jwt.decode(
-            request.query_params.get("token", ""), gw.settings.jwt_secret, algorithms=["HS256"]
+            request.query_params.get("token", ""), state.settings.jwt_secret, algorithms=["HS256"]
         )
     except jwt.PyJWTError as exc:
         raise StorageError(
@@ -124,8 +124,8 @@ async def signed_object(request: Request, gw: Gateway) -> Response:
         raise StorageError(
             "400", "InvalidSignature", "InvalidSignature", "The signature does not match the object"
         )
-    async with gw.connection() as conn:
-        return await serve_object(request, gw, conn, bucket_id, name)
+    async with state.connection() as conn:
+        return await serve_object(request, state, conn, bucket_id, name)
 
 
 # Signed uploads ------------------------------------------------------------------------
@@ -205,7 +205,7 @@ def verify_upload_token(secret: str, token: str, bucket_id: str, name: str) -> U
     )
 
 
-async def sign_upload(request: Request, gw: Gateway) -> Response:
+async def sign_upload(request: Request, state: AppState) -> Response:
     """A URL to upload one object without the signer's token, for two hours.
 
     Only a caller the storage policies let create that object (or, with ``x-upsert:
@@ -214,20 +214,20 @@ async def sign_upload(request: Request, gw: Gateway) -> Response:
     after the upload."""
     bucket_id = request.path_params["bucket"]
     name = check_name(request.path_params["name"])
-    caller = caller_of(request, gw)
+    caller = caller_of(request, state)
     upsert = request.headers.get("x-upsert", "").lower() == "true"
-    await bucket_row(gw, bucket_id)
+    await bucket_row(state, bucket_id)
     sql = """insert into storage.objects (bucket_id, name, owner, owner_id, metadata)
              values (%s, %s, %s, %s, %s)"""
     if upsert:
         sql += " on conflict (bucket_id, name) do update set metadata = excluded.metadata"
-    async with as_caller(gw, caller) as conn, conn.transaction(force_rollback=True):
+    async with as_caller(state, caller) as conn, conn.transaction(force_rollback=True):
         await conn.execute(sql, (bucket_id, name, owner_of(caller), caller.user_id, Jsonb({})))
-    async with gw.connection() as conn:
+    async with state.connection() as conn:
         # Spent tokens are kept only while they could still be presented.
         await conn.execute("delete from storage.carbook_spent_upload_tokens where expires_at < now()")
     token = sign_upload_token(
-        gw.settings.jwt_secret,
+        state.settings.jwt_secret,
         bucket_id=bucket_id,
         name=name,
         signer=caller,

@@ -23,7 +23,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from ..gateway import Gateway
+from ..service import AppState
 from ..tokens import Caller
 from .access import owner_of
 from .errors import not_found
@@ -77,8 +77,8 @@ class Store:
                     self.path(v).unlink()
 
 
-def store(gw: Gateway) -> Store:
-    return Store(gw.settings.storage_dir)
+def store(state: AppState) -> Store:
+    return Store(state.settings.storage_dir)
 
 
 async def lock_names(conn: psycopg.AsyncConnection[Any], *objects: tuple[str, str]) -> None:
@@ -170,7 +170,7 @@ async def write_object(
 
 
 async def open_current(
-    gw: Gateway, conn: psycopg.AsyncConnection[Any], bucket_id: str, name: str, columns: str
+    state: AppState, conn: psycopg.AsyncConnection[Any], bucket_id: str, name: str, columns: str
 ) -> tuple[dict[str, Any], Any]:
     """The object's row (as ``conn`` sees it) and its bytes, opened.
 
@@ -187,7 +187,7 @@ async def open_current(
         if row is None:
             raise not_found()
         try:
-            return row, open(store(gw).path(row["version"]), "rb")  # closed by the response
+            return row, open(store(state).path(row["version"]), "rb")  # closed by the response
         except FileNotFoundError:
             continue
     raise not_found()

@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 
 from carbook_sdk.media import IMAGE_TYPES, detect_image_type
 
-from ..gateway import Gateway, InvalidInput, ascii_int, load_json
+from ..service import AppState, InvalidInput, ascii_int, load_json
 from .access import as_caller, become, bucket_row, caller_of, check_header_value, check_name
 from .errors import StorageError, invalid_request, too_large
 from .signing import UploadGrant, verify_upload_token
@@ -187,14 +187,15 @@ async def _receive_upload(request: Request, upload: Upload) -> None:
         upload.close()
 
 
-async def _receive(request: Request, gw: Gateway, bucket_id: str) -> Upload:
+async def _receive(request: Request, state: AppState, bucket_id: str) -> Upload:
     """The request's file, streamed to a temporary file in the store and checked against
     the bucket's size and type limits; the caller deletes ``upload.temp``."""
-    bucket = await bucket_row(gw, bucket_id)
+    bucket = await bucket_row(state, bucket_id)
     limit = min(
-        gw.settings.storage_file_size_limit, bucket["file_size_limit"] or gw.settings.storage_file_size_limit
+        state.settings.storage_file_size_limit,
+        bucket["file_size_limit"] or state.settings.storage_file_size_limit,
     )
-    upload = Upload(temp=store(gw).temp(), limit=limit)
+    upload = Upload(temp=store(state).temp(), limit=limit)
     try:
         try:
             await _receive_upload(request, upload)
@@ -232,16 +233,16 @@ def _object_metadata(upload: Upload) -> dict[str, Any]:
     }
 
 
-async def upload_object(request: Request, gw: Gateway) -> Response:
+async def upload_object(request: Request, state: AppState) -> Response:
     bucket_id = request.path_params["bucket"]
     name = check_name(request.path_params["name"])
-    caller = caller_of(request, gw)
+    caller = caller_of(request, state)
     upsert = request.method == "PUT" or request.headers.get("x-upsert", "").lower() == "true"
-    upload = await _receive(request, gw, bucket_id)
+    upload = await _receive(request, state, bucket_id)
     try:
         row_id = await write_object(
-            as_caller(gw, caller),
-            store(gw),
+            as_caller(state, caller),
+            store(state),
             upload.temp,
             bucket_id=bucket_id,
             name=name,
@@ -262,14 +263,14 @@ def _spent() -> StorageError:
 
 
 @contextlib.asynccontextmanager
-async def _spending(gw: Gateway, grant: UploadGrant) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+async def _spending(state: AppState, grant: UploadGrant) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
     """A transaction that spends the grant's token, then runs as its signer.
 
     The token's id goes in first, as the platform: a second upload with the same token
     waits on that row until the first commits (then fails) or rolls back (then goes on),
     so exactly one upload per token commits, and a failed one leaves the token unspent.
     """
-    async with gw.connection() as conn, conn.transaction():
+    async with state.connection() as conn, conn.transaction():
         try:
             await conn.execute(
                 "insert into storage.carbook_spent_upload_tokens (jti, expires_at) values (%s, %s)",
@@ -281,26 +282,26 @@ async def _spending(gw: Gateway, grant: UploadGrant) -> AsyncIterator[psycopg.As
         yield conn
 
 
-async def upload_signed_object(request: Request, gw: Gateway) -> Response:
+async def upload_signed_object(request: Request, state: AppState) -> Response:
     """An upload with a signed upload URL's token alone: once, as the URL's signer (so the
     storage policies still decide), under the bucket's limits, replacing an object only
     if the URL was signed with ``x-upsert: true``."""
     bucket_id = request.path_params["bucket"]
     name = check_name(request.path_params["name"])
     grant = verify_upload_token(
-        gw.settings.jwt_secret, request.query_params.get("token", ""), bucket_id, name
+        state.settings.jwt_secret, request.query_params.get("token", ""), bucket_id, name
     )
-    async with gw.connection() as conn:
+    async with state.connection() as conn:
         cur = await conn.execute(
             "select 1 from storage.carbook_spent_upload_tokens where jti = %s", (grant.jti,)
         )
         if await cur.fetchone():
             raise _spent()  # said before the body is read; _spending decides for certain
-    upload = await _receive(request, gw, bucket_id)
+    upload = await _receive(request, state, bucket_id)
     try:
         await write_object(
-            _spending(gw, grant),
-            store(gw),
+            _spending(state, grant),
+            store(state),
             upload.temp,
             bucket_id=bucket_id,
             name=name,

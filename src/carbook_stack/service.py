@@ -1,16 +1,14 @@
-"""The local stack's Python app, behind nginx on an internal port:
+"""What every service of the stack's Python app shares (Auth and Storage now, anything
+later): the app's state (settings, the database pool, the keys), the route wrapper
+``endpoint`` that checks the apikey and turns errors into the service's own replies,
+apikey and bearer handling, body limits and JSON checks, and the one answer for a
+database that is unavailable or busy.
 
-- ``/auth/v1/*`` is a Supabase Auth (GoTrue) stand-in (``auth``);
-- ``/storage/v1/*`` is a Supabase Storage stand-in (``storage``).
-
-nginx (``carbook_stack.nginx``) owns the API port: it checks the apikey and sends
-``/rest/v1`` straight to PostgREST. The app checks the apikey again on its own routes,
-so it is never open on its port either. When a request carries no user token (no
-``Authorization``, or a ``Bearer`` of an ``sb_`` key), the JWT its apikey stands for is
-its bearer token: the publishable key acts as the anon JWT, the secret key as the
-service_role JWT, as the Supabase CLI's gateway does.
-
-Run as ``python -m carbook_stack.gateway STACK_JSON`` (``LocalStack`` does that).
+The apikey is checked again here although nginx (``carbook_stack.nginx``) checked it on
+the API port, so the app is never open on its own port either. When a request carries
+no user token (no ``Authorization``, or a ``Bearer`` of an ``sb_`` key), the JWT its
+apikey stands for is its bearer token: the publishable key acts as the anon JWT, the
+secret key as the service_role JWT, as the Supabase CLI's gateway does.
 """
 
 from __future__ import annotations
@@ -20,38 +18,41 @@ import contextlib
 import json
 import logging
 import math
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route
 
 from .nginx import KEY_REFUSALS
-from .settings import StackSettings, load_settings
+from .settings import StackSettings
 from .tokens import KeySet
 
 __all__ = [
+    "MAX_JSON_BODY",
     "MAX_JSON_DEPTH",
+    "UNEXPECTED",
+    "AppState",
     "DatabaseBusy",
-    "Gateway",
     "InvalidInput",
     "ServiceError",
+    "apikey_of",
     "ascii_int",
-    "create_app",
+    "bearer_of",
+    "check_apikey",
+    "check_text",
     "database_unavailable",
     "endpoint",
     "load_json",
-    "main",
+    "not_found",
     "read_limited",
+    "request_id",
+    "state_of",
 ]
 
 log = logging.getLogger(__name__)
@@ -157,8 +158,8 @@ def ascii_int(raw: str) -> int | None:
 
 
 @dataclass
-class Gateway:
-    """Shared state of the running app."""
+class AppState:
+    """Shared state of the running app: its settings, database pool and keys."""
 
     settings: StackSettings
     pool: AsyncConnectionPool
@@ -214,9 +215,10 @@ class Gateway:
             raise psycopg.OperationalError(refusal)
 
 
-def gateway(request: Request) -> Gateway:
-    gw: Gateway = request.app.state.gateway
-    return gw
+def state_of(request: Request) -> AppState:
+    """The running app's state, as the request's route sees it."""
+    state: AppState = request.app.state.carbook
+    return state
 
 
 def kong_error(status: int, message: str, hint: str | None = None) -> JSONResponse:
@@ -234,12 +236,12 @@ def check_apikey(request: Request) -> JSONResponse | None:
     """None when the request carries a valid API key, else the 401 hosted Supabase sends
     (the same bodies as nginx's, on the API port)."""
     key = apikey_of(request)
-    gw = gateway(request)
+    app = state_of(request)
     if not key:
         refusal = "missing"
-    elif key not in gw.key_jwts:
+    elif key not in app.key_jwts:
         refusal = "invalid"
-    elif key == gw.settings.secret_key and from_browser(request):
+    elif key == app.settings.secret_key and from_browser(request):
         refusal = "secret_in_browser"
     else:
         return None
@@ -263,7 +265,7 @@ def bearer_of(request: Request) -> str:
         if token and not token.startswith("sb_"):
             return token
     key = apikey_of(request) or ""
-    return gateway(request).key_jwts.get(key, key)
+    return state_of(request).key_jwts.get(key, key)
 
 
 async def read_limited(request: Request, limit: int) -> bytes | None:
@@ -322,7 +324,7 @@ class ServiceError(Exception):
 
 
 def endpoint(handler: Any, errors: type[ServiceError], *, needs_key: bool = True) -> Any:
-    """A route for ``handler(request, gateway)``: the apikey check, then the handler, with
+    """A route for ``handler(request, state)``: the apikey check, then the handler, with
     the service's own errors, and the database errors it lets through, turned into the
     service's own error replies (``errors``)."""
 
@@ -332,7 +334,7 @@ def endpoint(handler: Any, errors: type[ServiceError], *, needs_key: bool = True
             if denied:
                 return denied
         try:
-            response: Response = await handler(request, gateway(request))
+            response: Response = await handler(request, state_of(request))
             return response
         except ServiceError as err:
             return err.response(request)
@@ -376,60 +378,3 @@ def _retry_later(response: Response) -> Response:
 
 async def not_found(request: Request) -> Response:
     return kong_error(404, "no Route matched with those values")
-
-
-def create_app(settings: StackSettings) -> Starlette:
-    """The gateway app for a stack's settings."""
-    from . import auth, storage
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        # Every connection is checked as it is handed out (one empty round trip): after the
-        # database restarts, the pool's old connections are all dead, and a request must
-        # get a new one, not a 500.
-        async with AsyncConnectionPool(
-            settings.db_url,
-            min_size=1,
-            max_size=20,
-            open=False,
-            kwargs={"autocommit": True},
-            check=AsyncConnectionPool.check_connection,
-        ) as pool:
-            await pool.wait()
-            async with pool.connection() as conn:
-                await auth.prepare(conn)  # Auth's own tables, as GoTrue migrates its own
-            app.state.gateway = Gateway(settings=settings, pool=pool, keys=settings.keys())
-            yield
-
-    return Starlette(
-        routes=[
-            Mount("/auth/v1", routes=auth.routes()),
-            Mount("/storage/v1", routes=storage.routes()),
-            Route("/{path:path}", not_found, methods=["GET", "HEAD", "POST", "PATCH", "PUT", "DELETE"]),
-        ],
-        lifespan=lifespan,
-    )
-
-
-def main(argv: list[str] | None = None) -> None:
-    import uvicorn
-
-    args = argv if argv is not None else sys.argv[1:]
-    if len(args) != 1:
-        sys.exit("usage: python -m carbook_stack.gateway STACK_JSON")
-    settings = load_settings(Path(args[0]))
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.app_port,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-        # Longer than nginx keeps an idle upstream connection (60 s), so nginx always closes
-        # it first and never sends a request into one the app just closed.
-        timeout_keep_alive=75,
-    )
-
-
-if __name__ == "__main__":
-    main()

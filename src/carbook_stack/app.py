@@ -1,0 +1,79 @@
+"""The local stack's Python app, behind nginx on an internal port: ``/auth/v1/*`` is a
+Supabase Auth (GoTrue) stand-in (``auth``), ``/storage/v1/*`` a Supabase Storage
+stand-in (``storage``). What they share is in ``service``.
+
+Run as ``python -m carbook_stack.app STACK_JSON`` (the stack's ``App`` part does that).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from psycopg_pool import AsyncConnectionPool
+from starlette.applications import Starlette
+from starlette.routing import Mount, Route
+
+from . import auth, storage
+from .service import AppState, not_found
+from .settings import StackSettings, load_settings
+
+__all__ = ["create_app", "main"]
+
+
+def create_app(settings: StackSettings) -> Starlette:
+    """The app for a stack's settings."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Every connection is checked as it is handed out (one empty round trip): after the
+        # database restarts, the pool's old connections are all dead, and a request must
+        # get a new one, not a 500.
+        async with AsyncConnectionPool(
+            settings.db_url,
+            min_size=1,
+            max_size=20,
+            open=False,
+            kwargs={"autocommit": True},
+            check=AsyncConnectionPool.check_connection,
+        ) as pool:
+            await pool.wait()
+            async with pool.connection() as conn:
+                await auth.prepare(conn)  # Auth's own tables, as GoTrue migrates its own
+            app.state.carbook = AppState(settings=settings, pool=pool, keys=settings.keys())
+            yield
+
+    return Starlette(
+        routes=[
+            Mount("/auth/v1", routes=auth.routes()),
+            Mount("/storage/v1", routes=storage.routes()),
+            Route("/{path:path}", not_found, methods=["GET", "HEAD", "POST", "PATCH", "PUT", "DELETE"]),
+        ],
+        lifespan=lifespan,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    import uvicorn
+
+    args = argv if argv is not None else sys.argv[1:]
+    if len(args) != 1:
+        sys.exit("usage: python -m carbook_stack.app STACK_JSON")
+    settings = load_settings(Path(args[0]))
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.app_port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        # Longer than nginx keeps an idle upstream connection (60 s), so nginx always closes
+        # it first and never sends a request into one the app just closed.
+        timeout_keep_alive=75,
+    )
+
+
+if __name__ == "__main__":
+    main()
