@@ -4,6 +4,8 @@ from typing import Annotated
 
 import typer
 
+from carbook_sdk.env import EMAIL_VARS, PASSWORD_VARS
+
 from .context import client, session_path, settings
 from .output import console, escape, print_json
 
@@ -19,13 +21,13 @@ Json = Annotated[bool, typer.Option("--json", help="Print one JSON document inst
 def login(
     email: Annotated[
         str | None,
-        typer.Option("--email", "-e", envvar="CARBOOK_EMAIL", help="Your email (prompted when missing)."),
+        typer.Option("--email", "-e", envvar=list(EMAIL_VARS), help="Your email (prompted when missing)."),
     ] = None,
     password: Annotated[
         str | None,
         typer.Option(
             "--password",
-            envvar="CARBOOK_PASSWORD",
+            envvar=list(PASSWORD_VARS),
             help="Your password (prompted, hidden, when missing; prefer the prompt or the variable).",
         ),
     ] = None,

@@ -8,6 +8,7 @@ import typer
 from typer.core import TyperGroup
 
 from carbook_sdk import __version__
+from carbook_sdk.env import ENV_VARS
 from carbook_sdk.errors import CarbookError, ValidationError
 
 from . import admin, audit, auth, bookings, cars, db, project, race, stack_missing
@@ -110,7 +111,7 @@ def callback(
         str | None,
         typer.Option(
             "--url",
-            envvar=["CARBOOK_URL", "SUPABASE_URL"],
+            envvar=list(ENV_VARS["url"]),
             help="Project URL. Default: the local stack.",
             show_envvar=True,
         ),
@@ -119,13 +120,7 @@ def callback(
         str | None,
         typer.Option(
             "--publishable-key",
-            envvar=[
-                "CARBOOK_PUBLISHABLE_KEY",
-                "CARBOOK_ANON_KEY",
-                "SUPABASE_PUBLISHABLE_KEY",
-                "SUPABASE_ANON_KEY",
-                "SUPABASE_KEY",
-            ],
+            envvar=list(ENV_VARS["key"]),
             help="The project's publishable key (sb_publishable_…, or a legacy anon key). Default: the local stack's.",
             show_envvar=True,
         ),
@@ -134,12 +129,7 @@ def callback(
         str | None,
         typer.Option(
             "--secret-key",
-            envvar=[
-                "CARBOOK_SECRET_KEY",
-                "CARBOOK_SERVICE_ROLE_KEY",
-                "SUPABASE_SECRET_KEY",
-                "SUPABASE_SERVICE_ROLE_KEY",
-            ],
+            envvar=list(ENV_VARS["secret_key"]),
             help="The secret key (sb_secret_…, or a legacy service_role key), for `admin` and `race`. "
             "Default: the local stack's.",
             show_envvar=True,

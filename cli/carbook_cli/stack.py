@@ -5,6 +5,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from carbook_sdk.env import STATE_DIR_VARS
+
 from .output import EXIT_STACK_DOWN, console, err_console, escape, new_table, print_json
 
 if TYPE_CHECKING:
@@ -20,7 +22,7 @@ StateDir = Annotated[
     Path | None,
     typer.Option(
         "--state-dir",
-        envvar="CARBOOK_STATE_DIR",
+        envvar=list(STATE_DIR_VARS),
         help="Folder for the stack's data, pids and logs. Default: .carbook/ of the project.",
         show_envvar=True,
     ),

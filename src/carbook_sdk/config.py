@@ -3,25 +3,30 @@
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, overload
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict
+from pydantic import ValidationError as PydanticValidationError
 
+from .env import ENV_VARS, WORKDIR_VARS
 from .errors import ConfigurationError
 
 __all__ = [
+    "CONFIG_TABLE",
     "ENV_VARS",
     "WORKDIR_VARS",
     "BucketConfig",
+    "ConfigKey",
     "LocalConfig",
+    "StackState",
     "default_db_url",
     "find_project",
     "from_environment",
@@ -56,8 +61,6 @@ LOCAL_SERVICE_ROLE_KEY = (
 
 #: ``--workdir`` of the running command (the CLI sets it once per invocation).
 _WORKDIR: ContextVar[Path | None] = ContextVar("carbook_workdir", default=None)
-#: The variables that name a project folder, as the Supabase CLI's ``SUPABASE_WORKDIR``.
-WORKDIR_VARS = ("CARBOOK_WORKDIR", "SUPABASE_WORKDIR")
 
 
 def use_workdir(workdir: Path | str | None) -> None:
@@ -166,20 +169,24 @@ class BucketConfig(BaseModel):
 
 
 class LocalConfig(BaseModel):
-    """The parts of ``supabase/config.toml`` carbook uses."""
+    """The parts of ``supabase/config.toml`` carbook uses, with the Supabase CLI's defaults.
+
+    The one declaration of each setting and its default; ``CONFIG_TABLE`` says which
+    config.toml key sets it, and the stack's settings (``StackState``) inherit it.
+    """
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     api_port: int = 54321
     db_port: int = 54322
+    api_schemas: tuple[str, ...] = ("public",)
+    api_extra_search_path: tuple[str, ...] = ("public", "extensions")
+    api_max_rows: int = 1000
     jwt_expiry: int = 3600
     enable_signup: bool = True
     enable_confirmations: bool = False
     enable_anonymous_sign_ins: bool = False
     minimum_password_length: int = 6
-    api_schemas: tuple[str, ...] = ("public",)
-    api_extra_search_path: tuple[str, ...] = ("public", "extensions")
-    api_max_rows: int = 1000
     storage_file_size_limit: int = 50 * 1024**2
     buckets: tuple[BucketConfig, ...] = ()
     #: ``[auth] signing_keys_path``, resolved against the ``supabase/`` folder as the
@@ -193,6 +200,86 @@ class LocalConfig(BaseModel):
         raise ConfigurationError(f"bucket {name!r} is not configured in supabase/config.toml")
 
 
+def _buckets(table: dict[str, Any], _: Path) -> tuple[BucketConfig, ...]:
+    return tuple(
+        BucketConfig(
+            name=name,
+            public=bool(b.get("public", False)),
+            file_size_limit=parse_size(b["file_size_limit"]) if "file_size_limit" in b else None,
+            allowed_mime_types=tuple(b.get("allowed_mime_types", ())),
+        )
+        for name, b in table.items()
+    )
+
+
+@dataclass(frozen=True)
+class ConfigKey:
+    """One config.toml key and the ``LocalConfig`` field it sets (whose default is the
+    model's)."""
+
+    #: Where it is: ``("auth", "email", "enable_confirmations")``.
+    path: tuple[str, ...]
+    field: str
+    #: From the TOML value to the field's (with the file's path, for relative paths).
+    parse: Callable[[Any, Path], Any] | None = None
+    #: A second key that must also allow it (``[auth.email] enable_signup``).
+    also: tuple[str, ...] | None = None
+    #: The stack setting the key decides, when that is not the field itself.
+    decides: str | None = None
+
+    @property
+    def label(self) -> str:
+        """As people write it: ``[auth.email].enable_confirmations``; a table as ``[storage.buckets]``."""
+        if self.parse is _buckets:
+            return f"[{'.'.join(self.path)}]"
+        return f"[{'.'.join(self.path[:-1])}].{self.path[-1]}"
+
+    def read(self, raw: dict[str, Any], file: Path) -> Any:
+        """The field's value from the parsed file, or ``MISSING`` when the key is absent."""
+        value = _lookup(raw, self.path)
+        if value is MISSING:
+            return MISSING
+        if self.also is not None and _lookup(raw, self.also) is False:
+            value = False
+        return self.parse(value, file) if self.parse else value
+
+
+MISSING: Any = object()
+
+
+def _lookup(raw: dict[str, Any], path: tuple[str, ...]) -> Any:
+    node: Any = raw
+    for part in path:
+        if not isinstance(node, dict) or part not in node:
+            return MISSING
+        node = node[part]
+    return node
+
+
+#: Every config.toml key carbook reads → the ``LocalConfig`` field it sets. The SDK reads
+#: the file with it, the stack names changed keys with it (``stack restart`` applies them).
+CONFIG_TABLE: tuple[ConfigKey, ...] = (
+    ConfigKey(("api", "port"), "api_port"),
+    ConfigKey(("db", "port"), "db_port"),
+    ConfigKey(("api", "schemas"), "api_schemas", parse=lambda v, _: tuple(v)),
+    ConfigKey(("api", "extra_search_path"), "api_extra_search_path", parse=lambda v, _: tuple(v)),
+    ConfigKey(("api", "max_rows"), "api_max_rows"),
+    ConfigKey(("auth", "jwt_expiry"), "jwt_expiry"),
+    ConfigKey(("auth", "enable_signup"), "enable_signup", also=("auth", "email", "enable_signup")),
+    ConfigKey(("auth", "email", "enable_confirmations"), "enable_confirmations"),
+    ConfigKey(("auth", "enable_anonymous_sign_ins"), "enable_anonymous_sign_ins"),
+    ConfigKey(("auth", "minimum_password_length"), "minimum_password_length"),
+    ConfigKey(("storage", "file_size_limit"), "storage_file_size_limit", parse=lambda v, _: parse_size(v)),
+    ConfigKey(("storage", "buckets"), "buckets", parse=_buckets),
+    ConfigKey(
+        ("auth", "signing_keys_path"),
+        "signing_keys_path",
+        parse=lambda v, file: (file.parent / v) if v else None,
+        decides="signing_keys",
+    ),
+)
+
+
 def load_local_config(path: Path | None = None) -> LocalConfig:
     """Read ``supabase/config.toml`` (carbook's own unless ``path`` is given).
 
@@ -204,57 +291,44 @@ def load_local_config(path: Path | None = None) -> LocalConfig:
         raw: dict[str, Any] = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigurationError(f"cannot read {path}: {exc}") from exc
-    api, db, auth, storage = (raw.get(k, {}) for k in ("api", "db", "auth", "storage"))
-    email = auth.get("email", {})
-    buckets = tuple(
-        BucketConfig(
-            name=name,
-            public=bool(b.get("public", False)),
-            file_size_limit=parse_size(b["file_size_limit"]) if "file_size_limit" in b else None,
-            allowed_mime_types=tuple(b.get("allowed_mime_types", ())),
-        )
-        for name, b in storage.get("buckets", {}).items()
-    )
-    return LocalConfig(
-        api_port=api.get("port", 54321),
-        db_port=db.get("port", 54322),
-        jwt_expiry=auth.get("jwt_expiry", 3600),
-        enable_signup=auth.get("enable_signup", True) and email.get("enable_signup", True),
-        enable_confirmations=email.get("enable_confirmations", False),
-        enable_anonymous_sign_ins=auth.get("enable_anonymous_sign_ins", False),
-        minimum_password_length=auth.get("minimum_password_length", 6),
-        api_schemas=tuple(api.get("schemas", ("public",))),
-        api_extra_search_path=tuple(api.get("extra_search_path", ("public", "extensions"))),
-        api_max_rows=api.get("max_rows", 1000),
-        storage_file_size_limit=parse_size(storage.get("file_size_limit", "50MiB")),
-        buckets=buckets,
-        signing_keys_path=(path.parent / auth["signing_keys_path"])
-        if auth.get("signing_keys_path")
-        else None,
-    )
+    values = {key.field: key.read(raw, path) for key in CONFIG_TABLE}
+    return LocalConfig(**{field: value for field, value in values.items() if value is not MISSING})
 
 
-#: Environment variables per setting, in the one order of precedence carbook has:
-#: an explicit argument (or CLI flag) > ``CARBOOK_*`` > ``SUPABASE_*`` > the local stack.
-ENV_VARS: dict[str, tuple[str, ...]] = {
-    "url": ("CARBOOK_URL", "SUPABASE_URL"),
-    # Today's key names first, the legacy ones (anon/service_role JWTs) as fallbacks.
-    "key": (
-        "CARBOOK_PUBLISHABLE_KEY",
-        "CARBOOK_ANON_KEY",
-        "SUPABASE_PUBLISHABLE_KEY",
-        "SUPABASE_ANON_KEY",
-        "SUPABASE_KEY",
-    ),
-    "secret_key": (
-        "CARBOOK_SECRET_KEY",
-        "CARBOOK_SERVICE_ROLE_KEY",
-        "SUPABASE_SECRET_KEY",
-        "SUPABASE_SERVICE_ROLE_KEY",
-    ),
-    "db_url": ("CARBOOK_DB_URL", "SUPABASE_DB_URL"),
-    "timeout": ("CARBOOK_TIMEOUT",),
-}
+class StackState(LocalConfig):
+    """What a local stack records in its ``stack.json`` when it starts: config.toml's
+    settings as it read them, and its ports and keys. Written by the stack (whose settings
+    extend this model), read by the SDK for its local defaults (``read_stack_state``)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=False)
+
+    state_dir: Path
+    #: The config.toml these settings were read from; None for a stack built in code
+    #: (tests, benchmarks), which keeps its own settings whatever config.toml says.
+    config_file: Path | None = None
+    host: str = "127.0.0.1"
+    postgrest_port: int = 0
+    postgrest_admin_port: int = 0
+    #: The Python app (Auth and Storage), behind nginx.
+    app_port: int = 0
+    #: nginx's own health answer, for the supervisor.
+    nginx_status_port: int = 0
+    jwt_secret: str = LOCAL_JWT_SECRET
+    #: Today's keys; the gateway turns them into the legacy JWTs below for the services.
+    publishable_key: str = LOCAL_PUBLISHABLE_KEY
+    secret_key: str = LOCAL_SECRET_KEY
+    #: The legacy keys: HS256 JWTs signed with ``jwt_secret``.
+    anon_key: str = LOCAL_ANON_KEY
+    service_role_key: str = LOCAL_SERVICE_ROLE_KEY
+    postgrest_pool: int = 10
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.host}:{self.api_port}"
+
+    @property
+    def db_url(self) -> str:
+        return f"postgresql://postgres:postgres@{self.host}:{self.db_port}/postgres"
 
 
 def from_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -278,40 +352,53 @@ def stack_state_file(state_dir: Path | None = None) -> Path | None:
     return root / ".carbook" / "stack.json" if root is not None else None
 
 
-def read_stack_state(state_dir: Path | None = None) -> dict[str, Any] | None:
-    """What the local stack recorded when it last started, or None (never started, or the
-    file is unreadable). The one reader of ``stack.json``: the SDK's defaults, the CLI and
-    the stack's own processes all come through here."""
+State = TypeVar("State", bound=StackState)
+
+
+@overload
+def read_stack_state(state_dir: Path | None = None) -> StackState | None: ...
+@overload
+def read_stack_state(state_dir: Path | None, model: type[State]) -> State | None: ...
+def read_stack_state(
+    state_dir: Path | None = None, model: type[StackState] = StackState
+) -> StackState | None:
+    """What the local stack recorded when it last started (None: never started here). The
+    one reader of ``stack.json``: the SDK's defaults, the CLI and the stack's own processes
+    all come through here, as ``model`` (``StackState``, or the stack's settings).
+
+    Raises:
+        ConfigurationError: the file is there but unreadable, or not a stack's state.
+    """
     path = stack_state_file(state_dir)
-    if path is None:
+    if path is None or not path.exists():
         return None
     try:
-        state = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return state if isinstance(state, dict) else None
+        return model.model_validate_json(path.read_bytes())
+    except (OSError, PydanticValidationError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not a stack's state"
+        raise ConfigurationError(
+            f"the local stack's state file {path} is unreadable ({reason})",
+            hint="run `carbook stack restart` to write it again",
+        ) from None
 
 
 def local_stack(state_dir: Path | None = None) -> dict[str, Any]:
     """The local stack's URL, keys and database URL: from its state file when it has run,
-    else from ``supabase/config.toml``'s ports; and the bucket's limits."""
-    cfg = load_local_config()
-    host, api_port, db_port = "127.0.0.1", cfg.api_port, cfg.db_port
-    key, secret_key = LOCAL_PUBLISHABLE_KEY, LOCAL_SECRET_KEY
-    state = read_stack_state(state_dir)
-    if state is not None:
-        try:
-            host = str(state.get("host", host))
-            api_port, db_port = int(state["api_port"]), int(state["db_port"])
-            key = str(state.get("publishable_key", key))
-            secret_key = str(state.get("secret_key", secret_key))
-        except (KeyError, TypeError, ValueError):
-            pass  # a broken state file: config.toml's ports
+    else from ``supabase/config.toml``'s ports; and the bucket's limits.
+
+    Raises:
+        ConfigurationError: its state file is unreadable.
+    """
+    cfg: LocalConfig = read_stack_state(state_dir) or load_local_config()
+    if isinstance(cfg, StackState):
+        host, key, secret_key = cfg.host, cfg.publishable_key, cfg.secret_key
+    else:
+        host, key, secret_key = "127.0.0.1", LOCAL_PUBLISHABLE_KEY, LOCAL_SECRET_KEY
     values: dict[str, Any] = {
-        "url": f"http://{host}:{api_port}",
+        "url": f"http://{host}:{cfg.api_port}",
         "key": key,
         "secret_key": secret_key,
-        "db_url": f"postgresql://postgres:postgres@{host}:{db_port}/postgres",
+        "db_url": f"postgresql://postgres:postgres@{host}:{cfg.db_port}/postgres",
     }
     bucket = next((b for b in cfg.buckets if b.name == "car-images"), None)
     if bucket is not None:

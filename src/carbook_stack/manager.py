@@ -16,7 +16,6 @@ which to start and in what order. State (ports, pids, logs, data) lives in one f
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import time
@@ -30,6 +29,7 @@ from carbook_sdk.config import (
     read_stack_state,
     supabase_dir,
 )
+from carbook_sdk.errors import ConfigurationError
 from carbook_sdk.ops import Database
 
 from .errors import StackConfigChangedError, StackStartError
@@ -90,11 +90,12 @@ class LocalStack:
             if (elsewhere / "stack.json").exists():
                 state = elsewhere
         config_file = root / "supabase" / "config.toml"
-        recorded = None
-        saved = read_stack_state(state)
-        if saved is not None:
-            with contextlib.suppress(ValueError):
-                recorded = StackSettings.model_validate({**saved, "state_dir": state})
+        try:
+            recorded = read_stack_state(state, StackSettings)
+        except ConfigurationError:
+            recorded = None  # unreadable: config.toml's settings; `start` writes it again
+        if recorded is not None:
+            recorded.state_dir = state  # the folder may have moved since
         if recorded is not None and recorded.config_file is None:
             return cls(recorded)  # built in code (tests, benchmarks): not config.toml's to change
         settings = StackSettings.from_config(state, load_local_config(config_file), config_file=config_file)

@@ -215,11 +215,11 @@ class PostgREST(Part):
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "PGRST_DB_URI": f"postgresql://authenticator:postgres@{s.host}:{s.db_port}/postgres",
-            "PGRST_DB_SCHEMAS": ",".join(s.schemas),
+            "PGRST_DB_SCHEMAS": ",".join(s.api_schemas),
             "PGRST_DB_ANON_ROLE": "anon",
-            "PGRST_DB_EXTRA_SEARCH_PATH": ",".join(s.extra_search_path),
+            "PGRST_DB_EXTRA_SEARCH_PATH": ",".join(s.api_extra_search_path),
             "PGRST_DB_POOL": str(s.postgrest_pool),
-            "PGRST_DB_MAX_ROWS": str(s.max_rows),
+            "PGRST_DB_MAX_ROWS": str(s.api_max_rows),
             "PGRST_DB_CHANNEL_ENABLED": "true",
             # A JWK set: the signing keys' public halves (user tokens, ES256) and the JWT
             # secret as an `oct` key (the legacy HS256 keys).

@@ -95,7 +95,7 @@ def test_api_and_auth_keys_reach_the_stack_settings(tmp_path: Path) -> None:
     )
     cfg = load_local_config(toml)
     settings = StackSettings.from_config(tmp_path, cfg)
-    assert (settings.schemas, settings.extra_search_path, settings.max_rows) == (
+    assert (settings.api_schemas, settings.api_extra_search_path, settings.api_max_rows) == (
         ("public", "v2"),
         ("public",),
         50,
@@ -106,9 +106,63 @@ def test_api_and_auth_keys_reach_the_stack_settings(tmp_path: Path) -> None:
         True,
     )
     shipped = StackSettings.from_config(tmp_path)
-    assert (shipped.schemas, shipped.max_rows, shipped.enable_confirmations) == (("public",), 1000, False)
+    assert (shipped.api_schemas, shipped.api_max_rows, shipped.enable_confirmations) == (
+        ("public",),
+        1000,
+        False,
+    )
     # Off as in the Supabase CLI, and said so in the shipped config.toml.
     assert shipped.enable_anonymous_sign_ins is False
     assert "enable_anonymous_sign_ins = false" in (supabase_dir() / "config.toml").read_text()
     # A running stack whose config.toml turned it on says so (`carbook stack status`).
     assert "[auth].enable_anonymous_sign_ins" in shipped.config_changes(settings)
+
+
+def test_every_config_setting_has_one_owner() -> None:
+    """Each LocalConfig field is set by exactly one config.toml key; the stack's settings
+    inherit the fields rather than declare them again; the stack names keys from the table."""
+    from carbook_sdk.config import CONFIG_TABLE, LocalConfig, StackState
+    from carbook_stack.settings import CONFIG_KEYS, StackSettings
+
+    fields = [key.field for key in CONFIG_TABLE]
+    assert sorted(fields) == sorted(LocalConfig.model_fields) and len(set(fields)) == len(fields)
+    assert set(StackSettings.__annotations__) == {"signing_keys"}
+    assert set(StackState.__annotations__).isdisjoint(LocalConfig.model_fields)
+    assert CONFIG_KEYS["minimum_password_length"] == "[auth].minimum_password_length"
+    assert CONFIG_KEYS["enable_confirmations"] == "[auth.email].enable_confirmations"
+    assert CONFIG_KEYS["buckets"] == "[storage.buckets]"
+    assert CONFIG_KEYS["signing_keys"] == "[auth].signing_keys_path"
+
+
+def test_config_toml_keys_and_defaults_come_from_the_table(tmp_path: Path) -> None:
+    from carbook_sdk.config import LocalConfig, load_local_config
+
+    empty = tmp_path / "config.toml"
+    empty.write_text("")
+    assert load_local_config(empty) == LocalConfig()
+    toml = tmp_path / "set.toml"
+    toml.write_text(
+        "[auth]\nminimum_password_length = 9\nenable_signup = true\n[auth.email]\nenable_signup = false\n"
+        '[storage]\nfile_size_limit = "1MiB"\n'
+    )
+    cfg = load_local_config(toml)
+    assert (cfg.minimum_password_length, cfg.enable_signup, cfg.storage_file_size_limit) == (9, False, 1024**2)
+
+
+def test_stack_json_is_one_typed_model(tmp_path: Path) -> None:
+    """Written by the stack, read by the SDK as StackState; a broken file is said, not
+    silently replaced by config.toml's ports."""
+    from carbook_sdk.config import StackState, local_stack, read_stack_state
+    from carbook_stack.settings import StackSettings
+
+    assert read_stack_state(tmp_path) is None
+    settings = StackSettings.from_config(tmp_path, api_port=60001, db_port=60002)
+    (tmp_path / "stack.json").write_text(settings.model_dump_json())
+    state = read_stack_state(tmp_path)
+    assert isinstance(state, StackState) and (state.api_port, state.db_port) == (60001, 60002)
+    assert local_stack(tmp_path)["url"] == "http://127.0.0.1:60001"
+    assert read_stack_state(tmp_path, StackSettings) == settings
+    (tmp_path / "stack.json").write_text('{"api_port": "not a port"}')
+    with pytest.raises(ConfigurationError, match="state file .* is unreadable") as info:
+        local_stack(tmp_path)
+    assert info.value.hint == "run `carbook stack restart` to write it again"
