@@ -31,11 +31,11 @@ if _missing:
     )
 
 if TYPE_CHECKING:
-    from .local_postgres import LocalPostgres, find_pg_bindir, free_port, port_in_use
     from .errors import StackConfigChangedError, StackStartError
+    from .local_postgres import LocalPostgres, find_pg_bindir, free_port, port_in_use
     from .manager import LocalStack
-    from .status import StackInfo, StackStatus
     from .settings import StackSettings, load_settings
+    from .status import StackInfo, StackStatus
     from .tools import ensure_postgrest, find_postgrest, install_postgrest
 
 # Imported on first use: the app process (``python -m carbook_stack.app``) must
