@@ -37,7 +37,7 @@ from .backups import (
     rolled_back_before,
 )
 from .connection import Connection, Model
-from .translate import translate_db_error, wrap_db_errors
+from .translate import translate_db_error
 
 __all__ = [
     "BOOTSTRAP_MARKER",
@@ -273,7 +273,7 @@ class Migrations(Connection):
             MigrationError: the bootstrap failed; nothing of it was applied.
             CarbookConnectionError: the database cannot be reached.
         """
-        with self.connect() as conn, wrap_db_errors(), self._locked(conn):
+        with self.connect() as conn, self._locked(conn):
             return self._ensure_platform(conn)
 
     @staticmethod
@@ -324,7 +324,7 @@ class Migrations(Connection):
         if not re.fullmatch(r"\d{14}", version or ""):
             raise ValidationError(f"{version!r} is not a migration version (14 digits, as in its file name)")
         files = {m.version: m for m in self.migrations()}
-        with self.connect() as conn, wrap_db_errors(), self._locked(conn):
+        with self.connect() as conn, self._locked(conn):
             self._ensure_platform(conn)
             history = self._history(conn)
             if status == "reverted":
@@ -357,7 +357,7 @@ class Migrations(Connection):
             CarbookConnectionError: the database cannot be reached.
         """
         files = self.migrations()
-        with self.connect() as conn, wrap_db_errors(), conn.transaction():
+        with self.connect() as conn, conn.transaction():
             return self._status(conn, files)
 
     def migrate(
@@ -412,7 +412,7 @@ class Migrations(Connection):
             while True:
                 outside: Migration | None = None
                 applied_now = False
-                with wrap_db_errors(), self._locked(conn):
+                with self._locked(conn):
                     if first:
                         drift = self._status(conn, files).drift_error()
                         if drift is not None and not ignore_drift:
@@ -477,19 +477,18 @@ class Migrations(Connection):
         autocommit), then its history row. Stopped part-way, the statements run so far stay;
         the version is recorded only once all of them ran, so a re-run starts it again."""
         sql = m.read()
-        with wrap_db_errors():
-            for statement in _statements(sql):
-                try:
-                    conn.execute(statement)
-                except psycopg.Error as exc:
-                    raise MigrationError(
-                        f"{m.filename} failed: {translate_db_error(exc).message}; it runs outside a "
-                        "transaction, so its statements before this one stay applied",
-                        migration=m.filename,
-                        sqlstate=exc.sqlstate,
-                    ) from exc
-            self._record(conn, m, sql)
-            conn.execute("notify pgrst, 'reload schema'")
+        for statement in _statements(sql):
+            try:
+                conn.execute(statement)
+            except psycopg.Error as exc:
+                raise MigrationError(
+                    f"{m.filename} failed: {translate_db_error(exc).message}; it runs outside a "
+                    "transaction, so its statements before this one stay applied",
+                    migration=m.filename,
+                    sqlstate=exc.sqlstate,
+                ) from exc
+        self._record(conn, m, sql)
+        conn.execute("notify pgrst, 'reload schema'")
 
     def _restore_on_reapply(
         self, conn: psycopg.Connection[Any], m: Migration, backups: Path, restore: bool
@@ -563,5 +562,5 @@ class Migrations(Connection):
             DatabaseError: the seed failed; nothing of it was loaded.
         """
         sql = (self.project_dir / "seed.sql").read_text(encoding="utf-8")
-        with self.connect() as conn, wrap_db_errors(), conn.transaction():
+        with self.connect() as conn, conn.transaction():
             conn.execute(sql)

@@ -24,7 +24,6 @@ from .backups import (
 )
 from .connection import Model
 from .migrations import Migrations
-from .translate import wrap_db_errors
 
 __all__ = [
     "ATOMIC_BOOKING_VERSION",
@@ -134,7 +133,7 @@ class Rollback(Migrations):
         Raises:
             CarbookConnectionError: the database cannot be reached.
         """
-        with self.connect() as conn, wrap_db_errors(), conn.transaction():
+        with self.connect() as conn, conn.transaction():
             return self._plan(conn)
 
     def rollback(self, *, force: bool = False, backup_dir: Path | None = None) -> RollbackResult:
@@ -156,7 +155,7 @@ class Rollback(Migrations):
         """
         script = self._rollback_path().read_text(encoding="utf-8")
         backup_dir = Path(backup_dir or default_backup_dir())
-        with self.connect() as conn, wrap_db_errors(), self._locked(conn):
+        with self.connect() as conn, self._locked(conn):
             plan = self._plan(conn)
             if plan.applied:
                 conn.execute("lock table public.cars in exclusive mode")
@@ -195,7 +194,7 @@ class Rollback(Migrations):
         """
         path = Path(path)
         doc = read_backup(path)
-        with self.connect() as conn, wrap_db_errors(), self._locked(conn):
+        with self.connect() as conn, self._locked(conn):
             if not self._plan(conn).applied:
                 raise NotMigratedError(
                     f"migration {ATOMIC_BOOKING_VERSION} is not applied; run migrate before restoring"

@@ -5,7 +5,6 @@ from __future__ import annotations
 from .connection import Model
 from .lint import INTENDED, LINTS, Finding, LintReport
 from .migrations import Migrations
-from .translate import wrap_db_errors
 
 __all__ = ["Check", "Verification", "VerifyReport"]
 
@@ -46,7 +45,7 @@ class Verification(Migrations):
         files = self.migrations()
         # One transaction: the script's temporary function is created, called and dropped
         # on the one server connection a transaction pooler lends for it.
-        with self.connect() as conn, wrap_db_errors(), conn.transaction():
+        with self.connect() as conn, conn.transaction():
             applied = self._applied(conn)
             history = [
                 Check(
@@ -87,7 +86,7 @@ class Verification(Migrations):
             CarbookConnectionError: the database cannot be reached.
         """
         findings: list[Finding] = []
-        with self.connect() as conn, wrap_db_errors(), conn.transaction():
+        with self.connect() as conn, conn.transaction():
             conn.execute("select set_config('pgrst.db_schemas', %s, true)", (",".join(exposed_schemas),))
             for lint in LINTS:
                 for obj, detail in conn.execute(lint.sql).fetchall():
