@@ -25,8 +25,7 @@ from carbook_stack import LocalPostgres
 from carbook_stack.local_postgres import free_port
 from carbook_stack.manager import LocalStack
 
-from .factories import temporary_stack
-from .helpers import Db
+from .helpers import Db, temporary_stack
 
 # Property tests judge behaviour, not speed: no per-example deadline, which a busy
 # 2-core CI runner would otherwise trip at random.

@@ -1,18 +1,46 @@
-"""Helpers for tests that act as the platform and as API roles on a real database."""
+"""The tests' one set of helpers and factories: users, cars and bookings made on a real
+database as the platform or as API roles; clients for a stack; the stack factories of
+``carbook_stack.testing`` (which the benchmarks share); the ``carbook`` command run from
+a folder as a person would."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import psycopg
 
 from carbook_sdk import Database
+from carbook_stack.testing import PASSWORD, make_cars, make_users, stack_db, temporary_stack
+
+__all__ = [
+    "PASSWORD",
+    "PNG",
+    "Db",
+    "as_role",
+    "async_carbook_for",
+    "book",
+    "carbook_for",
+    "carbook_in",
+    "connect_as",
+    "create_car",
+    "create_user",
+    "make_cars",
+    "make_users",
+    "stack_db",
+    "supabase_client",
+    "temporary_stack",
+    "unique_email",
+]
 
 
 @dataclass
@@ -135,3 +163,15 @@ def async_carbook_for(stack: Any) -> Any:
 
     s = stack.settings
     return AsyncCarbook(s.api_url, s.anon_key, db_url=s.db_url)
+
+
+def carbook_in(folder: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    """The installed ``carbook`` command run as a person would, from ``folder``."""
+    return subprocess.run(
+        [sys.executable, "-m", "carbook_cli", *args],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "COLUMNS": "200"},
+    )

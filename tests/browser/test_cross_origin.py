@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from carbook_stack.manager import LocalStack
-from tests.factories import stack_db
+from tests.helpers import stack_db
 
 from .conftest import IMAGE, open_app
 

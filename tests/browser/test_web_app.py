@@ -12,8 +12,15 @@ from typing import Any
 from playwright.sync_api import BrowserContext, Page, expect
 
 from carbook_stack.manager import LocalStack
-from tests.factories import PASSWORD, make_users, stack_db, temporary_stack
-from tests.helpers import ADMIN_EMAIL, ADMIN_PASSWORD, unique_email
+from tests.helpers import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    PASSWORD,
+    make_users,
+    stack_db,
+    temporary_stack,
+    unique_email,
+)
 
 from .conftest import IMAGE, open_app
 

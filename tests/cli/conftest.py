@@ -15,8 +15,7 @@ from typer.testing import CliRunner
 
 from carbook_cli import app
 from carbook_stack.manager import LocalStack
-from tests.factories import stack_db
-from tests.helpers import ADMIN_EMAIL, ADMIN_PASSWORD, PNG, carbook_for, unique_email
+from tests.helpers import ADMIN_EMAIL, ADMIN_PASSWORD, PNG, carbook_for, stack_db, unique_email
 
 runner = CliRunner()
 ALREADY = "Already booked. Be fast next time."

@@ -9,7 +9,7 @@ from pathlib import Path
 from carbook_stack.manager import LocalStack
 from tests.helpers import ADMIN_EMAIL, ADMIN_PASSWORD, PNG
 
-from ..factories import stack_db
+from ..helpers import stack_db
 from .conftest import ALREADY, Cli, add_car
 
 

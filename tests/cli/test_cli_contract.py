@@ -22,7 +22,7 @@ from carbook_cli import app
 from carbook_stack.manager import LocalStack
 from tests.helpers import ADMIN_EMAIL, carbook_for
 
-from ..factories import make_cars, stack_db
+from ..helpers import make_cars, stack_db
 from .conftest import ALREADY, Cli, add_car
 
 runner = CliRunner()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tests.helpers import PNG
 
-from ..factories import stack_db
+from ..helpers import stack_db
 from .conftest import Cli
 
 ORPHANS = """select count(*) from storage.objects o

@@ -155,7 +155,7 @@ def test_bootstrap_leaves_a_real_supabase_database_alone(empty_db: Db) -> None:
 
 
 def test_bootstrap_is_idempotent(empty_db: Db) -> None:
-    from carbook_sdk.ops.migrations import bootstrap_sql as _bootstrap_sql
+    from carbook_sdk.ops.migration_files import bootstrap_sql as _bootstrap_sql
 
     database = empty_db.database
     assert database.ensure_platform() is PlatformState.APPLIED

@@ -20,7 +20,7 @@ from carbook_sdk.errors import DatabaseError, ValidationError
 from carbook_stack.manager import LocalStack
 from tests.helpers import ADMIN_EMAIL, ADMIN_PASSWORD, carbook_for, unique_email
 
-from ..factories import stack_db
+from ..helpers import stack_db
 
 runner = CliRunner()
 IMAGE = Path(__file__).resolve().parents[2] / "supabase" / "images" / "sample-car.png"

@@ -29,7 +29,7 @@ from carbook_sdk import (
 from carbook_stack.manager import LocalStack
 from tests.helpers import ADMIN_EMAIL, ADMIN_PASSWORD, PNG, supabase_client
 
-from ..factories import make_cars, make_users, stack_db
+from ..helpers import make_cars, make_users, stack_db
 
 PASSWORD = "fault-password-1"
 TIMEOUT = 5.0

@@ -16,7 +16,7 @@ from carbook_sdk.settings import Settings
 from carbook_stack.local_postgres import free_port
 from carbook_stack.manager import LocalStack
 
-from ..factories import make_cars, stack_db
+from ..helpers import make_cars, stack_db
 
 
 def _racers(stack: LocalStack) -> int:

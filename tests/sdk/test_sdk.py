@@ -33,7 +33,7 @@ from carbook_stack.local_postgres import free_port
 from carbook_stack.manager import LocalStack
 from tests.helpers import ADMIN_EMAIL, ADMIN_PASSWORD, PNG, async_carbook_for, carbook_for, unique_email
 
-from ..factories import stack_db
+from ..helpers import stack_db
 
 PASSWORD = "correct-horse-9"
 

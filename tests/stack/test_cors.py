@@ -10,7 +10,7 @@ import pytest
 
 from carbook_stack.manager import LocalStack
 from carbook_stack.nginx import CORS_ALLOW_METHODS, CORS_EXPOSE_HEADERS, CORS_MAX_AGE
-from tests.factories import stack_db
+from tests.helpers import stack_db
 
 ORIGIN = "http://localhost:3000"
 #: What supabase-js sends, across its clients.

@@ -21,7 +21,7 @@ from carbook_stack.manager import LocalStack
 from carbook_stack.service import UNEXPECTED
 from tests.helpers import PNG, unique_email
 
-from ..factories import make_cars, make_users, stack_db
+from ..helpers import make_cars, make_users, stack_db
 
 BUCKET = "car-images"
 DEEP = 100_000

@@ -29,7 +29,7 @@ from carbook_stack.settings import StackSettings
 from carbook_stack.tokens import LOCAL_SIGNING_KEY
 from tests.helpers import ADMIN_EMAIL, ADMIN_PASSWORD, PNG, supabase_client, unique_email
 
-from ..factories import make_cars, stack_db, temporary_stack
+from ..helpers import make_cars, stack_db, temporary_stack
 
 PASSWORD = "correct-horse-9"
 BUCKET = "car-images"

@@ -20,7 +20,7 @@ import jwt
 from carbook_stack.manager import LocalStack
 from carbook_stack.nginx import render_config
 
-from ..factories import make_cars, make_users
+from ..helpers import make_cars, make_users
 
 #: Seconds of load, and threads sending it: bounded, on loopback only.
 LOAD_SECONDS = 6.0

@@ -23,7 +23,7 @@ from carbook_sdk import AsyncCarbook, CarAlreadyBookedError
 from carbook_stack.manager import LocalStack
 from tests.helpers import ADMIN_EMAIL, ADMIN_PASSWORD, PNG
 
-from ..factories import make_cars, make_users
+from ..helpers import make_cars, make_users
 
 SECONDS = float(os.environ.get("CARBOOK_SOAK_SECONDS", "20"))
 CONCURRENCY = 32

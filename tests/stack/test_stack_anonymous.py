@@ -16,7 +16,7 @@ from carbook_sdk import AccessDeniedError, Carbook, NotAuthenticatedError
 from carbook_stack.manager import LocalStack
 from tests.helpers import supabase_client, unique_email
 
-from ..factories import temporary_stack
+from ..helpers import temporary_stack
 
 PASSWORD = "correct-horse-9"
 

@@ -14,7 +14,7 @@ from carbook_stack.manager import LocalStack
 from carbook_stack.tokens import LOCAL_SIGNING_KEY
 from tests.helpers import supabase_client, unique_email
 
-from ..factories import stack_db
+from ..helpers import stack_db
 
 PASSWORD = "correct-horse-9"
 UNPUBLISHED = "10000000-0000-4000-8000-000000000007"  # seed: the one unpublished car

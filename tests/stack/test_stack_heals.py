@@ -18,7 +18,7 @@ from carbook_stack.manager import LocalStack
 from carbook_stack.processes import pid_alive
 from tests.helpers import ADMIN_EMAIL, ADMIN_PASSWORD, PNG, supabase_client
 
-from ..factories import stack_db, temporary_stack
+from ..helpers import stack_db, temporary_stack
 
 BUCKET = "car-images"
 

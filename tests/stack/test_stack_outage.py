@@ -23,7 +23,7 @@ from carbook_stack.local_postgres import port_in_use
 from carbook_stack.manager import LocalStack
 from tests.helpers import ADMIN_EMAIL, ADMIN_PASSWORD, PNG, supabase_client
 
-from ..factories import temporary_stack
+from ..helpers import temporary_stack
 
 BUCKET = "car-images"
 OBJECT = "outage/kept.png"

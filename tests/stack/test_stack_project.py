@@ -15,8 +15,7 @@ import pytest
 
 from carbook_sdk.media import detect_image_type
 from carbook_stack.local_postgres import cluster_dir, free_port
-from tests.factories import carbook_in
-from tests.helpers import ADMIN_EMAIL, ADMIN_PASSWORD, supabase_client
+from tests.helpers import ADMIN_EMAIL, ADMIN_PASSWORD, carbook_in, supabase_client
 
 #: A real 1x1 GIF.
 GIF = (

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from carbook_stack.local_postgres import cluster_dir, free_port
-from tests.factories import carbook_in
+from tests.helpers import carbook_in
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root runs PostgreSQL as another user (CI runs as root)")

@@ -14,7 +14,7 @@ import pytest
 from carbook_stack.manager import LocalStack
 from tests.helpers import ADMIN_EMAIL, ADMIN_PASSWORD, PNG, supabase_client, unique_email
 
-from ..factories import stack_db
+from ..helpers import stack_db
 
 BUCKET = "car-images"
 

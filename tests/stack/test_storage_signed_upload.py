@@ -26,7 +26,7 @@ from carbook_sdk import (
 from carbook_stack.manager import LocalStack
 from tests.helpers import ADMIN_EMAIL, ADMIN_PASSWORD, PNG, carbook_for, supabase_client, unique_email
 
-from ..factories import stack_db
+from ..helpers import stack_db
 
 BUCKET = "car-images"
 UPSERT = CreateSignedUploadUrlOptions(upsert="true")

@@ -15,7 +15,7 @@ from pathlib import Path
 from carbook_stack.manager import LocalStack
 from tests.helpers import ADMIN_EMAIL, ADMIN_PASSWORD, PNG
 
-from ..factories import make_cars, stack_db
+from ..helpers import make_cars, stack_db
 
 JS = Path(__file__).resolve().parents[1] / "js"
 

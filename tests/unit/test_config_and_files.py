@@ -146,7 +146,11 @@ def test_config_toml_keys_and_defaults_come_from_the_table(tmp_path: Path) -> No
         '[storage]\nfile_size_limit = "1MiB"\n'
     )
     cfg = load_local_config(toml)
-    assert (cfg.minimum_password_length, cfg.enable_signup, cfg.storage_file_size_limit) == (9, False, 1024**2)
+    assert (cfg.minimum_password_length, cfg.enable_signup, cfg.storage_file_size_limit) == (
+        9,
+        False,
+        1024**2,
+    )
 
 
 def test_stack_json_is_one_typed_model(tmp_path: Path) -> None:
@@ -163,6 +167,6 @@ def test_stack_json_is_one_typed_model(tmp_path: Path) -> None:
     assert local_stack(tmp_path)["url"] == "http://127.0.0.1:60001"
     assert read_stack_state(tmp_path, StackSettings) == settings
     (tmp_path / "stack.json").write_text('{"api_port": "not a port"}')
-    with pytest.raises(ConfigurationError, match="state file .* is unreadable") as info:
+    with pytest.raises(ConfigurationError, match=r"state file .* is unreadable") as info:
         local_stack(tmp_path)
     assert info.value.hint == "run `carbook stack restart` to write it again"

@@ -1,5 +1,5 @@
 """The test suite's own layout rules: no test module imports another (shared helpers
-live in a conftest.py or tests/factories.py, tests/helpers.py)."""
+live in a conftest.py or tests/helpers.py)."""
 
 from __future__ import annotations
 
@@ -41,3 +41,16 @@ def test_no_module_of_the_packages_imports_a_private_name_of_another() -> None:
                         if a.name.startswith("_") and not a.name.startswith("__")
                     ]
     assert offenders == []
+
+
+def test_no_hand_written_module_is_past_its_seam() -> None:
+    """A module holds one idea; past about 500 lines, it has a seam to cut along (the
+    generated ``_sync/`` twins are as long as their ``_async/`` sources)."""
+    root = TESTS.parent
+    long = [
+        f"{path.relative_to(root)}: {lines} lines"
+        for folder in (root / "src", root / "cli")
+        for path in sorted(folder.rglob("*.py"))
+        if "_sync" not in path.parts and (lines := len(path.read_text().splitlines())) > 520
+    ]
+    assert long == []

@@ -20,7 +20,7 @@ from .backups import NotRestored, RestoreResult
 from .connection import Target
 from .database import Database
 from .lint import Finding, LintReport
-from .migrations import MigrateResult, Migration, MigrationStatus, PlatformState
+from .migration_files import MigrateResult, Migration, MigrationStatus, PlatformState
 from .rollback import ATOMIC_BOOKING_VERSION, RollbackPlan, RollbackResult
 from .verify import Check, VerifyReport
 

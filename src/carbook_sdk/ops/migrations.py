@@ -1,28 +1,19 @@
 """Migrations: the platform bootstrap, the Supabase CLI's history table, migrate, status, seed.
 
 Migration history is the Supabase CLI's own ``supabase_migrations.schema_migrations``,
-so ``carbook db migrate`` and ``supabase migration up`` agree on what is applied.
+so ``carbook db migrate`` and ``supabase migration up`` agree on what is applied. What is
+known of the files themselves is in ``migration_files``.
 """
 
 from __future__ import annotations
 
-import difflib
 import re
-from enum import StrEnum
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 import psycopg
-from pydantic import Field
 
-from ..errors import (
-    BackupMissingError,
-    ConfigurationError,
-    MigrationDriftError,
-    MigrationError,
-    ValidationError,
-)
+from ..errors import BackupMissingError, MigrationError, ValidationError
 from .backups import (
     ATOMIC_BOOKING_VERSION,
     RestoreResult,
@@ -36,7 +27,22 @@ from .backups import (
     read_backup,
     rolled_back_before,
 )
-from .connection import Connection, Model
+from .connection import Connection
+from .migration_files import (
+    BOOTSTRAP_MARKER,
+    NO_TRANSACTION,
+    MigrateResult,
+    Migration,
+    MigrationStatus,
+    PlatformState,
+    bootstrap_sql,
+    diff,
+    line_of,
+    migration_files,
+    same_sql,
+    split_statements,
+    transaction_breaker,
+)
 from .translate import translate_db_error
 
 __all__ = [
@@ -50,168 +56,6 @@ __all__ = [
     "bootstrap_sql",
 ]
 
-BOOTSTRAP_MARKER = "carbook platform bootstrap 3"
-_MIGRATION_NAME = re.compile(r"^(?P<version>\d{14})_(?P<name>[a-z0-9_]+)\.sql$")
-
-
-#: A migration's first line that asks for it to run outside the run's transaction.
-NO_TRANSACTION = "-- carbook: no-transaction"
-#: Statements PostgreSQL refuses inside a transaction block, and ones that would end the
-#: run's transaction by accident (a COMMIT in a file would commit everything before it).
-_TRANSACTION_BREAKERS = re.compile(
-    r"(?im)\b(create\s+(?:unique\s+)?index\s+concurrently|drop\s+index\s+concurrently|"
-    r"reindex\b[^;]*\bconcurrently|refresh\s+materialized\s+view\s+concurrently|vacuum|alter\s+system|"
-    r"create\s+database|drop\s+database)\b|^\s*(begin|start\s+transaction|commit|end|rollback)\s*(?:work|transaction)?\s*;"
-)
-
-
-def _transaction_breaker(sql: str) -> str | None:
-    """The first statement in ``sql`` that cannot run inside the run's transaction."""
-    # Function bodies, strings and comments may say anything (a plpgsql body ends in `end;`).
-    code = re.sub(r"\$(\w*)\$.*?\$\1\$", "''", sql, flags=re.S)
-    code = re.sub(r"'(?:[^']|'')*'", "''", code)
-    code = re.sub(r"--[^\n]*", "", code)
-    m = _TRANSACTION_BREAKERS.search(code)
-    if m is None:
-        return None
-    return " ".join((m.group(1) or m.group(2)).split()).upper()
-
-
-def _statements(sql: str) -> list[str]:
-    """A no-transaction migration's statements: split where a line ends with ``;``."""
-    parts = re.split(r";[ \t]*(?:--[^\n]*)?\n", sql + "\n")
-    return [p.strip() for p in parts if re.sub(r"--[^\n]*", "", p).strip()]
-
-
-class Migration(Model):
-    """A migration file in ``supabase/migrations``."""
-
-    version: str
-    name: str
-    path: Path
-
-    @property
-    def filename(self) -> str:
-        return self.path.name
-
-    def read(self) -> str:
-        return self.path.read_text(encoding="utf-8")
-
-    @property
-    def outside_transaction(self) -> bool:
-        """Declared (its first line is ``-- carbook: no-transaction``) to run on its own."""
-        first = self.read().lstrip().split("\n", 1)[0].strip().lower()
-        return first == NO_TRANSACTION
-
-
-class PlatformState(StrEnum):
-    """What `ensure_platform` found and did."""
-
-    APPLIED = "applied"  # the carbook bootstrap was (re)applied
-    PRESENT = "present"  # the current carbook bootstrap was already there
-    SUPABASE = "supabase"  # a real Supabase database: left alone
-
-
-class MigrationStatus(Model):
-    """Applied and pending migrations, and where history and files disagree (drift)."""
-
-    applied: tuple[Migration, ...]
-    pending: tuple[Migration, ...]
-    #: Versions in the history with no file here (applied by something else).
-    unknown: tuple[str, ...] = ()
-    #: Applied files whose content differs from what the history says was applied.
-    changed: tuple[Migration, ...] = ()
-    #: For each changed file (by file name): a unified diff, as applied → as it is now.
-    diffs: dict[str, str] = Field(default_factory=dict)
-    platform_ready: bool = True
-
-    @property
-    def up_to_date(self) -> bool:
-        """No migration is pending (drift aside)."""
-        return not self.pending
-
-    @property
-    def drift(self) -> bool:
-        return bool(self.unknown or self.changed)
-
-    def drift_error(self) -> MigrationDriftError | None:
-        """The error `migrate` raises over this drift, if there is drift."""
-        if not self.drift:
-            return None
-        parts = [f"{v} is applied but has no migration file" for v in self.unknown]
-        parts += [f"{m.filename} changed since it was applied" for m in self.changed]
-        return MigrationDriftError(
-            "the migration history does not match the migration files: " + "; ".join(parts),
-            unknown=self.unknown,
-            changed=tuple(m.filename for m in self.changed),
-            hint="`carbook db status` shows what changed; restore the files as they were applied, "
-            "record what is true with `carbook db repair --status applied|reverted VERSION`, "
-            "or run `carbook db migrate --ignore-drift`",
-        )
-
-
-class MigrateResult(Model):
-    applied: tuple[Migration, ...]
-    platform: PlatformState
-    #: The rollback backup put back while re-applying the migration it came from, if any.
-    restored: RestoreResult | None = None
-    #: Cars that existed when the booking migration was applied and got no backup: they
-    #: are now available at the default price (0 for a new database).
-    cars_without_backup: int = 0
-
-
-def _migration_files(folder: Path) -> list[Migration]:
-    found: list[Migration] = []
-    for path in sorted(folder.glob("*.sql")):
-        m = _MIGRATION_NAME.match(path.name)
-        if not m:
-            raise ConfigurationError(
-                f"migration file name {path.name!r} is not <14-digit timestamp>_<name>.sql",
-                hint=f"rename it in {folder}",
-            )
-        found.append(Migration(version=m["version"], name=m["name"], path=path))
-    versions = [m.version for m in found]
-    if len(set(versions)) != len(versions):
-        raise ConfigurationError(f"two migration files in {folder} share a version")
-    return found
-
-
-def _line_of(sql: str, position: int | None) -> int | None:
-    if not position:
-        return None
-    return sql.count("\n", 0, position - 1) + 1
-
-
-def _diff(statements: list[str], m: Migration) -> str:
-    """What changed in ``m`` since it was applied, as a unified diff (at most 60 lines)."""
-    applied = "".join(statements) if len(statements) == 1 else ";\n".join(statements) + ";\n"
-    lines = list(
-        difflib.unified_diff(
-            applied.splitlines(keepends=True),
-            m.read().splitlines(keepends=True),
-            fromfile=f"{m.filename} (as applied)",
-            tofile=f"{m.filename} (now)",
-        )
-    )
-    if len(lines) > 60:
-        lines = [*lines[:60], f"… {len(lines) - 60} more line(s)\n"]
-    return "".join(lines)
-
-
-def _same_sql(statements: list[str], text: str) -> bool:
-    """Whether history statements are this file's text: carbook stores the whole file as
-    one statement, the Supabase CLI stores it split into statements."""
-    if statements == [text]:
-        return True
-    return _SPACE_OR_SEMICOLON.sub("", "".join(statements)) == _SPACE_OR_SEMICOLON.sub("", text)
-
-
-_SPACE_OR_SEMICOLON = re.compile(r"[\s;]+")
-
-
-def bootstrap_sql() -> str:
-    return resources.files("carbook_sdk").joinpath("ops/sql/bootstrap.sql").read_text(encoding="utf-8")
-
 
 class Migrations(Connection):
     """Migrate, status and seed."""
@@ -222,7 +66,7 @@ class Migrations(Connection):
         Raises:
             ConfigurationError: a file name is not ``<14 digits>_<name>.sql``.
         """
-        return _migration_files(self.project_dir / "migrations")
+        return migration_files(self.project_dir / "migrations")
 
     @staticmethod
     def _platform_state(conn: psycopg.Connection[Any]) -> PlatformState | None:
@@ -296,14 +140,14 @@ class Migrations(Connection):
         # A history row without statements (`supabase migration repair`) says nothing
         # about content: it is not counted as a change.
         changed = tuple(
-            m for m in files if history.get(m.version) and not _same_sql(history[m.version] or [], m.read())
+            m for m in files if history.get(m.version) and not same_sql(history[m.version] or [], m.read())
         )
         return MigrationStatus(
             applied=tuple(m for m in files if m.version in history),
             pending=tuple(m for m in files if m.version not in history),
             unknown=tuple(v for v in history if v not in known),
             changed=changed,
-            diffs={m.filename: _diff(history[m.version] or [], m) for m in changed},
+            diffs={m.filename: diff(history[m.version] or [], m) for m in changed},
             platform_ready=self._platform_state(conn) is not None,
         )
 
@@ -427,7 +271,7 @@ class Migrations(Connection):
                             outside = m  # after this transaction commits, on its own
                             break
                         sql = m.read()
-                        breaker = _transaction_breaker(sql)
+                        breaker = transaction_breaker(sql)
                         if breaker is not None:
                             raise MigrationError(
                                 f"{m.filename} cannot run inside the migration's transaction "
@@ -477,7 +321,7 @@ class Migrations(Connection):
         autocommit), then its history row. Stopped part-way, the statements run so far stay;
         the version is recorded only once all of them ran, so a re-run starts it again."""
         sql = m.read()
-        for statement in _statements(sql):
+        for statement in split_statements(sql):
             try:
                 conn.execute(statement)
             except psycopg.Error as exc:
@@ -545,7 +389,7 @@ class Migrations(Connection):
     @staticmethod
     def _failed(m: Migration, sql: str, exc: psycopg.Error) -> MigrationError:
         err = translate_db_error(exc)
-        line = _line_of(sql, int(exc.diag.statement_position or 0) or None)
+        line = line_of(sql, int(exc.diag.statement_position or 0) or None)
         where = f" at line {line}" if line else ""
         return MigrationError(
             f"{m.filename} failed{where}: {err.message}; nothing of this run was applied",
