@@ -182,6 +182,8 @@ class LocalConfig(BaseModel):
     api_max_rows: int = 1000
     storage_file_size_limit: int = 50 * 1024**2
     buckets: tuple[BucketConfig, ...] = ()
+    #: ``[realtime] enabled``: whether the local stack runs its Realtime service.
+    realtime_enabled: bool = True
     #: ``[auth] signing_keys_path``, resolved against the ``supabase/`` folder as the
     #: Supabase CLI does; None: the CLI's well-known local signing key.
     signing_keys_path: Path | None = None
@@ -204,7 +206,7 @@ def load_local_config(path: Path | None = None) -> LocalConfig:
         raw: dict[str, Any] = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigurationError(f"cannot read {path}: {exc}") from exc
-    api, db, auth, storage = (raw.get(k, {}) for k in ("api", "db", "auth", "storage"))
+    api, db, auth, storage, realtime = (raw.get(k, {}) for k in ("api", "db", "auth", "storage", "realtime"))
     email = auth.get("email", {})
     buckets = tuple(
         BucketConfig(
@@ -228,6 +230,7 @@ def load_local_config(path: Path | None = None) -> LocalConfig:
         api_max_rows=api.get("max_rows", 1000),
         storage_file_size_limit=parse_size(storage.get("file_size_limit", "50MiB")),
         buckets=buckets,
+        realtime_enabled=bool(realtime.get("enabled", True)),
         signing_keys_path=(path.parent / auth["signing_keys_path"])
         if auth.get("signing_keys_path")
         else None,

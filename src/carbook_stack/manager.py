@@ -43,6 +43,7 @@ from carbook_sdk.ops import Database
 from .local_postgres import LocalPostgres, cluster_dir, free_port, port_in_use
 from .nginx import find_nginx, write_config
 from .processes import kill_orphans, pid_alive, terminate
+from .realtime import RealtimePart
 from .settings import StackSettings
 from .tools import ensure_postgrest
 
@@ -170,7 +171,9 @@ class LocalStack:
 
     def _running_parts(self) -> list[str]:
         running = ["database"] if self.postgres.is_running() else []
-        return running + [p for p in ("postgrest", "gateway", "nginx") if pid_alive(self._read_pid(p))]
+        return running + [
+            p for p in ("postgrest", "gateway", "realtime", "nginx") if pid_alive(self._read_pid(p))
+        ]
 
     def _adopt_running(self) -> None:
         """When parts of a stack run, act on them as they were started; refuse a config
@@ -242,7 +245,12 @@ class LocalStack:
         pid = self._recorded_pid(part)
         if pid is None:
             return None
-        marker = {"postgrest": "postgrest", "gateway": "carbook_stack.gateway", "nginx": "nginx"}[part]
+        marker = {
+            "postgrest": "postgrest",
+            "gateway": "carbook_stack.gateway",
+            "nginx": "nginx",
+            "realtime": RealtimePart.marker,
+        }[part]
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
@@ -313,17 +321,20 @@ class LocalStack:
             if not self._gateway_alive(patient=True):
                 started.append("gateway")
                 self._start_gateway()
+            if self._realtime.enabled and not self._realtime_alive(patient=True):
+                started.append("realtime")
+                self._start_realtime()
             if {"database", "postgrest"} & set(started):
                 # /ready can say yes before PostgREST answers requests (its schema cache):
                 # wait until it serves them, several in a row.
                 self._wait("postgrest", self._postgrest_serving)
             # nginx's config names the ports behind it: a part restarted there means a new one.
-            if {"postgrest", "gateway"} & set(started) or not self._nginx_alive(patient=True):
+            if {"postgrest", "gateway", "realtime"} & set(started) or not self._nginx_alive(patient=True):
                 started.append("nginx")
                 self._start_nginx()
         except BaseException:
             # Leave nothing running that this call started: a failed start is not half a stack.
-            for part in ("nginx", "gateway", "postgrest"):
+            for part in ("nginx", "realtime", "gateway", "postgrest"):
                 if part in started:
                     terminate(self._read_pid(part))
                     self._pidfile(part).unlink(missing_ok=True)
@@ -527,6 +538,28 @@ class LocalStack:
         self._spawn("gateway", [sys.executable, "-m", "carbook_stack.gateway", str(self.state_file)], env)
         self._wait("gateway", self._gateway_alive)
 
+    # Realtime: the one hook into the service's package (carbook_stack.realtime) ----------
+    @property
+    def _realtime(self) -> RealtimePart:
+        return RealtimePart(self.settings)
+
+    def _realtime_alive(self, patient: bool = False) -> bool:
+        return bool(self.settings.realtime_port) and self._part_alive(
+            "realtime", self._realtime.health_url, patient
+        )
+
+    def _start_realtime(self) -> None:
+        """The Realtime service, on an internal port behind nginx (the database must be up)."""
+        s = self.settings
+        terminate(self._read_pid("realtime"))
+        if not s.realtime_port or port_in_use(s.realtime_port, s.host):
+            s.realtime_port = free_port(
+                avoid={s.api_port, s.db_port, s.postgrest_port, s.postgrest_admin_port, s.app_port}
+            )
+        self._save()
+        self._spawn("realtime", self._realtime.command(self.state_file), dict(os.environ))
+        self._wait("realtime", self._realtime_alive)
+
     def _clean_storage(self) -> None:
         """Remove what uploads that never finished left in storage: temporary files, and
         version files no object row names (a gateway killed between writing the bytes and
@@ -571,7 +604,14 @@ class LocalStack:
             )
         if not s.nginx_status_port or port_in_use(s.nginx_status_port, s.host):
             s.nginx_status_port = free_port(
-                avoid={s.api_port, s.db_port, s.postgrest_port, s.postgrest_admin_port, s.app_port}
+                avoid={
+                    s.api_port,
+                    s.db_port,
+                    s.postgrest_port,
+                    s.postgrest_admin_port,
+                    s.app_port,
+                    s.realtime_port,
+                }
             )
         config = write_config(s)
         self._save()
@@ -587,7 +627,7 @@ class LocalStack:
         """Stop every part (nginx, the app, PostgREST, PostgreSQL); harmless when stopped.
         Returns the parts that were running (none: nothing was)."""
         running = self._running_parts()
-        for part in ("nginx", "gateway", "postgrest"):
+        for part in ("nginx", "realtime", "gateway", "postgrest"):
             terminate(self._read_pid(part))
             if part == "nginx":
                 kill_orphans(self._recorded_pid(part), "nginx")
@@ -613,11 +653,16 @@ class LocalStack:
                 log=self.postgres.log_file,
             )
         ]
-        for part, url, alive in (
+        checks: list[tuple[str, str, Callable[[], bool]]] = [
             ("postgrest", s.postgrest_url if s.postgrest_port else "", self._postgrest_alive),
             ("gateway", f"http://{s.host}:{s.app_port}" if s.app_port else "", self._gateway_alive),
             ("nginx", s.api_url, self._nginx_alive),
-        ):
+        ]
+        if self._realtime.enabled:
+            checks.insert(
+                2, ("realtime", self._realtime.url if s.realtime_port else "", self._realtime_alive)
+            )
+        for part, url, alive in checks:
             pid = self._read_pid(part)
             running = pid_alive(pid)
             parts.append(

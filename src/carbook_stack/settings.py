@@ -41,6 +41,7 @@ CONFIG_KEYS: dict[str, str] = {
     "storage_file_size_limit": "[storage].file_size_limit",
     "signing_keys": "[auth].signing_keys_path",
     "buckets": "[storage.buckets]",
+    "realtime_enabled": "[realtime].enabled",
 }
 
 
@@ -62,6 +63,9 @@ class StackSettings(BaseModel):
     app_port: int = 0
     #: nginx's own health answer, for the supervisor.
     nginx_status_port: int = 0
+    #: The Realtime service (WebSocket), behind nginx at /realtime/v1.
+    realtime_port: int = 0
+    realtime_enabled: bool = True
     jwt_secret: str = LOCAL_JWT_SECRET
     #: Today's keys; the gateway turns them into the legacy JWTs below for the services.
     publishable_key: str = LOCAL_PUBLISHABLE_KEY
@@ -140,6 +144,7 @@ class StackSettings(BaseModel):
             "extra_search_path": cfg.api_extra_search_path,
             "max_rows": cfg.api_max_rows,
             "buckets": cfg.buckets,
+            "realtime_enabled": cfg.realtime_enabled,
         }
         if cfg.signing_keys_path is not None:
             try:

@@ -50,7 +50,7 @@ __all__ = [
     "bootstrap_sql",
 ]
 
-BOOTSTRAP_MARKER = "carbook platform bootstrap 3"
+BOOTSTRAP_MARKER = "carbook platform bootstrap 4"
 _MIGRATION_NAME = re.compile(r"^(?P<version>\d{14})_(?P<name>[a-z0-9_]+)\.sql$")
 
 
