@@ -410,6 +410,11 @@ class RealtimeServer:
             timeout=10,
         ) as pool:
             self.pool = pool
+            with contextlib.suppress(psycopg.Error):  # as Realtime: messages are kept 72 hours
+                async with pool.connection() as conn:
+                    await conn.execute(
+                        "delete from realtime.messages where inserted_at < timezone('utc', now()) - interval '72 hours'"
+                    )
             listener = asyncio.create_task(self.listen())
             async with serve(
                 self.handler,
