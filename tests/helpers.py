@@ -19,10 +19,11 @@ from typing import Any
 
 import psycopg
 
-from carbook_sdk import Database
+from carbook_sdk import Database, supabase_dir
 from carbook_stack.testing import PASSWORD, make_cars, make_users, stack_db, temporary_stack
 
 __all__ = [
+    "MIGRATIONS",
     "PASSWORD",
     "PNG",
     "Db",
@@ -40,7 +41,19 @@ __all__ = [
     "supabase_client",
     "temporary_stack",
     "unique_email",
+    "versions",
 ]
+
+#: carbook's migrations as (version, name), in order: read from the files, never listed
+#: by hand, so a new migration needs no test edited to be counted.
+MIGRATIONS: list[tuple[str, str]] = [
+    (path.name[:14], path.name[15:-4]) for path in sorted((supabase_dir() / "migrations").glob("*.sql"))
+]
+
+
+def versions(*, before: str | None = None) -> list[str]:
+    """The migration versions in order (those before ``before`` only, when given)."""
+    return [v for v, _ in MIGRATIONS if before is None or v < before]
 
 
 @dataclass

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
         ValidationError,
         WeakPasswordError,
     )
+    from .live import AvailabilityEvent
     from .models import (
         AuditEntry,
         Booking,
@@ -80,6 +81,7 @@ _LAZY: dict[str, str] = {
     "AsyncFileSessionStore": ".session",
     "AuditEntry": ".models",
     "AuthError": ".errors",
+    "AvailabilityEvent": ".live",
     "BackupMissingError": ".errors",
     "Booking": ".models",
     "BookingError": ".errors",
@@ -143,6 +145,7 @@ __all__ = [
     "AsyncFileSessionStore",
     "AuditEntry",
     "AuthError",
+    "AvailabilityEvent",
     "BackupMissingError",
     "Booking",
     "BookingError",

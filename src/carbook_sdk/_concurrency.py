@@ -1,13 +1,15 @@
 """Run many calls at once, at most N at a time: tasks for the async client, threads for
-the sync one. ``scripts/unasync.py`` turns ``gather_limited`` into ``run_limited``."""
+the sync one. ``scripts/unasync.py`` turns ``gather_limited`` into ``run_limited``, and
+``receive_within`` (a WebSocket read with a deadline) into ``receive_before``."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
-__all__ = ["INTERRUPTIONS", "gather_limited", "run_limited"]
+__all__ = ["INTERRUPTIONS", "gather_limited", "receive_before", "receive_within", "run_limited"]
 
 #: What stops a call halfway: a cancelled task (async), Ctrl-C in the main thread (sync).
 INTERRUPTIONS: tuple[type[BaseException], ...] = (asyncio.CancelledError, KeyboardInterrupt)
@@ -44,3 +46,13 @@ def run_limited(calls: Sequence[Callable[[], None]], concurrency: int) -> None:
         raise
     for future in futures:
         future.result()
+
+
+async def receive_within(socket: Any, timeout: float) -> Any:
+    """The next WebSocket message, or TimeoutError after ``timeout`` seconds."""
+    return await asyncio.wait_for(socket.recv(), timeout)
+
+
+def receive_before(socket: Any, timeout: float) -> Any:
+    """The next WebSocket message, or TimeoutError after ``timeout`` seconds."""
+    return socket.recv(timeout)

@@ -295,6 +295,37 @@ def _translate_storage(exc: Any) -> CarbookError:
     return kind(message, status=http)
 
 
+class RealtimeRefusal(Exception):
+    """Realtime's reason for refusing or ending a channel (``Code: message``)."""
+
+
+def _translate_realtime(exc: BaseException, url: str | None) -> CarbookError | None:
+    """Realtime's refusals by their code, and the WebSocket's failures."""
+    from websockets.exceptions import InvalidStatus, WebSocketException
+
+    if isinstance(exc, RealtimeRefusal):
+        reason = str(exc)
+        code, _, message = reason.partition(": ")
+        if code == "Unauthorized":
+            return AccessDeniedError(f"Realtime refused the channel: {message}")
+        if code in ("InvalidJWTToken", "JwtSignatureError", "MalformedJWT"):
+            return SessionExpiredError(f"Realtime refused the session: {message}; sign in again")
+        return CarbookError(f"Realtime refused the channel: {reason}")
+    if isinstance(exc, InvalidStatus):
+        return CarbookConnectionError(
+            f"Realtime at {url or 'the server'} answered HTTP {exc.response.status_code}",
+            hint="Is Realtime enabled? (`[realtime] enabled` in supabase/config.toml; `carbook stack status`)",
+        )
+    if isinstance(exc, TimeoutError):
+        return None  # a read's deadline, which the caller asked for: not a failure here
+    if isinstance(exc, WebSocketException | OSError):
+        return CarbookConnectionError(
+            f"could not reach Realtime at {url or 'the server'}: {str(exc) or type(exc).__name__}",
+            hint="Is the stack running? `carbook stack start` starts the local one.",
+        )
+    return None
+
+
 def translate(exc: BaseException, *, url: str | None = None) -> CarbookError | None:
     """The carbook error for a third-party exception, or None when it is not one we know."""
     import httpx
@@ -308,6 +339,9 @@ def translate(exc: BaseException, *, url: str | None = None) -> CarbookError | N
 
     if isinstance(exc, CarbookError):
         return exc
+    live = _translate_realtime(exc, url)
+    if live is not None:
+        return live
     if isinstance(exc, APIError):
         return _translate_postgrest(exc)
     if isinstance(exc, SupabaseAuthError):

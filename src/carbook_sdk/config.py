@@ -189,6 +189,8 @@ class LocalConfig(BaseModel):
     minimum_password_length: int = 6
     storage_file_size_limit: int = 50 * 1024**2
     buckets: tuple[BucketConfig, ...] = ()
+    #: ``[realtime] enabled``: whether the local stack runs its Realtime service.
+    realtime_enabled: bool = True
     #: ``[auth] signing_keys_path``, resolved against the ``supabase/`` folder as the
     #: Supabase CLI does; None: the CLI's well-known local signing key.
     signing_keys_path: Path | None = None
@@ -271,6 +273,7 @@ CONFIG_TABLE: tuple[ConfigKey, ...] = (
     ConfigKey(("auth", "minimum_password_length"), "minimum_password_length"),
     ConfigKey(("storage", "file_size_limit"), "storage_file_size_limit", parse=lambda v, _: parse_size(v)),
     ConfigKey(("storage", "buckets"), "buckets", parse=_buckets),
+    ConfigKey(("realtime", "enabled"), "realtime_enabled"),
     ConfigKey(
         ("auth", "signing_keys_path"),
         "signing_keys_path",
@@ -313,6 +316,8 @@ class StackState(LocalConfig):
     app_port: int = 0
     #: nginx's own health answer, for the supervisor.
     nginx_status_port: int = 0
+    #: The Realtime service (WebSocket), behind nginx at /realtime/v1.
+    realtime_port: int = 0
     jwt_secret: str = LOCAL_JWT_SECRET
     #: Today's keys; the gateway turns them into the legacy JWTs below for the services.
     publishable_key: str = LOCAL_PUBLISHABLE_KEY

@@ -1,10 +1,12 @@
 """Start, stop, inspect and reset the Docker-free local Supabase stack: the supervisor.
 
-Four parts, the same addresses and keys as ``supabase start``:
+Five parts, the same addresses and keys as ``supabase start``:
 
 - PostgreSQL: a private cluster (``LocalPostgres``) on ``[db].port``;
 - PostgREST 12: the real binary, on an internal port (``parts.PostgREST``);
 - the app: Auth and Storage, one ASGI app on an internal port (``parts.App``);
+- Realtime: Phoenix channels over WebSocket on an internal port (``parts.Realtime``,
+  ``[realtime] enabled``);
 - nginx: the gateway on ``[api].port``, ``/rest/v1`` straight to PostgREST, the rest to
   the app (``parts.Nginx``).
 
@@ -35,7 +37,7 @@ from carbook_sdk.ops import Database
 from .errors import StackConfigChangedError, StackStartError
 from .local_postgres import LocalPostgres, cluster_dir, free_port
 from .nginx import find_nginx
-from .parts import App, Nginx, Part, PostgREST
+from .parts import App, Nginx, Part, PostgREST, Realtime
 from .settings import StackSettings
 from .status import PartStatus, StackInfo, StackStatus
 from .tools import ensure_postgrest
@@ -103,7 +105,7 @@ class LocalStack:
 
     def _running_parts(self) -> list[str]:
         running = ["database"] if self.postgres.is_running() else []
-        return running + [p.name for p in self.parts() if p.running()]
+        return running + [p.name for p in self.parts(every=True) if p.running()]
 
     def _adopt_running(self) -> None:
         """When parts of a stack run, act on them as they were started; refuse a config
@@ -165,12 +167,18 @@ class LocalStack:
         return App(self.settings, save=self._save, progress=self.progress)
 
     @property
+    def realtime(self) -> Realtime:
+        return Realtime(self.settings, save=self._save, progress=self.progress)
+
+    @property
     def nginx(self) -> Nginx:
         return Nginx(self.settings, save=self._save, progress=self.progress)
 
-    def parts(self) -> tuple[Part, ...]:
-        """The processes besides PostgreSQL, in the order they start."""
-        return (self.postgrest, self.app, self.nginx)
+    def parts(self, *, every: bool = False) -> tuple[Part, ...]:
+        """The processes besides PostgreSQL, in the order they start: those the settings
+        enable, or ``every`` one (to stop what a stack may have started)."""
+        realtime = (self.realtime,) if every or self.settings.realtime_enabled else ()
+        return (self.postgrest, self.app, *realtime, self.nginx)
 
     def part(self, name: str) -> Part:
         """A part by its name in `stack status` (``postgrest``, ``app``, ``nginx``)."""
@@ -224,7 +232,7 @@ class LocalStack:
         fresh = not self._made_marker.exists()
         started: list[Part] = []
         database_started = False
-        postgrest, app, nginx = self.postgrest, self.app, self.nginx
+        postgrest, app, realtime, nginx = self.postgrest, self.app, self.realtime, self.nginx
         try:
             if not self.postgres.is_running():
                 self.postgres.start()
@@ -247,6 +255,9 @@ class LocalStack:
             if not app.healthy(patient=True):
                 started.append(app)
                 app.start()
+            if self.settings.realtime_enabled and not realtime.healthy(patient=True):
+                started.append(realtime)
+                realtime.start()
             if database_started or postgrest in started:
                 postgrest.wait(postgrest.serving)
             # nginx's config names the ports behind it: a part restarted there means a new one.
@@ -288,10 +299,10 @@ class LocalStack:
         return self.start()
 
     def stop(self) -> list[str]:
-        """Stop every part (nginx, the app, PostgREST, PostgreSQL); harmless when stopped.
+        """Stop every part (nginx, Realtime, the app, PostgREST, PostgreSQL); harmless when stopped.
         Returns the parts that were running (none: nothing was)."""
         running = self._running_parts()
-        for part in reversed(self.parts()):
+        for part in reversed(self.parts(every=True)):
             part.stop()
         self.postgres.stop()
         return running

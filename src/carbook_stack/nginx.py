@@ -220,6 +220,7 @@ def render_config(settings: StackSettings, folder: Path) -> str:
         for kind, body in KEY_REFUSALS.items()
     )
     hide_cors = "\n".join(f"        proxy_hide_header {h};" for h in _UPSTREAM_CORS_HEADERS)
+    realtime = _realtime_location(s)
     new_keys = "\n".join(f"        {_quote(k)} {_quote(v)};" for k, v in sorted(key_jwts.items()) if k != v)
     # As root, workers would drop to `nobody` and could not write the temp folders here.
     user = "user root root;\n" if os.geteuid() == 0 else ""
@@ -354,6 +355,11 @@ http {{
         "~^\\|(\\d{{5,}}|[89]\\d{{3}})$" carbook_rest_fresh;
         default carbook_rest;
     }}
+    # A WebSocket upgrade is passed on as one; any other request asks for no keep-alive.
+    map $http_upgrade $carbook_upgrade {{
+        "" "";
+        default upgrade;
+    }}
     upstream carbook_app {{
         server {s.host}:{s.app_port};
         keepalive 64;
@@ -420,6 +426,7 @@ http {{
             proxy_pass http://carbook_app;
         }}
 
+{realtime}
         location = /carbook-bad-request {{
             internal;
             # The request line could not be read, so where it was going is unknown: one
@@ -460,6 +467,26 @@ http {{
         }}
     }}
 }}
+"""
+
+
+def _realtime_location(s: StackSettings) -> str:
+    """The Realtime service's WebSocket: an upgrade passed through, kept open for as long
+    as the client's heartbeats keep it (they come every 25-30 s; a read timeout of an hour
+    only ends a connection that went silent). The apikey query parameter stays: the
+    service reads the key's role from it, as hosted Realtime does. The rest of
+    ``/realtime/v1`` (the REST broadcast) is the app's, through ``location /``."""
+    if not (s.realtime_enabled and s.realtime_port):
+        return ""
+    headers = _proxy_headers(" " * 12, {"Upgrade": "$http_upgrade", "Connection": "$carbook_upgrade"})
+    return f"""        location = /realtime/v1/websocket {{
+            proxy_read_timeout 1h;
+            proxy_send_timeout 1h;
+            proxy_buffering off;
+            error_page 502 504 = @app_unavailable;
+{headers}
+            proxy_pass http://{s.host}:{s.realtime_port};
+        }}
 """
 
 

@@ -27,7 +27,7 @@ from .settings import StackSettings
 from .status import PartStatus
 from .tools import ensure_postgrest
 
-__all__ = ["App", "Nginx", "Part", "PostgREST"]
+__all__ = ["App", "Nginx", "Part", "PostgREST", "Realtime"]
 
 
 class Part:
@@ -173,7 +173,8 @@ class Part:
 
     def _taken_ports(self) -> set[int]:
         s = self.settings
-        return {p for p in (s.api_port, s.db_port, s.postgrest_port, s.postgrest_admin_port, s.app_port) if p}
+        ports = (s.api_port, s.db_port, s.postgrest_port, s.postgrest_admin_port, s.app_port, s.realtime_port)
+        return {p for p in ports if p}
 
 
 class PostgREST(Part):
@@ -270,6 +271,34 @@ class App(Part):
         self.save()
         state_file = s.state_dir / "stack.json"
         self.spawn([sys.executable, "-m", "carbook_stack.app", str(state_file)], dict(os.environ))
+        self.wait()
+
+
+class Realtime(Part):
+    """The Realtime service (``carbook_stack.realtime``): Phoenix channels over WebSocket on
+    an internal port, behind nginx at ``/realtime/v1/websocket``. Needs the database up;
+    it reads its settings from stack.json."""
+
+    name = "realtime"
+    marker = "carbook_stack.realtime"
+
+    @property
+    def url(self) -> str:
+        s = self.settings
+        return f"ws://{s.host}:{s.realtime_port}/realtime/v1/websocket" if s.realtime_port else ""
+
+    def health_url(self) -> str | None:
+        s = self.settings
+        return f"http://{s.host}:{s.realtime_port}/health" if s.realtime_port else None
+
+    def start(self) -> None:
+        s = self.settings
+        self.stop()
+        if not s.realtime_port or port_in_use(s.realtime_port, s.host):
+            s.realtime_port = free_port(avoid=self._taken_ports())
+        self.save()
+        state_file = s.state_dir / "stack.json"
+        self.spawn([sys.executable, "-m", self.marker, str(state_file)], dict(os.environ))
         self.wait()
 
 

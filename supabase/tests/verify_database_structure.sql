@@ -100,7 +100,9 @@ as $checks$
       ('storage', 'objects', 'car_images_update_admin', 'UPDATE', '{authenticated}',
        '((bucket_id = ''car-images''::text) AND $admin)', '((bucket_id = ''car-images''::text) AND $admin)'),
       ('storage', 'objects', 'car_images_delete_admin', 'DELETE', '{authenticated}',
-       '((bucket_id = ''car-images''::text) AND $admin)', null)
+       '((bucket_id = ''car-images''::text) AND $admin)', null),
+      ('realtime', 'messages', 'listings_hear_car_availability', 'SELECT', '{anon,authenticated}',
+       '((( SELECT realtime.topic() AS topic) = ''cars:availability''::text) AND (extension = ''broadcast''::text))', null)
       ) as v (schemaname, tablename, policyname, cmd, roles, qual, with_check)
   ),
   expected_indexes (idx, needle) as (
@@ -113,7 +115,7 @@ as $checks$
       ('audit_logs_created_at_idx', '(created_at DESC)')
   ),
   expected_triggers (tgname) as (
-    values ('cars_audit'), ('cars_touch_updated_at')
+    values ('cars_audit'), ('cars_touch_updated_at'), ('cars_broadcast_availability')
   ),
   helper as (
     select p.prosecdef, p.proconfig, pg_catalog.md5(p.prosrc) as body_md5

@@ -11,7 +11,7 @@ from typing import Any
 from typer.testing import CliRunner
 
 from carbook_cli import app
-from tests.helpers import Db, book, create_car, create_user
+from tests.helpers import MIGRATIONS, Db, book, create_car, create_user
 
 runner = CliRunner()
 
@@ -53,15 +53,7 @@ def test_migrate_json(empty_db: Db) -> None:
         "restored": None,
         "cars_without_backup": 0,
         "platform": "applied",
-        "applied": [
-            {"version": "20250916000000", "name": "base_schema"},
-            {"version": "20250916010000", "name": "atomic_booking_implementation"},
-            {"version": "20250917000000", "name": "car_import_ref"},
-            {"version": "20250918000000", "name": "tighten_api_grants"},
-            {"version": "20250919000000", "name": "audit_append_only"},
-            {"version": "20250920000000", "name": "book_car_read_first"},
-            {"version": "20250921000000", "name": "anonymous_users_cannot_book"},
-        ],
+        "applied": [{"version": v, "name": n} for v, n in MIGRATIONS],
     }
 
 
@@ -71,7 +63,7 @@ def test_status_table_and_json(db: Db) -> None:
     assert "20250916010000" in table.stdout and "applied" in table.stdout and "Up to date." in table.stdout
     data = json.loads(run("db", "status", "--db-url", db.url, "--json").stdout)
     assert data["up_to_date"] is True
-    assert [m["state"] for m in data["migrations"]] == ["applied"] * 7
+    assert [m["state"] for m in data["migrations"]] == ["applied"] * len(MIGRATIONS)
 
 
 def test_status_reads_the_url_from_the_environment(db: Db) -> None:

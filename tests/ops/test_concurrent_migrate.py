@@ -15,9 +15,9 @@ import pytest
 from carbook_sdk import Database
 from carbook_stack import LocalPostgres
 from carbook_stack.local_postgres import free_port
-from tests.helpers import Db
+from tests.helpers import Db, versions
 
-VERSIONS = 7
+VERSIONS = len(versions())
 
 
 @pytest.fixture

@@ -10,17 +10,9 @@ from typing import Any
 import pytest
 
 from carbook_sdk import ConfigurationError, Database, MigrationError, PlatformState, supabase_dir
-from tests.helpers import Db
+from tests.helpers import MIGRATIONS, Db, versions
 
-VERSIONS = [
-    "20250916000000",
-    "20250916010000",
-    "20250917000000",
-    "20250918000000",
-    "20250919000000",
-    "20250920000000",
-    "20250921000000",
-]
+VERSIONS = versions()
 
 
 def _history(db: Db) -> list[tuple[Any, ...]]:
@@ -49,15 +41,7 @@ def test_migrate_on_empty_database_applies_both_then_nothing(empty_db: Db) -> No
     first = database.migrate()
     assert first.platform is PlatformState.APPLIED
     assert [m.version for m in first.applied] == VERSIONS
-    assert _history(empty_db) == [
-        ("20250916000000", "base_schema"),
-        ("20250916010000", "atomic_booking_implementation"),
-        ("20250917000000", "car_import_ref"),
-        ("20250918000000", "tighten_api_grants"),
-        ("20250919000000", "audit_append_only"),
-        ("20250920000000", "book_car_read_first"),
-        ("20250921000000", "anonymous_users_cannot_book"),
-    ]
+    assert _history(empty_db) == MIGRATIONS
 
     second = database.migrate()
     assert second.applied == ()

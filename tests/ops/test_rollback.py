@@ -9,8 +9,12 @@ from typing import Any
 
 import pytest
 
-from carbook_sdk import NotMigratedError, RollbackRefusedError
-from tests.helpers import Db, book, create_car, create_user
+from carbook_sdk import NotMigratedError, RollbackRefusedError, supabase_dir
+from carbook_sdk.ops.rollback import ROLLBACK_FILE, undone_versions
+from tests.helpers import Db, book, create_car, create_user, versions
+
+#: What the rollback says it undoes (its first line): every other migration stays applied.
+UNDONE = undone_versions((supabase_dir() / "rollbacks" / ROLLBACK_FILE).read_text())
 
 CAR_COLUMNS = "id, make, model, year, image_path, is_published, created_at"
 
@@ -31,7 +35,7 @@ def test_rollback_with_nothing_booked(db: Db, tmp_path: Path) -> None:
     create_car(db)
     result = db.database.rollback(backup_dir=tmp_path)
     assert result.backup_path.is_file()
-    assert _applied(db) == ["20250916000000", "20250917000000", "20250918000000", "20250919000000"]
+    assert _applied(db) == [v for v in versions() if v not in UNDONE]
     assert db.scalar("select to_regprocedure('public.book_car_atomic(uuid)')") is None
     cols = {
         r[0]
@@ -55,15 +59,7 @@ def test_rollback_refuses_while_cars_are_booked(db: Db, tmp_path: Path) -> None:
         db.database.rollback(backup_dir=tmp_path)
     assert info.value.booked_cars == 1
     assert "1 car(s) are booked" in str(info.value)
-    assert _applied(db) == [
-        "20250916000000",
-        "20250916010000",
-        "20250917000000",
-        "20250918000000",
-        "20250919000000",
-        "20250920000000",
-        "20250921000000",
-    ]
+    assert _applied(db) == versions()
     assert db.scalar("select booking_status from public.cars where id = %s", (car,)) == "booked"
     assert _cars(db) == before
     assert list(tmp_path.iterdir()) == []  # refused before any backup was written

@@ -92,6 +92,7 @@ def test_status_reports_a_dead_part_and_start_brings_it_back(own_stack: LocalSta
         "database": True,
         "postgrest": False,
         "app": True,
+        "realtime": True,
         "nginx": True,
     }
     cli = _cli("stack", "status", "--state-dir", str(own_stack.settings.state_dir))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +41,10 @@ from ..importer import (
     field_names,
     read_import_file,
 )
+from ..live import AvailabilityEvent
 from ..models import Car, CarUpdate, NewCar, Page, parse_car_id, validated
 from ._service import AsyncService
+from .watch import AsyncWatch
 
 __all__ = ["AsyncCarsService"]
 
@@ -92,6 +94,29 @@ class AsyncCarsService(AsyncService):
             query = query.offset(skip)
         reply = await self._c._call(query.execute)
         return cars_page(reply.data, limit, self._c._public_url, keyset=offset is None)
+
+    def watch(self, *, reconnect: bool = True) -> AsyncIterator[AvailabilityEvent]:
+        """The public listing, live: every published, available car first (``kind="listed"``),
+        then each change as the database commits it (``booked``, ``released``,
+        ``published``, ``unpublished``, ``price_changed``), over Supabase Realtime's
+        private topic ``cars:availability``. Iterate it (``async for``); it runs until
+        you stop.
+
+        With ``reconnect`` a lost connection is joined again with a backoff (0.25 s
+        doubling to 10 s, ten attempts in a row) and Realtime replays what was missed;
+        no change is yielded twice, and none is skipped (after a replay that may be
+        incomplete, ``unlisted``/``listed`` events bring the listing up to date).
+
+        Raises:
+            CarbookConnectionError: Realtime cannot be reached (at the start, or after
+                every reconnect attempt failed).
+            AccessDeniedError: Realtime refused the channel (the project lacks the
+                ``live_availability`` migration's policy).
+            SessionExpiredError: the session's token was refused and refreshing it did not help.
+        """
+        if not isinstance(reconnect, bool):
+            raise ValidationError("reconnect must be true or false")
+        return AsyncWatch(self._c).events(reconnect=reconnect)
 
     async def get(self, car_id: uuid.UUID | str) -> Car:
         """One car, if the caller may see it.

@@ -142,11 +142,11 @@ LINTS: tuple[Lint, ...] = (
         "WARN",
         "auth call in a policy re-evaluated for every row",
         """select schemaname || '.' || tablename || '.' || policyname,
-                  'wrap auth.<fn>() and is_admin() calls as (select …) so they run once per statement'
+                  'wrap auth.<fn>(), realtime.topic() and is_admin() calls as (select …) so they run once per statement'
              from pg_policies
             where regexp_replace(coalesce(qual, '') || ' ' || coalesce(with_check, ''),
-                                 '\\(\\s*select\\s+(auth|private)\\.\\w+\\(\\)[^()]*\\)', '', 'gi')
-                  ~* '(auth\\.(uid|jwt|role|email)|private\\.is_admin)\\(\\)'""",
+                                 '\\(\\s*select\\s+(auth|private|realtime)\\.\\w+\\(\\)[^()]*\\)', '', 'gi')
+                  ~* '(auth\\.(uid|jwt|role|email)|private\\.is_admin|realtime\\.topic)\\(\\)'""",
     ),
     Lint(
         "permissive_write_policy_always_true",

@@ -33,7 +33,7 @@ __all__ = [
     "transaction_breaker",
 ]
 
-BOOTSTRAP_MARKER = "carbook platform bootstrap 3"
+BOOTSTRAP_MARKER = "carbook platform bootstrap 4"
 _MIGRATION_NAME = re.compile(r"^(?P<version>\d{14})_(?P<name>[a-z0-9_]+)\.sql$")
 
 

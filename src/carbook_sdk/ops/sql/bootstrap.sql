@@ -251,6 +251,127 @@ create table if not exists storage.carbook_spent_upload_tokens (
 alter table storage.carbook_spent_upload_tokens enable row level security;
 revoke all on storage.carbook_spent_upload_tokens from anon, authenticated, service_role;
 
+-- realtime -----------------------------------------------------------------------
+-- What hosted Supabase's Realtime keeps in the project's database: `realtime.messages`
+-- (Broadcast from the database, and the rows whose RLS policies authorize private
+-- channels), `realtime.send()`, `realtime.broadcast_changes()`, `realtime.topic()`,
+-- with Supabase's signatures, and the `supabase_realtime` publication. Unlike hosted
+-- Supabase the table is not partitioned (the stand-in keeps 72 hours, as Realtime does,
+-- by deleting old rows when its service starts).
+create schema if not exists realtime;
+grant usage on schema realtime to anon, authenticated, service_role;
+
+create table if not exists realtime.messages (
+  topic text not null,
+  extension text not null,
+  payload jsonb,
+  event text,
+  private boolean default false,
+  updated_at timestamp without time zone not null default timezone('utc', now()),
+  inserted_at timestamp without time zone not null default timezone('utc', now()),
+  id uuid not null default gen_random_uuid(),
+  primary key (id, inserted_at)
+);
+create index if not exists messages_inserted_at_topic_index
+  on realtime.messages (inserted_at desc, topic) where extension = 'broadcast' and private is true;
+alter table realtime.messages enable row level security;
+grant select, insert, update on realtime.messages to anon, authenticated, service_role;
+
+create or replace function realtime.topic() returns text
+language sql stable
+as $$ select nullif(current_setting('realtime.topic', true), '')::text $$;
+
+create or replace function realtime.send(payload jsonb, event text, topic text, private boolean default true)
+returns void
+language plpgsql
+as $$
+declare
+  generated_id uuid;
+  final_payload jsonb;
+begin
+  begin
+    generated_id := gen_random_uuid();
+    if payload ? 'id' then
+      final_payload := payload;
+    else
+      final_payload := jsonb_set(payload, '{id}', to_jsonb(generated_id));
+    end if;
+    execute format('set local realtime.topic to %L', topic);
+    insert into realtime.messages (id, payload, event, topic, private, extension)
+    values (generated_id, final_payload, event, topic, private, 'broadcast');
+  exception
+    when others then
+      raise warning 'ErrorSendingBroadcastMessage: %', sqlerrm;
+  end;
+end;
+$$;
+
+create or replace function realtime.broadcast_changes(
+  topic_name text, event_name text, operation text, table_name text, table_schema text,
+  new record, old record, level text default 'ROW')
+returns void
+language plpgsql
+as $$
+declare
+  row_data jsonb := '{}'::jsonb;
+begin
+  if level = 'STATEMENT' then
+    raise exception 'function can only be triggered for each row, not for each statement';
+  end if;
+  if operation = 'INSERT' or operation = 'UPDATE' or operation = 'DELETE' then
+    row_data := jsonb_build_object('old_record', old, 'record', new, 'operation', operation,
+                                   'table', table_name, 'schema', table_schema);
+    perform realtime.send(row_data, event_name, topic_name);
+  else
+    raise exception 'Unexpected operation type: %', operation;
+  end if;
+exception
+  when others then
+    raise exception 'Failed to process the row: %', sqlerrm;
+end;
+$$;
+grant execute on function realtime.topic(), realtime.send(jsonb, text, text, boolean),
+  realtime.broadcast_changes(text, text, text, text, text, record, record, text)
+  to anon, authenticated, service_role;
+
+-- The stand-in's service hears a broadcast message when it commits (NOTIFY is
+-- transactional and delivered in commit order); hosted Realtime reads the same rows by
+-- logical replication. A message too large for a notification (8000 bytes) is named by
+-- its id, and the service reads it. Rows written only to authorize a channel (no event)
+-- are never announced.
+create or replace function realtime.carbook_announce() returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  note text;
+begin
+  if new.extension <> 'broadcast' or new.event is null then
+    return null;
+  end if;
+  note := pg_catalog.json_build_object('id', new.id, 'topic', new.topic, 'event', new.event,
+                                       'private', coalesce(new.private, false), 'payload', new.payload)::text;
+  if pg_catalog.octet_length(note) > 7900 then
+    note := pg_catalog.json_build_object('id', new.id, 'fetch', true)::text;
+  end if;
+  perform pg_catalog.pg_notify('carbook_realtime', note);
+  return null;
+end;
+$$;
+revoke execute on function realtime.carbook_announce() from public, anon, authenticated, service_role;
+drop trigger if exists carbook_announce on realtime.messages;
+create trigger carbook_announce after insert on realtime.messages
+  for each row execute function realtime.carbook_announce();
+
+do $$
+begin
+  if not exists (select 1 from pg_publication where pubname = 'supabase_realtime') then
+    create publication supabase_realtime;
+  end if;
+end
+$$;
+
 -- Migration history, as the Supabase CLI keeps it --------------------------------
 create schema if not exists supabase_migrations;
 create table if not exists supabase_migrations.schema_migrations (
@@ -261,4 +382,4 @@ create table if not exists supabase_migrations.schema_migrations (
 
 -- Marks this database as carbook-bootstrapped (and which bootstrap), so a real
 -- Supabase database, which has auth and storage without this marker, is left alone.
-comment on schema supabase_migrations is 'carbook platform bootstrap 3';
+comment on schema supabase_migrations is 'carbook platform bootstrap 4';
