@@ -1,9 +1,11 @@
--- carbook: undoes 20250916010000 20250920000000 20250921000000
+-- carbook: undoes 20250916010000 20250920000000 20250921000000 20250922000000
 -- Rollback of 20250916010000_atomic_booking_implementation.sql, and of what builds on
 -- it: 20250920000000_book_car_read_first.sql (the function's read-first body, dropped
 -- with the function) and 20250921000000_anonymous_users_cannot_book.sql (its function
 -- body and policy go with the feature's; private.is_admin() gets its original body
--- back). `carbook db rollback` removes all three history rows.
+-- back) and 20250922000000_booking_lifecycle.sql (release, cancel, the admins' booking
+-- list, deleting cars, the no-op-update triggers). `carbook db rollback` removes all
+-- four history rows.
 --
 -- NOT a migration: it lives outside supabase/migrations/ so that `supabase db reset`
 -- and `carbook db migrate` never apply it. Run it through `carbook db rollback`,
@@ -14,6 +16,14 @@
 -- every car keeps its id, make, model, year, image and publish flag.
 
 drop function if exists public.book_car_atomic(uuid);
+drop function if exists public.release_car(uuid, text);
+drop function if exists public.cancel_booking(uuid);
+drop function if exists private.end_booking(uuid, text, boolean);
+drop function if exists public.admin_bookings();
+
+-- Nobody deletes cars through the API again (20250922000000 let admins).
+drop policy if exists cars_delete_admin on public.cars;
+revoke delete on public.cars from authenticated;
 
 drop policy if exists cars_select_anon on public.cars;
 drop policy if exists cars_select_authenticated on public.cars;
@@ -50,6 +60,19 @@ begin
     case when tg_op in ('INSERT', 'UPDATE') then pg_catalog.to_jsonb(new) end
   );
   return null;
+end
+$$;
+
+-- The original updated_at trigger function, which moves it on every update.
+create or replace function private.touch_updated_at()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  new.updated_at := pg_catalog.now();
+  return new;
 end
 $$;
 

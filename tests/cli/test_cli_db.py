@@ -61,6 +61,7 @@ def test_migrate_json(empty_db: Db) -> None:
             {"version": "20250919000000", "name": "audit_append_only"},
             {"version": "20250920000000", "name": "book_car_read_first"},
             {"version": "20250921000000", "name": "anonymous_users_cannot_book"},
+            {"version": "20250922000000", "name": "booking_lifecycle"},
         ],
     }
 
@@ -71,7 +72,7 @@ def test_status_table_and_json(db: Db) -> None:
     assert "20250916010000" in table.stdout and "applied" in table.stdout and "Up to date." in table.stdout
     data = json.loads(run("db", "status", "--db-url", db.url, "--json").stdout)
     assert data["up_to_date"] is True
-    assert [m["state"] for m in data["migrations"]] == ["applied"] * 7
+    assert [m["state"] for m in data["migrations"]] == ["applied"] * 8
 
 
 def test_status_reads_the_url_from_the_environment(db: Db) -> None:

@@ -20,6 +20,7 @@ VERSIONS = [
     "20250919000000",
     "20250920000000",
     "20250921000000",
+    "20250922000000",
 ]
 
 
@@ -57,6 +58,7 @@ def test_migrate_on_empty_database_applies_both_then_nothing(empty_db: Db) -> No
         ("20250919000000", "audit_append_only"),
         ("20250920000000", "book_car_read_first"),
         ("20250921000000", "anonymous_users_cannot_book"),
+        ("20250922000000", "booking_lifecycle"),
     ]
 
     second = database.migrate()

@@ -63,6 +63,7 @@ def test_rollback_refuses_while_cars_are_booked(db: Db, tmp_path: Path) -> None:
         "20250919000000",
         "20250920000000",
         "20250921000000",
+        "20250922000000",
     ]
     assert db.scalar("select booking_status from public.cars where id = %s", (car,)) == "booked"
     assert _cars(db) == before

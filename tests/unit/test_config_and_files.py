@@ -25,6 +25,7 @@ def test_every_migration_file_is_named_like_the_supabase_cli_wants() -> None:
         "20250919000000_audit_append_only.sql",
         "20250920000000_book_car_read_first.sql",
         "20250921000000_anonymous_users_cannot_book.sql",
+        "20250922000000_booking_lifecycle.sql",
     ]
     assert all(re.fullmatch(r"\d{14}_[a-z0-9_]+\.sql", n) for n in names)
 
