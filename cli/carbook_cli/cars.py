@@ -68,7 +68,12 @@ def list_(
         raise ValidationError("--status and --published/--unpublished need --all")
     with client() as cb:
         if all_:
-            page = cb.cars.list_all(status=status, published=published, limit=limit, cursor=cursor)
+            page = cb.cars.list_all(
+                status=status,  # type: ignore[arg-type]  # the SDK names an unknown one
+                published=published,
+                limit=limit,
+                cursor=cursor,
+            )
         else:
             page = cb.cars.list_available(limit=limit, cursor=cursor)
     if json:

@@ -254,6 +254,8 @@ ENV_VARS: dict[str, tuple[str, ...]] = {
     ),
     "db_url": ("CARBOOK_DB_URL", "SUPABASE_DB_URL"),
     "timeout": ("CARBOOK_TIMEOUT",),
+    # Only to verify HS256 access tokens given to ``as_user`` (the project's JWT secret).
+    "jwt_secret": ("CARBOOK_JWT_SECRET", "SUPABASE_JWT_SECRET"),
 }
 
 
@@ -311,6 +313,7 @@ def local_stack(state_dir: Path | None = None) -> dict[str, Any]:
         "url": f"http://{host}:{api_port}",
         "key": key,
         "secret_key": secret_key,
+        "jwt_secret": LOCAL_JWT_SECRET,
         "db_url": f"postgresql://postgres:postgres@{host}:{db_port}/postgres",
     }
     bucket = next((b for b in cfg.buckets if b.name == "car-images"), None)
