@@ -13,6 +13,7 @@ from .output import (
     console,
     err_console,
     escape,
+    full_ids,
     ids_note,
     list_json,
     new_table,
@@ -82,7 +83,11 @@ def list_(
         items = [_with_booker(car_json(c), booked.get(c.id)) if all_ else car_json(c) for c in page.items]
         print_json(list_json(items, page.next_cursor))
         return
-    names = {k: booker_text(v) for k, v in booked.items()}
+    # Who booked each car, under its status: on a terminal wide enough for it (narrower
+    # ones keep every column readable; `bookings list --all` and `cars show` say it there).
+    names: dict[Any, str | None] = (
+        {k: v.booker_email or str(v.booked_by or "") for k, v in booked.items()} if full_ids() else {}
+    )
     console.print(car_table(page.items, "All cars" if all_ else "Available cars", names))
     ids_note(len(page.items))
     if page.next_cursor:

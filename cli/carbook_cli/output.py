@@ -245,7 +245,7 @@ def car_table(cars: list[Car], title: str, bookers: dict[Any, str | None] | None
     for c in cars:
         status = "[green]available[/]" if c.booking_status == "available" else "[yellow]booked[/]"
         if c.booking_status == "booked" and bookers and bookers.get(c.id):
-            status += f"\n{escape(str(bookers[c.id]))}"
+            status += f"\n{escape(str(bookers[c.id]))}"  # who (admins): the time is in show, --json
         t.add_row(
             short_id(c.id, full=full, among=ids),
             escape(c.make),

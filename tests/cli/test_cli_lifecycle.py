@@ -36,6 +36,7 @@ def test_the_whole_life_of_a_car(cli: Cli, image: Path, tmp_path: Path) -> None:
     assert shown["booked_by_email"] == email
     table = cli("cars", "show", prefix)
     assert email in table.stdout
+    assert email in cli("cars", "list", "--all", "--status", "booked", "--limit", "1000").stdout
     listed = cli.json("cars", "list", "--all", "--status", "booked", "--limit", "1000")
     assert any(c["id"] == car and c["booked_by_email"] == email for c in listed["items"])
     everyone = cli.json("bookings", "list", "--all", "--limit", "1000")

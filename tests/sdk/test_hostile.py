@@ -98,7 +98,7 @@ def test_injection_and_unicode_are_stored_literally(stack: LocalStack, text: str
 
 def test_a_non_admin_is_refused_on_every_admin_path(stack: LocalStack) -> None:
     s = stack.settings
-    car = "10000000-0000-4000-8000-000000000003"
+    car = "3e5a9c3d-4b7d-4f2e-9a63-5d8e7c000003"
     with carbook_for(stack) as user:
         user.auth.sign_up(unique_email("nosy"), PASSWORD)
         token = user.auth.access_token()
@@ -157,7 +157,7 @@ def test_cli_arguments_are_never_sql(stack: LocalStack, tmp_path: Any) -> None:
 
 def test_sdk_is_not_fooled_by_a_car_id_in_a_query_string(stack: LocalStack) -> None:
     with Carbook(stack.settings.api_url, stack.settings.anon_key) as anon:
-        for bad in ("10000000-0000-4000-8000-000000000001&select=*", "eq.1", "id=eq.x"):
+        for bad in ("1e5a9c1d-4b7d-4f2e-9a63-5d8e7c000001&select=*", "eq.1", "id=eq.x"):
             with pytest.raises(CarbookError, match="not a valid car id"):
                 anon.cars.get(bad)
 
