@@ -74,3 +74,30 @@ def whoami(json: Json = False) -> None:
         return
     console.print(f"{escape(user.email or '')} ({user.id}){' — admin' if admin else ''}")
     console.print(f"Session: {path}", soft_wrap=True)
+
+
+@app.command()
+def signup(
+    email: Annotated[
+        str | None,
+        typer.Option("--email", "-e", envvar="CARBOOK_EMAIL", help="Your email (prompted when missing)."),
+    ] = None,
+    password: Annotated[
+        str | None,
+        typer.Option(
+            "--password", envvar="CARBOOK_PASSWORD", help="Your password (prompted, hidden, when missing)."
+        ),
+    ] = None,
+    json: Json = False,
+) -> None:
+    """Create an account and sign in (exit 13 when the email is taken)."""
+    if email is None:
+        email = typer.prompt("Email")
+    if password is None:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    with client() as cb:
+        user = cb.auth.sign_up(email, password)
+    if json:
+        print_json({"id": str(user.id), "email": user.email, "admin": False})
+        return
+    console.print(f"Signed up and signed in as [bold]{escape(user.email or '')}[/].")

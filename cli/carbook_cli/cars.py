@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from .context import async_client, client
+from .context import async_client, booker_text, bookers, car_id, client
 from .output import (
     EXIT_FAILED,
     car_json,
@@ -13,6 +13,7 @@ from .output import (
     console,
     err_console,
     escape,
+    full_ids,
     ids_note,
     list_json,
     new_table,
@@ -31,7 +32,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of a table.")]
-CarId = Annotated[str, typer.Argument(help="The car's id.")]
+CarId = Annotated[str, typer.Argument(help="The car's id, or a unique start of it (8 characters or more).")]
 
 
 def _money(price: str, currency: str) -> Any:
@@ -67,28 +68,85 @@ def list_(
     if not all_ and (status is not None or published is not None):
         raise ValidationError("--status and --published/--unpublished need --all")
     with client() as cb:
+        booked: dict[Any, Any] = {}
         if all_:
-            page = cb.cars.list_all(status=status, published=published, limit=limit, cursor=cursor)
+            page = cb.cars.list_all(
+                status=status,  # type: ignore[arg-type]  # the SDK names an unknown one
+                published=published,
+                limit=limit,
+                cursor=cursor,
+            )
+            booked = bookers(cb, [c.id for c in page.items if c.booking_status == "booked"])
         else:
             page = cb.cars.list_available(limit=limit, cursor=cursor)
     if json:
-        print_json(list_json([car_json(c) for c in page.items], page.next_cursor))
+        items = [_with_booker(car_json(c), booked.get(c.id)) if all_ else car_json(c) for c in page.items]
+        print_json(list_json(items, page.next_cursor))
         return
-    console.print(car_table(page.items, "All cars" if all_ else "Available cars"))
+    # Who booked each car, under its status: on a terminal wide enough for it (narrower
+    # ones keep every column readable; `bookings list --all` and `cars show` say it there).
+    names: dict[Any, str | None] = (
+        {k: v.booker_email or str(v.booked_by or "") for k, v in booked.items()} if full_ids() else {}
+    )
+    console.print(car_table(page.items, "All cars" if all_ else "Available cars", names))
     ids_note(len(page.items))
     if page.next_cursor:
         console.print(f"More: --cursor {page.next_cursor}", soft_wrap=True)
 
 
+def _with_booker(data: dict[str, Any], booking: Any) -> dict[str, Any]:
+    """A car's JSON with its booker's email (admins; null when not booked or unknown)."""
+    return {**data, "booked_by_email": booking.booker_email if booking is not None else None}
+
+
 @app.command()
-def show(car_id: CarId, json: Json = False) -> None:
-    """Show one car."""
+def show(car: CarId, json: Json = False) -> None:
+    """Show one car; admins see who booked it (email) and when."""
     with client() as cb:
-        car = cb.cars.get(car_id)
+        found = cb.cars.get(car_id(cb, car))
+        booking = bookers(cb, [found.id] if found.booking_status == "booked" else []).get(found.id)
+        admin = cb.auth.is_admin()
     if json:
-        print_json(car_json(car))
+        print_json(_with_booker(car_json(found), booking) if admin else car_json(found))
     else:
-        print_car(car, f"{car.make} {car.model}")
+        print_car(found, f"{found.make} {found.model}", booker_text(booking))
+
+
+@app.command()
+def delete(
+    car: CarId,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    json: Json = False,
+) -> None:
+    """Delete a car, then its image (admins; audited). A booked car is refused until its
+    booking is released (`carbook bookings release`)."""
+    from carbook_sdk import AccessDeniedError, CarIsBookedError
+
+    with client() as cb:
+        cid = car_id(cb, car)
+        found = cb.cars.get(cid)
+        if not cb.auth.is_admin():
+            raise AccessDeniedError("deleting a car is for admins only", status=403)
+        if found.booking_status == "booked":
+            raise CarIsBookedError(
+                f"car {cid} is booked: release it first with `carbook bookings release {cid}`", car_id=cid
+            )
+        if not yes and not typer.confirm(f"Delete {found.make} {found.model} ({cid}) and its image?"):
+            err_console.print("Nothing deleted.")
+            raise typer.Exit(EXIT_FAILED)
+        gone = cb.cars.delete(cid)
+    if json:
+        print_json(
+            {
+                "deleted": car_json(gone.car),
+                "image_removed": gone.image_removed,
+                "image_kept": gone.image_kept,
+            }
+        )
+        return
+    console.print(f"Deleted {escape(gone.car.make)} {escape(gone.car.model)} ({gone.car.id}).")
+    if gone.image_kept:
+        err_console.print(f"Warning: {escape(gone.image_kept)}", soft_wrap=True)
 
 
 @app.command()
@@ -126,7 +184,7 @@ def add(
 
 @app.command()
 def update(
-    car_id: CarId,
+    car: CarId,
     make: Annotated[str | None, typer.Option("--make", help="New manufacturer.")] = None,
     model: Annotated[str | None, typer.Option("--model", help="New model.")] = None,
     year: Annotated[int | None, typer.Option("--year", help="New model year.")] = None,
@@ -144,9 +202,8 @@ def update(
 ) -> None:
     """Change a car (admins): any field, and --image to replace its image."""
     from carbook_sdk import CarUpdate, ValidationError
-    from carbook_sdk.models import parse_car_id, validated
+    from carbook_sdk.models import validated
 
-    parse_car_id(car_id)
     if currency is not None and price is None:
         raise ValidationError("--currency needs --price")
     changes: dict[str, Any] = {
@@ -155,8 +212,9 @@ def update(
         if v is not None
     }
     with client() as cb:
+        cid = car_id(cb, car)
         if price is not None:
-            changes["price"] = _money(price, currency or _currency_of(cb, car_id))
+            changes["price"] = _money(price, currency or _currency_of(cb, cid))
         if changes:
             validated(CarUpdate, changes)
         if image is not None:
@@ -165,13 +223,13 @@ def update(
             raise ValidationError("nothing to update: give at least one option")
         # One row update either way: the fields and the new image change together or not at all.
         if image is not None:
-            car = cb.cars.replace_image(car_id, image, **changes)
+            done = cb.cars.replace_image(cid, image, **changes)
         else:
-            car = cb.cars.update(car_id, **changes)
+            done = cb.cars.update(cid, **changes)
     if json:
-        print_json(car_json(car))
+        print_json(car_json(done))
     else:
-        print_car(car, "Updated")
+        print_car(done, "Updated")
 
 
 def _currency_of(cb: Any, car_id: str) -> str:
@@ -188,22 +246,22 @@ def _currency_of(cb: Any, car_id: str) -> str:
 
 
 @app.command()
-def publish(car_id: CarId, json: Json = False) -> None:
+def publish(car: CarId, json: Json = False) -> None:
     """Publish a car: it shows up in the listing and can be booked (admins)."""
     with client() as cb:
-        car = cb.cars.publish(car_id)
-    print_json(car_json(car)) if json else console.print(
-        f"Published {escape(car.make)} {escape(car.model)} ({car.id})."
+        done = cb.cars.publish(car_id(cb, car))
+    print_json(car_json(done)) if json else console.print(
+        f"Published {escape(done.make)} {escape(done.model)} ({done.id})."
     )
 
 
 @app.command()
-def unpublish(car_id: CarId, json: Json = False) -> None:
+def unpublish(car: CarId, json: Json = False) -> None:
     """Unpublish a car: hidden from the listing, not bookable (admins)."""
     with client() as cb:
-        car = cb.cars.unpublish(car_id)
-    print_json(car_json(car)) if json else console.print(
-        f"Unpublished {escape(car.make)} {escape(car.model)} ({car.id})."
+        done = cb.cars.unpublish(car_id(cb, car))
+    print_json(car_json(done)) if json else console.print(
+        f"Unpublished {escape(done.make)} {escape(done.model)} ({done.id})."
     )
 
 

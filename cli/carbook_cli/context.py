@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from carbook_sdk import AsyncCarbook, Carbook
+    from collections.abc import Iterable
+
+    from carbook_sdk import AdminBooking, AsyncCarbook, Carbook
     from carbook_sdk.settings import Settings
 
 
@@ -66,3 +68,32 @@ def async_client(*, signed_in: bool = False) -> AsyncCarbook:
     s = settings()
     store = AsyncFileSessionStore(session_path(s.url)) if signed_in else None
     return AsyncCarbook(settings=s, session_store=store)
+
+
+def car_id(cb: Carbook, given: str) -> str:
+    """The car a whole id or a unique prefix (at least 8 characters) names."""
+    return str(cb.cars.resolve(given))
+
+
+def bookers(cb: Carbook, car_ids: Iterable[object]) -> dict[object, AdminBooking]:
+    """Each booked car's booking as admins see it (the booker's email); empty for anyone
+    else, who may not know who booked a car."""
+    wanted = set(car_ids)
+    if not wanted or not cb.auth.is_admin():
+        return {}
+    found: dict[object, AdminBooking] = {}
+    cursor = None
+    while True:
+        page = cb.admin.bookings(limit=1000, cursor=cursor)
+        found.update({b.car_id: b for b in page.items if b.car_id in wanted})
+        cursor = page.next_cursor
+        if cursor is None or wanted <= set(found):
+            return found
+
+
+def booker_text(booking: AdminBooking | None) -> str | None:
+    """Who booked a car and when, for people."""
+    if booking is None:
+        return None
+    who = booking.booker_email or str(booking.booked_by or "a deleted user")
+    return f"{who} at {booking.booked_at:%Y-%m-%d %H:%M:%S %Z}"

@@ -124,8 +124,10 @@ EXIT_MEANINGS: dict[str, str] = {
     "each other",
     "3": "invalid input: any bad value, whichever option it came in (`--year twenty`, `--limit 0`, "
     "`--status bogus`, `--price abc`), a bad file, bad CSV rows",
-    "4": "cannot connect (stack or database down, wrong URL)",
-    "5": "permission denied (an admin command without the admin role)",
+    "4": "cannot connect (stack or database down, wrong URL), or a request was sent and its answer "
+    "never came (its outcome unknown)",
+    "5": "permission denied (an admin command without the admin role; cancelling or releasing "
+    "someone else's booking without it)",
     "6": "not found (no such car, or it is not published)",
     "7": 'the car is already booked: "Already booked. Be fast next time." (`race`: nobody won, the car '
     "was taken before it began)",
@@ -135,9 +137,11 @@ EXIT_MEANINGS: dict[str, str] = {
     "10": "configuration problem (PostgreSQL or PostgREST not installed, bad settings, an API key the "
     "project does not know)",
     "11": "`stack status`: a part of the local stack is down",
-    "12": "not signed in, wrong email or password, or the session has ended",
+    "12": "not signed in, wrong email or password, the session has ended, or an access token that "
+    "does not verify",
     "13": 'already exists (a user with that email; a car with that `ref`: "a car with ref fleet-001 '
-    'already exists")',
+    'already exists"), or the car is not in the state the command needs (releasing a car that is '
+    "not booked, deleting a booked one)",
     "130, 143": "stopped by Ctrl-C (SIGINT) or SIGTERM: `cars import` prints what was not started and "
     "the command that resumes it; `race` deletes the users it had made first",
 }
@@ -214,11 +218,18 @@ def price(car: Car) -> str:
 FULL_IDS_FROM = 120
 
 
-def short_id(value: object, *, full: bool = False) -> str:
-    """An id for a table cell: whole on a wide terminal, else its first 8 characters and
-    an ellipsis, which still tell the rows apart."""
+def short_id(value: object, *, full: bool = False, among: object = ()) -> str:
+    """An id for a table cell: whole on a wide terminal, else the shortest start of it
+    (at least 8 characters) that no other id of ``among`` shares, and an ellipsis. That
+    start is what a person types back: every id option takes a unique prefix."""
     text = str(value or "")
-    return text if full or len(text) <= 9 else f"{text[:8]}…"
+    if full or len(text) <= 9:
+        return text
+    others = {str(o) for o in among if o is not None} - {text}  # type: ignore[attr-defined]
+    n = 8
+    while n < len(text) and any(o.startswith(text[:n]) for o in others):
+        n += 1
+    return text if n >= len(text) else f"{text[:n]}…"
 
 
 def full_ids(needed: int = FULL_IDS_FROM) -> bool:
@@ -246,7 +257,8 @@ def table(
     return t
 
 
-def car_table(cars: list[Car], title: str) -> Table:
+def car_table(cars: list[Car], title: str, bookers: dict[Any, str | None] | None = None) -> Table:
+    """Cars as a table; ``bookers`` (admins): each booked car's booker, shown under its status."""
     full = full_ids()
     t = table(
         title,
@@ -260,10 +272,13 @@ def car_table(cars: list[Car], title: str) -> Table:
         whole=("id", "year", "status", "published"),
         right=("price",),
     )
+    ids = [c.id for c in cars]
     for c in cars:
         status = "[green]available[/]" if c.booking_status == "available" else "[yellow]booked[/]"
+        if c.booking_status == "booked" and bookers and bookers.get(c.id):
+            status += f"\n{escape(str(bookers[c.id]))}"  # who (admins): the time is in show, --json
         t.add_row(
-            short_id(c.id, full=full),
+            short_id(c.id, full=full, among=ids),
             escape(c.make),
             escape(c.model),
             str(c.year),
@@ -280,24 +295,24 @@ def ids_note(shown: int, *, full: bool | None = None) -> None:
         console.print("Ids are shortened to fit the terminal: --json shows them whole.", soft_wrap=True)
 
 
-def car_panel_rows(car: Car) -> list[tuple[str, str]]:
+def car_panel_rows(car: Car, booker: str | None = None) -> list[tuple[str, str]]:
     return [
         ("id", str(car.id)),
         ("car", f"{car.make} {car.model} ({car.year})"),
         ("price", price(car)),
         ("published", "yes" if car.is_published else "no"),
         ("status", car.booking_status),
-        ("booked by", str(car.booked_by or "")),
+        ("booked by", booker or str(car.booked_by or "")),
         ("booked at", car.booked_at.isoformat() if car.booked_at else ""),
         ("ref", car.ref or ""),
     ]
 
 
-def print_car(car: Car, heading: str) -> None:
+def print_car(car: Car, heading: str, booker: str | None = None) -> None:
     t = new_table(title=escape(heading), show_header=False)
     t.add_column("field", style="bold", no_wrap=True)
     t.add_column("value", overflow="fold")
-    for k, v in car_panel_rows(car):
+    for k, v in car_panel_rows(car, booker):
         t.add_row(k, escape(v))
     console.print(t)
     if car.image_url:

@@ -20,12 +20,28 @@ from .errors import (
     ValidationError,
 )
 from .media import detect_image_type
-from .models import Booking, Car, Page, validated
+from .models import Booking, BookingEnded, Car, Page, validated
 
-__all__ = ["ImageFile", "booking_from_result", "decode_cursor", "encode_cursor", "load_image"]
+__all__ = [
+    "ImageFile",
+    "booking_from_result",
+    "decode_cursor",
+    "decode_key_cursor",
+    "encode_cursor",
+    "encode_key_cursor",
+    "ended_from_result",
+    "id_prefix",
+    "load_image",
+]
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MAX_PAGE = 1000
+#: Named, never ``*``: on a rolled-back schema a missing column is an error
+#: (NotMigratedError), not a row the model fills with made-up defaults.
+CAR_COLUMNS = (
+    "id,make,model,year,image_path,is_published,booking_status,booked_by,booked_at,"
+    "price_in_paise,currency,ref,created_at,updated_at"
+)
 
 
 @dataclass(frozen=True)
@@ -196,3 +212,76 @@ def booking_from_result(result: Any, car_id: str) -> Booking:
         return validated(Booking, result)
     message = result.get("message")
     raise booking_error(str(result["code"]), car_id, message if isinstance(message, str) else None)
+
+
+def ended_from_result(result: Any, car_id: str) -> BookingEnded:
+    """A BookingEnded for a successful ``release_car``/``cancel_booking`` reply, else the
+    outcome's exception (chosen by its code, as for booking)."""
+    if not isinstance(result, dict) or "code" not in result:
+        raise BookingError(f"unexpected reply from the database: {result!r}", car_id=car_id)
+    if result.get("success"):
+        return validated(BookingEnded, result)
+    message = result.get("message")
+    raise booking_error(str(result["code"]), car_id, message if isinstance(message, str) else None)
+
+
+#: The fewest hex characters of an id a person may type for it, as tables show them.
+MIN_PREFIX = 8
+_HEX = re.compile(r"^[0-9a-f]+$")
+
+
+def id_prefix(value: Any, what: str = "car id") -> uuid.UUID | tuple[str, str]:
+    """A whole id as a UUID, or a prefix of one as the (lowest, highest) ids it covers.
+
+    Dashes are optional (``64ecc8c5``, ``10000000-0000-4000-8000-00000000000``); at least
+    ``MIN_PREFIX`` hex characters.
+
+    Raises:
+        ValidationError: neither (nothing is sent).
+    """
+    if isinstance(value, uuid.UUID):
+        return value
+    text = str(value).strip().lower() if isinstance(value, str) else ""
+    digits = text.replace("-", "")
+    if not _HEX.match(digits) or len(digits) > 32 or (len(digits) == 32 and not _is_uuid(text)):
+        raise ValidationError(
+            f"not a valid {what}: {value!r} (expected a UUID or at least {MIN_PREFIX} of its first characters)"
+        )
+    if len(digits) == 32:
+        return uuid.UUID(digits)
+    if len(digits) < MIN_PREFIX:
+        raise ValidationError(
+            f"{what} {value!r} is too short: give at least {MIN_PREFIX} characters, as tables show them"
+        )
+    low, high = (uuid.UUID(digits.ljust(32, fill)) for fill in "0f")
+    return str(low), str(high)
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+def encode_key_cursor(*key: Any) -> str:
+    """A cursor for a keyset over any columns (the audit trail, the bookings list)."""
+    raw = json.dumps([str(k) for k in key]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_key_cursor(cursor: Any, size: int) -> list[str]:
+    """The key ``encode_key_cursor`` packed, of ``size`` parts.
+
+    Raises:
+        ValidationError: not a cursor of this listing.
+    """
+    try:
+        raw = base64.urlsafe_b64decode(str(cursor) + "=" * (-len(str(cursor)) % 4))
+        parts = json.loads(raw)
+        if not isinstance(parts, list) or len(parts) != size or not all(isinstance(p, str) for p in parts):
+            raise ValueError("not this listing's cursor")
+    except (ValueError, TypeError, binascii.Error):
+        raise ValidationError(f"not a valid page cursor: {cursor!r}") from None
+    return parts

@@ -14,9 +14,11 @@ from .errors import (
     AccessDeniedError,
     AuthError,
     BookingError,
+    BookingNotYoursError,
     CarAlreadyBookedError,
     CarbookConnectionError,
     CarbookError,
+    CarNotBookedError,
     CarNotFoundError,
     CarNotPublishedError,
     ConfigurationError,
@@ -27,6 +29,7 @@ from .errors import (
     NotAuthenticatedError,
     NotFoundError,
     NotMigratedError,
+    OutcomeUnknownError,
     SessionExpiredError,
     StorageError,
     UnsupportedImageTypeError,
@@ -39,6 +42,9 @@ __all__ = ["booking_error", "constraint_message", "translate", "unique_constrain
 
 _BOOKING_ERRORS: dict[str, type[CarbookError]] = {
     "already_booked": CarAlreadyBookedError,
+    "not_booked": CarNotBookedError,
+    "not_yours": BookingNotYoursError,
+    "invalid_reason": ValidationError,
     "not_found": CarNotFoundError,
     "not_published": CarNotPublishedError,
     "not_authenticated": NotAuthenticatedError,
@@ -56,7 +62,7 @@ def booking_error(code: str, car_id: str | None, message: str | None = None) -> 
     if issubclass(kind, BookingError):
         # The message is the class's own (CarAlreadyBookedError: "Already booked. Be fast next time.").
         return kind(car_id=car_id)
-    return kind(message if code == "not_authenticated" and message else None)
+    return kind(message if code in ("not_authenticated", "invalid_reason") and message else None)
 
 
 # Constraint names in the migrations → what a person should read instead.
@@ -125,6 +131,7 @@ _AUTH_CODES: dict[str, type[CarbookError]] = {
     # supabase-py's own verdict on a token it checked against the JWKS (get_claims).
     "invalid_jwt": SessionExpiredError,
     "no_authorization": NotAuthenticatedError,
+    "email_not_confirmed": NotAuthenticatedError,
     "not_admin": AccessDeniedError,
     "user_not_found": NotFoundError,
     "validation_failed": ValidationError,
@@ -276,7 +283,13 @@ def _translate_auth(exc: Any) -> CarbookError:
         reasons = ", ".join(getattr(exc, "reasons", []) or [])
         return WeakPasswordError(message, status=status, hint=f"reasons: {reasons}" if reasons else None)
     if isinstance(exc, AuthRetryableError):
-        return CarbookConnectionError(f"the auth service is unreachable: {message}", status=status or None)
+        # supabase-py wraps what httpx raised (its cause): a reply that never came after
+        # the request went out leaves the outcome unknown, which is not "unreachable".
+        cause = _network_error(exc.__cause__, "the auth service")
+        if cause is not None:
+            return cause
+        reason = f": {message}" if message else f" (HTTP {status})" if status else ""
+        return CarbookConnectionError(f"the auth service is unreachable{reason}", status=status or None)
     kind = _AUTH_CODES.get(str(getattr(exc, "code", "") or ""))
     if kind is None:
         kind = NotAuthenticatedError if status == 401 else AccessDeniedError if status == 403 else AuthError
@@ -326,6 +339,34 @@ def _translate_realtime(exc: BaseException, url: str | None) -> CarbookError | N
     return None
 
 
+#: What httpx raises once the request has gone out and before its answer is read: the
+#: server may have acted on it. (A connect or pool timeout, a refused connection: it never left.)
+_SENT_BUT_UNANSWERED = ("ReadTimeout", "WriteTimeout", "ReadError", "RemoteProtocolError")
+
+
+def _network_error(exc: BaseException | None, where: str | None) -> CarbookError | None:
+    """The carbook error for an httpx transport failure (None for anything else)."""
+    import httpx
+
+    if not isinstance(exc, httpx.TransportError):
+        return None
+    unknown = type(exc).__name__ in _SENT_BUT_UNANSWERED
+    if isinstance(exc, httpx.TimeoutException):
+        text = f"timed out waiting for{f' {where}' if where else ''}: {type(exc).__name__}"
+    else:
+        text = f"could not connect to {where or 'the server'}: {str(exc) or type(exc).__name__}"
+    if unknown:
+        return OutcomeUnknownError(
+            text, hint="the request was sent, so it may have taken effect: check before repeating it"
+        )
+    return CarbookConnectionError(
+        text,
+        hint=None
+        if isinstance(exc, httpx.TimeoutException)
+        else "Is the stack running? `carbook stack start` starts the local one.",
+    )
+
+
 def translate(exc: BaseException, *, url: str | None = None) -> CarbookError | None:
     """The carbook error for a third-party exception, or None when it is not one we know."""
     import httpx
@@ -348,15 +389,9 @@ def translate(exc: BaseException, *, url: str | None = None) -> CarbookError | N
         return _translate_auth(exc)
     if isinstance(exc, StorageApiError):
         return _translate_storage(exc)
-    if isinstance(exc, httpx.TimeoutException):
-        where = f" {url}" if url else ""
-        return CarbookConnectionError(f"timed out waiting for{where}: {type(exc).__name__}")
-    if isinstance(exc, httpx.TransportError):
-        where = f" {url}" if url else " the server"
-        return CarbookConnectionError(
-            f"could not connect to{where}: {str(exc) or type(exc).__name__}",
-            hint="Is the stack running? `carbook stack start` starts the local one.",
-        )
+    network = _network_error(exc, url)
+    if network is not None:
+        return network
     if isinstance(exc, httpx.HTTPStatusError):
         return CarbookError(
             f"HTTP {exc.response.status_code} from {exc.request.url}", status=exc.response.status_code

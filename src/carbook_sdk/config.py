@@ -396,13 +396,20 @@ def local_stack(state_dir: Path | None = None) -> dict[str, Any]:
     """
     cfg: LocalConfig = read_stack_state(state_dir) or load_local_config()
     if isinstance(cfg, StackState):
-        host, key, secret_key = cfg.host, cfg.publishable_key, cfg.secret_key
+        host, key, secret_key, jwt_secret = cfg.host, cfg.publishable_key, cfg.secret_key, cfg.jwt_secret
     else:
-        host, key, secret_key = "127.0.0.1", LOCAL_PUBLISHABLE_KEY, LOCAL_SECRET_KEY
+        host, key, secret_key, jwt_secret = (
+            "127.0.0.1",
+            LOCAL_PUBLISHABLE_KEY,
+            LOCAL_SECRET_KEY,
+            LOCAL_JWT_SECRET,
+        )
     values: dict[str, Any] = {
         "url": f"http://{host}:{cfg.api_port}",
         "key": key,
         "secret_key": secret_key,
+        # Only to verify HS256 access tokens given to ``as_user``.
+        "jwt_secret": jwt_secret,
         "db_url": f"postgresql://postgres:postgres@{host}:{cfg.db_port}/postgres",
     }
     bucket = next((b for b in cfg.buckets if b.name == "car-images"), None)

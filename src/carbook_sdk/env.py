@@ -28,6 +28,8 @@ ENV_VARS: dict[str, tuple[str, ...]] = {
     ),
     "db_url": ("CARBOOK_DB_URL", "SUPABASE_DB_URL"),
     "timeout": ("CARBOOK_TIMEOUT",),
+    # Only to verify HS256 access tokens given to ``as_user`` (the project's JWT secret).
+    "jwt_secret": ("CARBOOK_JWT_SECRET", "SUPABASE_JWT_SECRET"),
 }
 #: The variables that name a project folder, as the Supabase CLI's ``SUPABASE_WORKDIR``.
 WORKDIR_VARS: tuple[str, ...] = ("CARBOOK_WORKDIR", "SUPABASE_WORKDIR")

@@ -1,7 +1,9 @@
 """carbook's exceptions.
 
 Every exception the SDK raises is a :class:`CarbookError`. Subclasses are a docstring
-(their default message) and, where useful, fields. Translation from supabase-py, httpx
+(their default message) and, where useful, fields. Each carries what a web service built
+on the SDK acts on: ``status``, the HTTP status it maps to (the server's own when one
+answered), and ``retryable``, whether the same call may simply be made again. Translation from supabase-py, httpx
 and pydantic errors is in ``_translate.py`` (reached through each client's one request
 helper); from psycopg, in ``ops/translate.py``.
 """
@@ -15,7 +17,10 @@ __all__ = [
     "AuthError",
     "BackupMissingError",
     "BookingError",
+    "BookingNotYoursError",
     "CarAlreadyBookedError",
+    "CarIsBookedError",
+    "CarNotBookedError",
     "CarNotFoundError",
     "CarNotPublishedError",
     "CarbookConnectionError",
@@ -25,11 +30,13 @@ __all__ = [
     "DatabaseError",
     "ImageTooLargeError",
     "InvalidCredentialsError",
+    "InvalidTokenError",
     "MigrationDriftError",
     "MigrationError",
     "NotAuthenticatedError",
     "NotFoundError",
     "NotMigratedError",
+    "OutcomeUnknownError",
     "PostgresNotFoundError",
     "PostgresStartError",
     "RollbackRefusedError",
@@ -47,6 +54,11 @@ class CarbookError(Exception):
 
     #: A stable, machine-readable identifier for the error family.
     code: ClassVar[str] = "carbook_error"
+    #: The HTTP status this family maps to when no server said otherwise.
+    http_status: ClassVar[int] = 500
+    #: Whether making the same call again is safe as it is (nothing happened, or it is
+    #: idempotent and only the network failed).
+    default_retryable: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -55,9 +67,12 @@ class CarbookError(Exception):
         status: int | None = None,
         hint: str | None = None,
         detail: str | None = None,
+        retryable: bool | None = None,
     ) -> None:
         self.message = message or (self.__doc__ or "").strip().splitlines()[0]
-        self.status = status
+        #: The HTTP status: the server's when it answered, else the family's.
+        self.status: int = status if status is not None else type(self).http_status
+        self.retryable: bool = type(self).default_retryable if retryable is None else retryable
         self.hint = hint
         self.detail = detail
         super().__init__(self.message)
@@ -72,6 +87,7 @@ class CarbookError(Exception):
             "code": self.code,
             "message": self.message,
             "status": self.status,
+            "retryable": self.retryable,
             "hint": self.hint,
             "detail": self.detail,
         }
@@ -87,18 +103,32 @@ class ValidationError(CarbookError):
     """The input is not valid."""
 
     code = "validation_error"
+    http_status = 400
 
 
 class CarbookConnectionError(CarbookError):
     """Could not reach the server."""
 
     code = "connection_error"
+    http_status = 503
+    default_retryable = True
+
+
+class OutcomeUnknownError(CarbookConnectionError):
+    """The request was sent but no answer came: whether it took effect is unknown."""
+
+    code = "outcome_unknown"
+    http_status = 504
+    #: Retry only a call that is safe to repeat (booking is: the winner's retry is
+    #: ``already_yours``), or look first whether it happened.
+    default_retryable = False
 
 
 class AccessDeniedError(CarbookError):
     """Permission denied."""
 
     code = "access_denied"
+    http_status = 403
 
 
 class DatabaseError(CarbookError):
@@ -160,12 +190,14 @@ class NotMigratedError(DatabaseError):
     """The database is not migrated: run `carbook db migrate`."""
 
     code = "not_migrated"
+    http_status = 503
 
 
 class RollbackRefusedError(CarbookError):
     """Rollback refused: cars are booked. Use force to back them up and roll back anyway."""
 
     code = "rollback_refused"
+    http_status = 409
 
     def __init__(self, message: str | None = None, *, booked_cars: int = 0, **kw: Any) -> None:
         super().__init__(message, **kw)
@@ -179,12 +211,14 @@ class NotFoundError(CarbookError):
     """Not found."""
 
     code = "not_found"
+    http_status = 404
 
 
 class ConflictError(CarbookError):
     """It already exists."""
 
     code = "conflict"
+    http_status = 409
 
     def __init__(self, message: str | None = None, *, constraint: str | None = None, **kw: Any) -> None:
         super().__init__(message, **kw)
@@ -198,6 +232,7 @@ class AuthError(CarbookError):
     """Authentication failed."""
 
     code = "auth_error"
+    http_status = 401
 
 
 class NotAuthenticatedError(AuthError):
@@ -222,12 +257,20 @@ class UserAlreadyExistsError(AuthError, ConflictError):
     """A user with this email address already exists."""
 
     code = "user_already_exists"
+    http_status = 409
+
+
+class InvalidTokenError(AuthError):
+    """The access token is not valid: expired, forged, or not this project's."""
+
+    code = "invalid_token"
 
 
 class WeakPasswordError(AuthError, ValidationError):
     """The password is too weak."""
 
     code = "weak_password"
+    http_status = 422
 
 
 # Booking ---------------------------------------------------------------------------------
@@ -235,6 +278,7 @@ class BookingError(CarbookError):
     """The car could not be booked."""
 
     code = "booking_failed"
+    http_status = 409
 
     def __init__(self, message: str | None = None, *, car_id: str | None = None, **kw: Any) -> None:
         super().__init__(message, **kw)
@@ -248,18 +292,39 @@ class CarAlreadyBookedError(BookingError):
     """Already booked. Be fast next time."""
 
     code = "already_booked"
+    http_status = 409
 
 
 class CarNotFoundError(BookingError, NotFoundError):
     """Car not found."""
 
     code = "not_found"
+    http_status = 404
 
 
 class CarNotPublishedError(BookingError):
     """This car is not available for booking."""
 
     code = "not_published"
+
+
+class CarNotBookedError(BookingError, ConflictError):
+    """This car is not booked."""
+
+    code = "not_booked"
+
+
+class BookingNotYoursError(BookingError, AccessDeniedError):
+    """This car is booked by someone else."""
+
+    code = "not_yours"
+    http_status = 403
+
+
+class CarIsBookedError(BookingError, ConflictError):
+    """The car is booked: release its booking first."""
+
+    code = "car_booked"
 
 
 # Storage ---------------------------------------------------------------------------------
@@ -273,12 +338,14 @@ class ImageTooLargeError(StorageError, ValidationError):
     """The image is larger than the bucket allows."""
 
     code = "image_too_large"
+    http_status = 413
 
 
 class UnsupportedImageTypeError(StorageError, ValidationError):
     """The file is not a JPEG, PNG or WebP image."""
 
     code = "unsupported_image_type"
+    http_status = 415
 
 
 class PostgresNotFoundError(ConfigurationError):

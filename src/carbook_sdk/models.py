@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypedDict, TypeVar
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -14,13 +14,19 @@ from .errors import ValidationError
 from .money import Money
 
 __all__ = [
+    "AdminBooking",
     "AuditEntry",
     "Booking",
+    "BookingEnded",
+    "BookingStatus",
     "Car",
+    "CarDeletion",
     "CarUpdate",
+    "CarUpdateFields",
     "NewCar",
     "Page",
     "SignedUpload",
+    "SortOrder",
     "User",
     "UserIdentity",
     "parse_car_id",
@@ -31,6 +37,8 @@ T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 
 BookingStatus = Literal["available", "booked"]
+#: The order of a listing by time: ``newest`` first or ``oldest`` first.
+SortOrder = Literal["newest", "oldest"]
 
 
 def parse_car_id(value: Any, what: str = "car id") -> uuid.UUID:
@@ -259,6 +267,17 @@ class CarUpdate(BaseModel):
         return changes
 
 
+class CarUpdateFields(TypedDict, total=False):
+    """The fields ``cars.update(car_id, **fields)`` takes, typed, so a type checker
+    catches ``prise=`` or ``price="1499"`` before anything runs."""
+
+    make: str
+    model: str
+    year: int
+    price: Money
+    is_published: bool
+
+
 class Booking(_Reply):
     """A car booked by the caller (``code`` is ``booked`` or ``already_yours``)."""
 
@@ -271,6 +290,44 @@ class Booking(_Reply):
     @property
     def already_yours(self) -> bool:
         return self.code == "already_yours"
+
+
+class BookingEnded(_Reply):
+    """A booking ended: ``released`` by an admin, or ``cancelled`` by its booker."""
+
+    car_id: uuid.UUID
+    #: Who had booked it (None when that user has been deleted since).
+    booked_by: uuid.UUID | None = None
+    booked_at: datetime
+    ended_by: uuid.UUID
+    ended_at: datetime
+    reason: str | None = None
+    code: Literal["released", "cancelled"]
+    message: str
+
+
+class AdminBooking(_Reply):
+    """A booked car as admins see it: who booked it (their email) and when."""
+
+    car_id: uuid.UUID
+    make: str
+    model: str
+    year: int
+    booked_by: uuid.UUID | None = None
+    #: None when the booker's user has been deleted since.
+    booker_email: str | None = None
+    booked_at: datetime
+
+
+class CarDeletion(_Reply):
+    """A deleted car, and what became of its image (removed after the row was deleted)."""
+
+    car: Car
+    #: The image was removed from the bucket (or there was none to remove).
+    image_removed: bool
+    #: Why the image is still in the bucket (another car shows it, or the removal
+    #: failed: remove ``car.image_path`` with ``images.delete``); None when removed.
+    image_kept: str | None = None
 
 
 class AuditEntry(_Reply):

@@ -28,6 +28,9 @@ class Settings(BaseModel):
     #: The secret key (``sb_secret_…``) or the legacy service_role key: admin calls only.
     secret_key: str | None = None
     db_url: str | None = None
+    #: The project's JWT secret, only to verify HS256 access tokens (``as_user``); ES256
+    #: tokens are verified against the project's published keys and need none.
+    jwt_secret: str | None = None
     #: Seconds for any one HTTP request (connect, read, write).
     timeout: float = Field(default=10.0, gt=0, le=600)
     bucket: str = "car-images"
@@ -78,7 +81,7 @@ class Settings(BaseModel):
         if local_url is not None and not _same_place(values.get("url"), local_url):
             # The local stack's keys and database belong to the local stack's URL only: never
             # send them to another server, and never pair that server with the local database.
-            for name in ("key", "secret_key", "db_url"):
+            for name in ("key", "secret_key", "db_url", "jwt_secret"):
                 if name not in from_env and name not in given:
                     values.pop(name, None)
             if "key" not in values:

@@ -15,7 +15,8 @@
 -- start) a booking that waited on another's row lock could stamp an older time than the
 -- change it followed. clock_timestamp() is read while the row lock is held, so a later
 -- change of a car always has a later updated_at; watchers compare it to drop what a
--- listing already showed.
+-- listing already showed. An update that changes nothing still moves nothing
+-- (20250922000000).
 create or replace function private.touch_updated_at()
 returns trigger
 language plpgsql
@@ -23,7 +24,9 @@ security definer
 set search_path = ''
 as $$
 begin
-  new.updated_at := pg_catalog.clock_timestamp();
+  if (pg_catalog.to_jsonb(new) - 'updated_at') is distinct from (pg_catalog.to_jsonb(old) - 'updated_at') then
+    new.updated_at := pg_catalog.clock_timestamp();
+  end if;
   return new;
 end
 $$;

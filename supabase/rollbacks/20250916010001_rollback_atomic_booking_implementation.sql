@@ -1,11 +1,12 @@
--- carbook: undoes 20250916010000 20250920000000 20250921000000 20250923000000
+-- carbook: undoes 20250916010000 20250920000000 20250921000000 20250922000000 20250923000000
 -- Rollback of 20250916010000_atomic_booking_implementation.sql, and of what builds on
 -- it: 20250920000000_book_car_read_first.sql (the function's read-first body, dropped
--- with the function) and 20250921000000_anonymous_users_cannot_book.sql (its function
+-- with the function), 20250921000000_anonymous_users_cannot_book.sql (its function
 -- body and policy go with the feature's; private.is_admin() gets its original body
--- back) and 20250923000000_live_availability.sql (its trigger reads the booking
--- columns: it goes, with its function and the topic's policy, and updated_at is stamped
--- with now() again). `carbook db rollback` removes all four history rows.
+-- back), 20250922000000_booking_lifecycle.sql (release, cancel, the admins' booking
+-- list, deleting cars, the no-op-update triggers) and 20250923000000_live_availability.sql
+-- (its trigger reads the booking columns: it goes, with its function and the topic's
+-- policy). `carbook db rollback` removes all five history rows.
 --
 -- NOT a migration: it lives outside supabase/migrations/ so that `supabase db reset`
 -- and `carbook db migrate` never apply it. Run it through `carbook db rollback`,
@@ -16,22 +17,19 @@
 -- every car keeps its id, make, model, year, image and publish flag.
 
 drop function if exists public.book_car_atomic(uuid);
+drop function if exists public.release_car(uuid, text);
+drop function if exists public.cancel_booking(uuid);
+drop function if exists private.end_booking(uuid, text, boolean);
+drop function if exists public.admin_bookings();
+
+-- Nobody deletes cars through the API again (20250922000000 let admins).
+drop policy if exists cars_delete_admin on public.cars;
+revoke delete on public.cars from authenticated;
 
 -- Live availability (20250923000000), before the columns its trigger reads.
 drop trigger if exists cars_broadcast_availability on public.cars;
 drop function if exists private.broadcast_car_availability();
 drop policy if exists listings_hear_car_availability on realtime.messages;
-create or replace function private.touch_updated_at()
-returns trigger
-language plpgsql
-security definer
-set search_path = ''
-as $$
-begin
-  new.updated_at := pg_catalog.now();
-  return new;
-end
-$$;
 
 drop policy if exists cars_select_anon on public.cars;
 drop policy if exists cars_select_authenticated on public.cars;
@@ -68,6 +66,19 @@ begin
     case when tg_op in ('INSERT', 'UPDATE') then pg_catalog.to_jsonb(new) end
   );
   return null;
+end
+$$;
+
+-- The original updated_at trigger function, which moves it on every update.
+create or replace function private.touch_updated_at()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  new.updated_at := pg_catalog.now();
+  return new;
 end
 $$;
 

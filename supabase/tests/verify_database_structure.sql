@@ -90,6 +90,8 @@ as $checks$
        '((is_published AND (booking_status = ''available''::text)) OR ((booked_by = ( SELECT auth.uid() AS uid)) AND $permanent) OR $admin)', null),
       ('public', 'cars', 'cars_insert_admin', 'INSERT', '{authenticated}', null, '$admin'),
       ('public', 'cars', 'cars_update_admin', 'UPDATE', '{authenticated}', '$admin', '$admin'),
+      ('public', 'cars', 'cars_delete_admin', 'DELETE', '{authenticated}',
+       '($admin AND (booking_status = ''available''::text))', null),
       ('public', 'user_roles', 'user_roles_select_authenticated', 'SELECT', '{authenticated}',
        '((user_id = ( SELECT auth.uid() AS uid)) OR $admin)', null),
       ('public', 'audit_logs', 'audit_logs_select_admin', 'SELECT', '{authenticated}', '$admin', null),
@@ -127,6 +129,17 @@ as $checks$
            pg_catalog.md5(p.prosrc) as body_md5
       from pg_catalog.pg_proc p
      where p.oid = pg_catalog.to_regprocedure('public.book_car_atomic(uuid)')
+  ),
+  -- 20250922000000: the functions that end a booking and list bookings for admins, and
+  -- the helper they share (never callable through the API).
+  lifecycle_fns (sig, api) as (
+    values ('public.release_car(uuid,text)', true), ('public.cancel_booking(uuid)', true),
+           ('public.admin_bookings()', true), ('private.end_booking(uuid,text,boolean)', false)
+  ),
+  lifecycle as (
+    select l.sig, l.api, p.oid, p.prosecdef, p.proconfig
+      from lifecycle_fns l
+      left join pg_catalog.pg_proc p on p.oid = pg_catalog.to_regprocedure(l.sig)
   ),
   checks (name, ok, detail, ord) as (
     select 'column:' || e.tbl || '.' || e.col,
@@ -210,6 +223,23 @@ as $checks$
                        from pg_catalog.pg_proc p join fn on fn.oid = p.oid), false),
            'PUBLIC must not have execute',
            3
+    union all
+    select 'function:' || l.sig,
+           l.oid is not null and 'search_path=""' = any (l.proconfig) and l.prosecdef = l.api
+             and not pg_catalog.has_function_privilege('anon', l.oid, 'execute')
+             and pg_catalog.has_function_privilege('authenticated', l.oid, 'execute') = l.api
+             and not exists (
+               select 1 from pg_catalog.pg_proc p,
+                      pg_catalog.aclexplode(coalesce(p.proacl, pg_catalog.acldefault('f', p.proowner))) x
+                where p.oid = l.oid and x.grantee = 0 and x.privilege_type = 'EXECUTE'),
+           case when l.oid is null then 'missing: re-apply 20250922000000'
+                else format('%s, %s; authenticated may execute: %s (expected %s); anon: %s',
+                            case when l.prosecdef then 'SECURITY DEFINER' else 'SECURITY INVOKER' end,
+                            coalesce(pg_catalog.array_to_string(l.proconfig, ', '), 'search_path not set'),
+                            pg_catalog.has_function_privilege('authenticated', l.oid, 'execute'), l.api,
+                            pg_catalog.has_function_privilege('anon', l.oid, 'execute')) end,
+           3
+      from lifecycle l
     union all
     select 'rls:public.' || e.tbl,
            coalesce(c.relrowsecurity, false),

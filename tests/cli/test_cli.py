@@ -274,14 +274,14 @@ def test_book_mine_and_the_lost_race(cli: Cli, image: Path, stack: LocalStack, t
 
 def test_book_bad_input(cli: Cli) -> None:
     before = cli.state()
-    signed_out = cli("book", "10000000-0000-4000-8000-000000000001")
+    signed_out = cli("book", "1e5a9c1d-4b7d-4f2e-9a63-5d8e7c000001")
     assert signed_out.exit_code == 12 and "sign in first" in signed_out.stderr
     cli.login_new_user()
     before = cli.state()
     assert cli("book", "not-a-car").exit_code == 3
     unknown = cli("book", "00000000-0000-4000-8000-00000000dead")
     assert unknown.exit_code == 6 and "Car not found" in unknown.stderr
-    unpublished = cli("book", "10000000-0000-4000-8000-000000000007")
+    unpublished = cli("book", "7e5a9c7d-4b7d-4f2e-9a63-5d8e7c000007")
     assert unpublished.exit_code == 6 and "not available for booking" in unpublished.stderr
     assert cli.state() == before
 

@@ -27,7 +27,7 @@ from .conftest import ALREADY, Cli, add_car
 
 runner = CliRunner()
 DRIVER_EMAIL, DRIVER_PASSWORD = "driver@carbook.local", "carbook-driver"
-SEEDED_BOOKED_CAR = "10000000-0000-4000-8000-000000000008"  # supabase/seed.sql: "One car is already taken."
+SEEDED_BOOKED_CAR = "8e5a9c8d-4b7d-4f2e-9a63-5d8e7c000008"  # supabase/seed.sql: "One car is already taken."
 
 
 def _one_line(stderr: str) -> str:
@@ -240,14 +240,18 @@ def test_tables_are_readable_at_80_columns(cli: Cli, image: Path) -> None:
     cli("cars", "update", car["id"], "--model", "Sonet Gravity Edition")
     # The oldest cars first: the seed's, one of them booked, one with a two-word make.
     listing = _at_80(cli, "cars", "list", "--all", "--limit", "12")
-    assert re.search(r"│ [0-9a-f]{8}… │", listing)
-    assert "…" not in re.sub(r"[0-9a-f]{8}…", "", listing)  # no word cut short, only ids
+    shown = re.findall(r"│ ([0-9a-f-]{8,})… ", listing)
+    ids = [c["id"] for c in cli.json("cars", "list", "--all", "--limit", "12")["items"]]
+    assert len(shown) == len(ids)
+    # Each shown start names its own row's car alone, so it can be typed back.
+    assert all(sum(i.startswith(s) for i in ids) == 1 for s in shown)
+    assert "…" not in re.sub(r"[0-9a-f-]{8,}…", "", listing)  # no word cut short, only ids
     for word in ("Maruti", "Suzuki", "Swift", "2023", "₹1,499.00", "available", "booked", "published"):
         assert word in listing, word
 
     audit = _at_80(cli, "audit", "list", "--car", car["id"])
     assert ADMIN_EMAIL in audit and f"{car['id'][:8]}…" in audit
-    assert "…" not in re.sub(r"[0-9a-f]{8}…", "", audit)
+    assert "…" not in re.sub(r"[0-9a-f-]{8,}…", "", audit)
     assert "car.update" in audit and "Sonet Gravity" in audit
 
     shown = _at_80(cli, "cars", "show", car["id"])
@@ -263,7 +267,7 @@ def test_an_ended_session_says_so_in_whoami_and_book(cli: Cli) -> None:
             "delete from auth.sessions where user_id = (select id from auth.users where email = %s)", (email,)
         )
     before = cli.state()
-    for args in (("auth", "whoami"), ("book", "10000000-0000-4000-8000-000000000001")):
+    for args in (("auth", "whoami"), ("book", "1e5a9c1d-4b7d-4f2e-9a63-5d8e7c000001")):
         result = cli(*args)
         assert result.exit_code == 12, (args, result.output)
         line = _one_line(result.stderr)

@@ -37,7 +37,7 @@ def test_race_refuses_a_bad_number_of_clients_before_sending_anything(clients: A
         url=f"http://127.0.0.1:{free_port()}", key=LOCAL_ANON_KEY, secret_key=LOCAL_SECRET_KEY, env={}
     )
     with pytest.raises(ValidationError) as caught:
-        asyncio.run(race("10000000-0000-4000-8000-000000000001", clients, settings=nowhere))
+        asyncio.run(race("1e5a9c1d-4b7d-4f2e-9a63-5d8e7c000001", clients, settings=nowhere))
     assert str(caught.value) == f"clients must be a whole number from 2 to 500, not {clients!r}"
 
 

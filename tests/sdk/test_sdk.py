@@ -39,13 +39,6 @@ PASSWORD = "correct-horse-9"
 
 
 @pytest.fixture
-def admin(stack: LocalStack) -> Iterator[Carbook]:
-    with carbook_for(stack, service=True) as cb:
-        cb.auth.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
-        yield cb
-
-
-@pytest.fixture
 def user(stack: LocalStack) -> Iterator[Carbook]:
     with carbook_for(stack) as cb:
         cb.auth.sign_up(unique_email(), PASSWORD)

@@ -33,7 +33,7 @@ from ..helpers import make_cars, stack_db, temporary_stack
 
 PASSWORD = "correct-horse-9"
 BUCKET = "car-images"
-UNPUBLISHED = "10000000-0000-4000-8000-000000000007"  # seed: the one unpublished car
+UNPUBLISHED = "7e5a9c7d-4b7d-4f2e-9a63-5d8e7c000007"  # seed: the one unpublished car
 
 
 def _b64(raw: bytes) -> str:

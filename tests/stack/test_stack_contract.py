@@ -17,7 +17,7 @@ from tests.helpers import supabase_client, unique_email
 from ..helpers import stack_db
 
 PASSWORD = "correct-horse-9"
-UNPUBLISHED = "10000000-0000-4000-8000-000000000007"  # seed: the one unpublished car
+UNPUBLISHED = "7e5a9c7d-4b7d-4f2e-9a63-5d8e7c000007"  # seed: the one unpublished car
 
 
 def test_the_apikey_may_come_as_a_query_parameter(stack: LocalStack) -> None:

@@ -288,7 +288,7 @@ def test_seeded_cars_have_their_images(stack: LocalStack) -> None:
     car = (
         anon.table("cars")
         .select("image_path")
-        .eq("id", "10000000-0000-4000-8000-000000000001")
+        .eq("id", "1e5a9c1d-4b7d-4f2e-9a63-5d8e7c000001")
         .execute()
         .data[0]
     )

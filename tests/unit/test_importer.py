@@ -102,7 +102,7 @@ def test_an_images_path_that_is_a_file(tmp_path: Path, images: Path) -> None:
 
 def _car(**changes: Any) -> Car:
     now = datetime.now(UTC)
-    values = {"id": "10000000-0000-4000-8000-000000000001", "make": "Tata", "model": "Nexon", "year": 2024,
+    values = {"id": "1e5a9c1d-4b7d-4f2e-9a63-5d8e7c000001", "make": "Tata", "model": "Nexon", "year": 2024,
               "is_published": True, "price_in_paise": 100000, "currency": "INR", "ref": "A-1",
               "created_at": now, "updated_at": now, **changes}  # fmt: skip
     return Car.model_validate(values)

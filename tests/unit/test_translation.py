@@ -44,6 +44,7 @@ from carbook_sdk.errors import (
     InvalidCredentialsError,
     NotAuthenticatedError,
     NotFoundError,
+    OutcomeUnknownError,
     SessionExpiredError,
     StorageError,
     UnsupportedImageTypeError,
@@ -65,6 +66,13 @@ def _pydantic_error() -> pydantic.ValidationError:
     except pydantic.ValidationError as exc:
         return exc
     raise AssertionError("unreachable")
+
+
+def _auth_retryable_from(cause: BaseException) -> AuthRetryableError:
+    """What supabase-py's Auth raises for an httpx failure: ``raise handle_exception(e) from e``."""
+    error = AuthRetryableError("", 0)
+    error.__cause__ = cause
+    return error
 
 
 def _postgrest(code: str, message: str = "boom", details: str | None = None) -> APIError:
@@ -146,8 +154,12 @@ TABLE: list[tuple[BaseException, type[CarbookError], str]] = [
     ),
     # httpx
     (httpx.ConnectError("refused", request=REQUEST), CarbookConnectionError, "could not connect"),
-    (httpx.ReadTimeout("slow", request=REQUEST), CarbookConnectionError, "timed out"),
-    (httpx.RemoteProtocolError("cut", request=REQUEST), CarbookConnectionError, "could not connect"),
+    (httpx.ReadTimeout("slow", request=REQUEST), OutcomeUnknownError, "timed out"),
+    (httpx.ConnectTimeout("slow", request=REQUEST), CarbookConnectionError, "timed out"),
+    (httpx.RemoteProtocolError("cut", request=REQUEST), OutcomeUnknownError, "could not connect"),
+    # supabase-py's Auth wraps a timed-out reply with an empty message: the cause decides.
+    (_auth_retryable_from(httpx.ReadTimeout("", request=REQUEST)), OutcomeUnknownError, "timed out waiting"),
+    (_auth_retryable_from(httpx.ConnectError("refused", request=REQUEST)), CarbookConnectionError, "refused"),
     (httpx.DecodingError("garbled", request=REQUEST), CarbookConnectionError, "unreadable reply"),
     (httpx.TooManyRedirects("loop", request=REQUEST), CarbookConnectionError, "unreadable reply"),
     (
@@ -252,7 +264,7 @@ def test_every_exception_type_the_translator_names_has_a_row() -> None:
 
     from carbook_sdk import _translate
 
-    source = inspect.getsource(_translate.translate)
+    source = inspect.getsource(_translate.translate) + inspect.getsource(_translate._network_error)
     for name in ("APIError", "SupabaseAuthError", "StorageApiError", "TimeoutException", "TransportError"):
         assert name in source
     covered = {type(e) for e, _, _ in TABLE}
@@ -264,6 +276,33 @@ def test_every_exception_type_the_translator_names_has_a_row() -> None:
         pydantic.ValidationError,
     ):
         assert any(issubclass(t, base) for t in covered), base
+
+
+def test_an_unknown_outcome_is_not_a_plain_connection_error() -> None:
+    # Only what never left is retryable as it is; a sent request's fate is unknown.
+    with Carbook(URL, "some-key") as cb:
+        for exc, kind, retryable in (
+            (httpx.ReadTimeout("", request=REQUEST), OutcomeUnknownError, False),
+            (httpx.ConnectError("refused", request=REQUEST), CarbookConnectionError, True),
+        ):
+            with pytest.raises(kind) as info:
+                cb._call(_raiser(exc))
+            assert (type(info.value), info.value.retryable) == (kind, retryable)
+            assert info.value.status in (503, 504)
+
+
+def test_every_error_says_its_http_status_and_whether_to_retry() -> None:
+    from carbook_sdk import errors
+
+    for name in errors.__all__:
+        cls = getattr(errors, name)
+        exc = cls()
+        assert isinstance(exc.status, int) and 400 <= exc.status <= 599, name
+        assert isinstance(exc.retryable, bool), name
+        assert {"status", "retryable"} <= set(exc.to_dict()), name
+    assert errors.CarAlreadyBookedError().status == 409
+    assert errors.BookingNotYoursError().status == 403
+    assert errors.ValidationError(status=418).status == 418  # the server's own wins
 
 
 def test_not_authenticated_keeps_the_booking_functions_reason() -> None:

@@ -7,14 +7,20 @@ from datetime import datetime
 
 from .._base import (
     check_limit,
+    decode_key_cursor,
+    encode_key_cursor,
 )
 from ..errors import (
     ValidationError,
 )
-from ..models import AuditEntry, parse_car_id, validated
+from ..models import AuditEntry, Page, parse_car_id, validated
 from ._service import AsyncService
 
-__all__ = ["AsyncAuditService"]
+__all__ = ["AUDIT_ACTIONS", "AsyncAuditService"]
+
+
+#: Every action the audit trail records: the cars trigger's and the booking functions'.
+AUDIT_ACTIONS = ("car.insert", "car.update", "car.delete", "car.booked", "car.released", "car.cancelled")
 
 
 class AsyncAuditService(AsyncService):
@@ -27,19 +33,54 @@ class AsyncAuditService(AsyncService):
         actor_id: uuid.UUID | str | None = None,
         action: str | None = None,
         since: datetime | None = None,
+        until: datetime | None = None,
         limit: int = 100,
     ) -> list[AuditEntry]:
-        """Audit rows, newest first, filtered by car, actor, action and time.
+        """Audit rows, newest first, filtered by car, actor, action and time (the first
+        page of `page`).
 
         Raises:
-            ValidationError: malformed id or limit.
+            as `page`.
+        """
+        found = await self.page(
+            car_id=car_id, actor_id=actor_id, action=action, since=since, until=until, limit=limit
+        )
+        return found.items
+
+    async def page(
+        self,
+        *,
+        car_id: uuid.UUID | str | None = None,
+        actor_id: uuid.UUID | str | None = None,
+        action: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page[AuditEntry]:
+        """One page of audit rows, newest first, filtered by car, actor, action (one of
+        ``AUDIT_ACTIONS``) and time (``since`` inclusive, ``until`` exclusive); pass
+        ``next_cursor`` back as ``cursor`` for the next page (keyset: rows written
+        meanwhile never shift a page).
+
+        Raises:
+            ValidationError: malformed id, limit, cursor or time; an unknown action; ``until``
+                not after ``since`` (nothing is sent).
             AccessDeniedError: not an admin.
         """
         limit = check_limit(limit)
         record = str(parse_car_id(car_id)) if car_id is not None else None
         actor = str(parse_car_id(actor_id, "user id")) if actor_id is not None else None
-        if since is not None and not isinstance(since, datetime):
-            raise ValidationError(f"since must be a datetime, not {since!r}")
+        if action is not None and action not in AUDIT_ACTIONS:
+            raise ValidationError(f"unknown action {action!r}: the actions are {', '.join(AUDIT_ACTIONS)}")
+        for name, when in (("since", since), ("until", until)):
+            if when is not None and not isinstance(when, datetime):
+                raise ValidationError(f"{name} must be a datetime, not {when!r}")
+        if since is not None and until is not None and until <= since:
+            raise ValidationError("until must be later than since")
+        after = decode_key_cursor(cursor, 2) if cursor is not None else None
+        if after is not None and not after[1].isdigit():
+            raise ValidationError(f"not a valid page cursor: {cursor!r}")
         # Before building the query: a session restored from the store must be in place.
         await self._c._check_admin("the audit log")
         query = (
@@ -56,5 +97,13 @@ class AsyncAuditService(AsyncService):
             query = query.eq("action", action)
         if since is not None:
             query = query.gte("created_at", since.isoformat())
-        reply = await self._c._call(query.limit(limit).execute)
-        return [validated(AuditEntry, r) for r in reply.data]
+        if until is not None:
+            query = query.lt("created_at", until.isoformat())
+        if after is not None:
+            query = query.or_(f'created_at.lt."{after[0]}",and(created_at.eq."{after[0]}",id.lt.{after[1]})')
+        reply = await self._c._call(query.limit(limit + 1).execute)
+        rows = [validated(AuditEntry, r) for r in reply.data]
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = encode_key_cursor(rows[-1].created_at.isoformat(), rows[-1].id) if more else None
+        return Page(items=rows, next_cursor=next_cursor)

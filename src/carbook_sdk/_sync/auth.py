@@ -14,8 +14,12 @@ from .._base import (
     check_password,
 )
 from ..errors import (
+    CarbookConnectionError,
+    InvalidCredentialsError,
     NotAuthenticatedError,
+    OutcomeUnknownError,
     SessionExpiredError,
+    UserAlreadyExistsError,
 )
 from ..models import Claims, User, validated
 from ._service import Service
@@ -35,12 +39,62 @@ class AuthService(Service):
             ValidationError: malformed email or empty password (nothing is sent).
             UserAlreadyExistsError: the email is taken.
             WeakPasswordError: the password is too short.
+            OutcomeUnknownError: the request went out, no answer came, and asking again
+                could not tell whether the account was made (a lost answer is otherwise
+                resolved here: the account exists with this password → signed in).
         """
+        self._c._refuse_bound("signing up")
         email, password = check_email(email), check_password(password)
-        reply = self._c._call(
-            self._c._sb.auth.sign_up,
-            {"email": email, "password": password, "options": {"data": dict(data or {})}},
+        body = {"email": email, "password": password, "options": {"data": dict(data or {})}}
+        try:
+            reply = self._c._call(self._c._sb.auth.sign_up, body)
+        except OutcomeUnknownError as lost:
+            return self._sign_up_outcome(email, password, body, lost)
+        return self._signed_up(reply)
+
+    def _sign_up_outcome(
+        self, email: str, password: str, body: dict[str, Any], lost: OutcomeUnknownError
+    ) -> User:
+        """A sign-up whose answer was lost (a busy Auth hashing many passwords at once):
+        find out what happened instead of calling it unreachable. The account with this
+        password signs in → it exists (this call made it); no such account → the sign-up
+        never happened, so it is made again; the email taken → someone has it."""
+        unknown = OutcomeUnknownError(
+            f"the sign-up of {email} was sent but no answer came, and Auth could not be asked"
+            " whether the account exists",
+            hint="sign in with the same email and password to find out",
         )
+        try:
+            return self._sign_in_after_sign_up(email, password)
+        except InvalidCredentialsError:
+            pass  # no account with this password: the sign-up never happened
+        except CarbookConnectionError:
+            raise unknown from lost
+        try:
+            reply = self._c._call(self._c._sb.auth.sign_up, body)
+            return self._signed_up(reply)
+        except UserAlreadyExistsError as taken:
+            # Made meanwhile by the first request (Auth was still at it), or someone
+            # else's: only signing in with this password tells them apart.
+            try:
+                return self._sign_in_after_sign_up(email, password)
+            except InvalidCredentialsError:
+                raise taken from None
+            except CarbookConnectionError:
+                raise unknown from lost
+        except CarbookConnectionError:
+            raise unknown from lost
+
+    def _sign_in_after_sign_up(self, email: str, password: str) -> User:
+        try:
+            return self.sign_in(email, password)
+        except NotAuthenticatedError:
+            # email_not_confirmed: the account exists, its address is not confirmed yet.
+            raise NotAuthenticatedError(
+                "account created; confirm the email address, then sign in", status=200
+            ) from None
+
+    def _signed_up(self, reply: Any) -> User:
         if reply.user is None or reply.session is None:
             # A project with email confirmations on: the account exists, the session does not.
             raise NotAuthenticatedError(
@@ -56,6 +110,7 @@ class AuthService(Service):
             ValidationError: malformed email or empty password (nothing is sent).
             InvalidCredentialsError: wrong email or password.
         """
+        self._c._refuse_bound("signing in")
         email, password = check_email(email), check_password(password)
         reply = self._c._call(
             self._c._sb.auth.sign_in_with_password, {"email": email, "password": password}
@@ -75,6 +130,7 @@ class AuthService(Service):
                 ``[auth] enable_anonymous_sign_ins = true`` in ``supabase/config.toml``
                 and restart it), or sign-ups off.
         """
+        self._c._refuse_bound("signing in")
         reply = self._c._call(
             self._c._sb.auth.sign_in_anonymously, {"options": {"data": dict(data or {})}}
         )
@@ -85,6 +141,8 @@ class AuthService(Service):
     def sign_out(self) -> None:
         """End the session (everywhere) and forget it locally. Harmless when signed out, or
         when the session has already ended."""
+        if self._c._bound is not None:
+            return  # the caller's session is theirs to end, not a service's
         try:
             if self._c._session_token() is None:
                 return
@@ -111,6 +169,7 @@ class AuthService(Service):
             NotAuthenticatedError: not signed in.
             SessionExpiredError: the refresh token was revoked or already used.
         """
+        self._c._refuse_bound("refreshing a session")
         self._c._require_user()
         with self._c._session_lock:
             reply = self._c._call(self._c._sb.auth.refresh_session)

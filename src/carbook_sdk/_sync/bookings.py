@@ -10,8 +10,10 @@ import uuid
 
 from .._base import (
     booking_from_result,
+    ended_from_result,
 )
-from ..models import Booking, parse_car_id
+from ..errors import ValidationError
+from ..models import Booking, BookingEnded, parse_car_id
 from ._service import Service
 
 __all__ = ["BookingsService"]
@@ -36,6 +38,41 @@ class BookingsService(Service):
         builder = self._c._rpc("book_car_atomic", {"car_id": cid}, signed_in=True)
         reply = self._c._call(builder.execute)
         return booking_from_result(reply.data, cid)
+
+    def release(self, car_id: uuid.UUID | str, *, reason: str | None = None) -> BookingEnded:
+        """End a booking as an admin (a payment failed, the customer walked away): the car
+        is available again, to be won by exactly one booker as before. Audited
+        (``car.released``, with the reason) in the same transaction. A booker releasing
+        their own booking cancels it (``car.cancelled``).
+
+        Raises:
+            ValidationError: malformed car id, or a reason longer than 500 characters
+                (nothing is sent).
+            NotAuthenticatedError: not signed in (or signed in anonymously).
+            CarNotBookedError: the car is not booked (nothing changed).
+            BookingNotYoursError: not an admin, and the booking is someone else's.
+            CarNotFoundError: no such car.
+        """
+        cid = str(parse_car_id(car_id))
+        if reason is not None and (not isinstance(reason, str) or len(reason.strip()) > 500):
+            raise ValidationError("a reason is text of at most 500 characters")
+        builder = self._c._rpc("release_car", {"car_id": cid, "reason": reason}, signed_in=True)
+        return ended_from_result(self._c._call(builder.execute).data, cid)
+
+    def cancel(self, car_id: uuid.UUID | str) -> BookingEnded:
+        """Cancel the signed-in user's own booking: the car is available again. Audited
+        (``car.cancelled``). Only one's own: an admin ends another's with `release`.
+
+        Raises:
+            ValidationError: malformed car id (nothing is sent).
+            NotAuthenticatedError: not signed in (or signed in anonymously).
+            CarNotBookedError: the car is not booked (nothing changed).
+            BookingNotYoursError: someone else booked it (nothing changed).
+            CarNotFoundError: no such car.
+        """
+        cid = str(parse_car_id(car_id))
+        builder = self._c._rpc("cancel_booking", {"car_id": cid}, signed_in=True)
+        return ended_from_result(self._c._call(builder.execute).data, cid)
 
     def mine(self) -> list[Booking]:
         """The signed-in user's bookings, newest first.

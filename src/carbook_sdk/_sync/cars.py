@@ -6,63 +6,57 @@ Cars: the public listing, one car, my bookings; admins create and change them.
 
 from __future__ import annotations
 
-import functools
 import time
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 from .._base import (
+    CAR_COLUMNS,
     cars_page,
     check_image_name,
     check_limit,
     check_offset,
+    id_prefix,
     keyset_filter,
     keyset_filter_ascending,
     parse_car,
 )
 from .._base import image_name as generated_image_name
-from .._concurrency import INTERRUPTIONS, run_limited
+from .._concurrency import INTERRUPTIONS
 from ..errors import (
     AccessDeniedError,
     CarbookConnectionError,
     CarbookError,
+    CarIsBookedError,
     CarNotFoundError,
     ConflictError,
     ValidationError,
 )
-from ..importer import (
-    DifferentRow,
-    ImportedCar,
-    ImportFailure,
-    ImportReport,
-    ImportRow,
-    ImportStop,
-    ProgressCallback,
-    SkippedRow,
-    differences,
-    field_names,
-    read_import_file,
-)
 from ..live import AvailabilityEvent
-from ..models import Car, CarUpdate, NewCar, Page, parse_car_id, validated
+from ..models import (
+    BookingStatus,
+    Car,
+    CarDeletion,
+    CarUpdate,
+    CarUpdateFields,
+    NewCar,
+    Page,
+    parse_car_id,
+    validated,
+)
 from ._service import Service
+from .cars_import import CarImports
 from .watch import Watch
 
 __all__ = ["CarsService"]
 
-#: Named, never ``*``: on a rolled-back schema a missing column is an error
-#: (NotMigratedError), not a row the model fills with made-up defaults.
-CAR_COLUMNS = (
-    "id,make,model,year,image_path,is_published,booking_status,booked_by,booked_at,"
-    "price_in_paise,currency,ref,created_at,updated_at"
-)
 #: What can end a request with its effect unknown: a lost answer, or the caller stopping it.
 _CUT_OFF: tuple[type[BaseException], ...] = (CarbookConnectionError, *INTERRUPTIONS)
 
 
-class CarsService(Service):
+class CarsService(CarImports, Service):
     """Cars: the public listing, one car, my bookings; admins create and change them."""
 
     def _table(self) -> Any:
@@ -159,123 +153,10 @@ class CarsService(Service):
         )
         return [parse_car(r, self._c._public_url) for r in reply.data]
 
-    def by_refs(self, refs: list[str]) -> dict[str, Car]:
-        """The cars already carrying these import keys, by key (admins).
-
-        Raises:
-            AccessDeniedError: not an admin.
-        """
-        self._c._check_admin("looking cars up by import key")
-        found: dict[str, Car] = {}
-        for start in range(0, len(refs), 200):
-            chunk = refs[start : start + 200]
-            reply = self._c._call(self._table().select(CAR_COLUMNS).in_("ref", chunk).execute)
-            for row in reply.data:
-                car = parse_car(row, self._c._public_url)
-                if car.ref is not None:
-                    found[car.ref] = car
-        return found
-
-    def import_csv(
-        self,
-        path: Path | str,
-        images_dir: Path | str,
-        *,
-        concurrency: int = 4,
-        update: bool = False,
-        progress: ProgressCallback | None = None,
-        stop: ImportStop | None = None,
-    ) -> ImportReport:
-        """Import cars from a CSV file (admins): ``ref,make,model,year,price,currency,image[,published]``.
-
-        Every row, its image included, is checked before anything is sent. A row whose
-        ``ref`` exists with the same data is skipped, so a re-run is safe; one whose
-        ``ref`` exists with other data is reported in ``different`` (the fields that
-        differ), or with ``update`` changed to the file's through `update` (audited as
-        any change). Each new car is created image first (as `create`); ``concurrency``
-        rows at a time; ``progress(done, total)`` is called after each one.
-
-        ``stop`` (an `ImportStop`) asks it to end early: no row starts after
-        ``stop.request()``, rows already started finish, and the report lists the rest in
-        ``not_started`` with ``interrupted`` set. Run it again to resume.
-
-        Raises:
-            ValidationError: the file cannot be read, is empty or not UTF-8, lacks a column
-                or has no rows; no images folder; bad concurrency.
-            ImportFileError: bad rows, each named by its line; nothing was imported.
-            AccessDeniedError: not an admin.
-        """
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 1 <= concurrency <= 32:
-            raise ValidationError(f"concurrency must be a whole number from 1 to 32, not {concurrency!r}")
-        self._c.auth.access_token()  # refresh once up front, not from many calls at once
-        file = read_import_file(path, images_dir, self._c.images.validate)
-        self._c._check_admin("importing cars")
-        existing = self.by_refs([r.ref for r in file.rows])
-        todo: list[ImportRow] = []
-        skipped: list[SkippedRow] = []
-        different: list[DifferentRow] = []
-        for r in file.rows:
-            car = existing.get(r.ref)
-            changes = differences(car, r) if car is not None else {}
-            if car is None or (changes and update):
-                todo.append(r)
-            elif changes:
-                different.append(
-                    DifferentRow(line=r.line, ref=r.ref, id=str(car.id), fields=field_names(changes))
-                )
-            else:
-                skipped.append(SkippedRow(line=r.line, ref=r.ref))
-        imported: list[ImportedCar] = []
-        updated: list[DifferentRow] = []
-        failed: list[ImportFailure] = []
-        not_started: list[SkippedRow] = []
-        done: list[int] = []
-
-        def one(row: ImportRow) -> None:
-            if stop is not None and stop.requested:
-                not_started.append(SkippedRow(line=row.line, ref=row.ref))
-                return
-            current = existing.get(row.ref)
-            try:
-                if current is None:
-                    car = self.create(row.car, row.image)
-                    imported.append(ImportedCar(line=row.line, ref=row.ref, id=str(car.id)))
-                else:
-                    changes = differences(current, row)
-                    self.update(current.id, **changes)
-                    updated.append(
-                        DifferentRow(
-                            line=row.line, ref=row.ref, id=str(current.id), fields=field_names(changes)
-                        )
-                    )
-            except ConflictError:
-                skipped.append(SkippedRow(line=row.line, ref=row.ref))  # imported meanwhile elsewhere
-            except CarbookError as exc:
-                failed.append(ImportFailure(line=row.line, ref=row.ref, reason=str(exc)))
-            done.append(row.line)
-            if progress is not None:
-                progress(len(done), len(todo))
-
-        run_limited([functools.partial(one, r) for r in todo], concurrency)
-
-        def in_order(rows: list[Any]) -> tuple[Any, ...]:
-            return tuple(sorted(rows, key=lambda r: r.line))
-
-        return ImportReport(
-            imported=in_order(imported),
-            skipped=in_order(skipped),
-            different=in_order(different),
-            updated=in_order(updated),
-            failed=in_order(failed),
-            not_started=in_order(not_started),
-            warnings=file.warnings,
-            interrupted=bool(not_started),
-        )
-
     def list_all(
         self,
         *,
-        status: str | None = None,
+        status: BookingStatus | None = None,
         published: bool | None = None,
         limit: int = 50,
         cursor: str | None = None,
@@ -431,6 +312,71 @@ class CarsService(Service):
             raise
         return parse_car(reply.data[0], self._c._public_url)
 
+    def resolve(self, car_id: uuid.UUID | str) -> uuid.UUID:
+        """The id of the car a whole id or a unique prefix of one names (at least 8 hex
+        characters, as tables show them), among the cars the caller may see.
+
+        Raises:
+            ValidationError: neither an id nor a prefix; a prefix matching several cars.
+            CarNotFoundError: no car the caller may see has such an id.
+        """
+        key = id_prefix(car_id)
+        if isinstance(key, uuid.UUID):
+            return key
+        self._c._session_token()
+        low, high = key
+        reply = self._c._call(
+            self._table().select("id").gte("id", low).lte("id", high).order("id").limit(4).execute
+        )
+        ids = [str(r["id"]) for r in reply.data]
+        if not ids:
+            raise CarNotFoundError(f"no car id starts with {car_id}", car_id=None)
+        if len(ids) > 1:
+            shown = ", ".join(ids[:3]) + (", …" if len(ids) > 3 else "")
+            raise ValidationError(f"{car_id} matches more than one car ({shown}): give more characters")
+        return uuid.UUID(ids[0])
+
+    def delete(self, car_id: uuid.UUID | str) -> CarDeletion:
+        """Delete a car (admins; audited as ``car.delete``), then its image.
+
+        A booked car is refused until its booking is released. The image is removed only
+        after the row is gone, and only when no other car shows it; if removing it
+        fails, the car stays deleted and the reply says so (``image_kept``, with the
+        path in ``car.image_path``: remove it later with ``images.delete``).
+
+        Raises:
+            ValidationError: malformed id (nothing is sent).
+            AccessDeniedError: not an admin (nothing changed).
+            CarIsBookedError: the car is booked (nothing changed).
+            CarNotFoundError: no such car.
+        """
+        cid = str(parse_car_id(car_id))
+        self._c._require_user()
+        reply = self._c._call(self._table().delete().eq("id", cid).execute)
+        if not reply.data:
+            self._c._check_admin("deleting a car")
+            car = self._find(cid)
+            if car is None:
+                raise CarNotFoundError(car_id=cid)
+            if car.booking_status == "booked":
+                raise CarIsBookedError(f"car {cid} is booked: release its booking first", car_id=cid)
+            raise CarNotFoundError(car_id=cid)  # pragma: no cover - deleted and re-made meanwhile
+        car = parse_car(reply.data[0], self._c._public_url)
+        kept: str | None = None
+        if car.image_path:
+            others = self._c._call(
+                self._table().select("id").eq("image_path", car.image_path).limit(1).execute
+            )
+            if others.data:
+                kept = f"another car shows the image {car.image_path}"
+            else:
+                problem = self._c.images._delete_quietly(car.image_path)
+                if problem is not None:
+                    kept = f"the image {car.image_path} could not be removed ({problem}): remove it with images.delete"
+        return CarDeletion(
+            car=car, image_removed=car.image_path is not None and kept is None, image_kept=kept
+        )
+
     def _saved(self, car_id: str) -> Car | None:
         """The car if it exists, None if it does not.
 
@@ -453,16 +399,21 @@ class CarsService(Service):
         if problem is not None and isinstance(exc, CarbookError):
             exc.detail = f"the uploaded image {path} could not be removed: {problem}"
 
-    def update(self, car_id: uuid.UUID | str, **changes: Any) -> Car:
-        """Change a car's fields (admins): ``make``, ``model``, ``year``, ``price`` (Money), ``is_published``.
+    def update(
+        self, car_id: uuid.UUID | str, changes: CarUpdate | None = None, /, **fields: Unpack[CarUpdateFields]
+    ) -> Car:
+        """Change a car's fields (admins): ``make``, ``model``, ``year``, ``price`` (Money),
+        ``is_published`` — as keyword arguments (typed: a type checker catches ``prise=``)
+        or as a `CarUpdate`. A change that changes nothing writes no audit row.
 
         Raises:
-            ValidationError: unknown field or bad value (nothing is sent).
+            ValidationError: unknown field or bad value, or both a CarUpdate and keyword
+                arguments (nothing is sent).
             AccessDeniedError: not an admin.
             CarNotFoundError: no such car.
         """
         cid = str(parse_car_id(car_id))
-        row = validated(CarUpdate, changes).row()
+        row = _update_row(changes, dict(fields))
         self._c._require_user()
         # The reply's columns are named: on a rolled-back schema the whole statement fails
         # (NotMigratedError) and changes nothing, instead of answering made-up defaults.
@@ -482,7 +433,9 @@ class CarsService(Service):
         """Hide a car from the listing (admins). Raises as `update`."""
         return self.update(car_id, is_published=False)
 
-    def replace_image(self, car_id: uuid.UUID | str, image: Path | str | bytes, **changes: Any) -> Car:
+    def replace_image(
+        self, car_id: uuid.UUID | str, image: Path | str | bytes, **changes: Unpack[CarUpdateFields]
+    ) -> Car:
         """Upload a new image, point the car at it, then delete the old one (admins).
 
         ``changes`` (as `update` takes them) go in the same row update as the new image:
@@ -493,7 +446,7 @@ class CarsService(Service):
             as `create` and `update`.
         """
         cid = str(parse_car_id(car_id))
-        row = validated(CarUpdate, changes).row() if changes else {}
+        row = _update_row(None, dict(changes)) if changes else {}
         img = self._c.images.validate(image)
         try:
             old = self.get(cid).image_path
@@ -518,3 +471,18 @@ class CarsService(Service):
         if old and old != path:
             self._c.images._delete_quietly(old)
         return parse_car(reply.data[0], self._c._public_url)
+
+
+def _update_row(changes: CarUpdate | None, fields: dict[str, Any]) -> dict[str, Any]:
+    """The row update for a CarUpdate or keyword fields (validated, as people read it).
+
+    Raises:
+        ValidationError: both given, an unknown field, a bad value, nothing to change.
+    """
+    if changes is not None:
+        if fields:
+            raise ValidationError("give a CarUpdate or keyword arguments, not both")
+        if not isinstance(changes, CarUpdate):
+            raise ValidationError(f"changes must be a CarUpdate, not {type(changes).__name__}")
+        return changes.row()
+    return validated(CarUpdate, fields).row()

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from time import monotonic
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
@@ -22,13 +24,16 @@ from .._translate import translate
 from ..errors import (
     AccessDeniedError,
     AuthError,
+    CarbookConnectionError,
     CarbookError,
     ConfigurationError,
     NotAuthenticatedError,
     NotFoundError,
     SessionExpiredError,
 )
+from ..models import Claims
 from ..settings import Settings
+from ..tokens import ASYMMETRIC, token_header, verify_access_token
 from .admin import AdminService
 from .audit import AuditService
 from .auth import AuthService
@@ -42,6 +47,23 @@ if TYPE_CHECKING:
 __all__ = ["Carbook"]
 
 T = TypeVar("T")
+
+#: How long a fetched key set is trusted before it is fetched again (Supabase rotates
+#: signing keys with an overlap far longer than this).
+_JWKS_TTL = 600.0
+
+
+@dataclass(frozen=True)
+class _BoundUser:
+    id: str
+
+
+@dataclass(frozen=True)
+class _BoundSession:
+    """What a client made by ``as_user`` has instead of a session: the caller's token."""
+
+    access_token: str
+    user: _BoundUser
 
 
 class Carbook:
@@ -71,6 +93,7 @@ class Carbook:
         anon_key: str | None = None,
         db_url: str | None = None,
         timeout: float | None = None,
+        jwt_secret: str | None = None,
         session_store: SyncSupportedStorage | None = None,
         settings: Settings | None = None,
     ) -> None:
@@ -81,6 +104,7 @@ class Carbook:
             secret_key=_one_of("secret_key", secret_key, "service_role_key", service_role_key),
             db_url=db_url,
             timeout=timeout,
+            jwt_secret=jwt_secret,
         )
         self._http = httpx.Client(
             timeout=httpx.Timeout(self.settings.timeout),
@@ -107,6 +131,13 @@ class Carbook:
         self._session_checked = False
         self._admin_for: str | None = None
         self._is_admin = False
+        self._owns_http = True
+        #: Set on a client made by ``as_user``: the token it acts with, in place of a session.
+        self._bound: _BoundSession | None = None
+        self._jwks: tuple[float, dict[str, Any]] | None = None
+        self._services()
+
+    def _services(self) -> None:
         self.auth = AuthService(self)
         self.cars = CarsService(self)
         self.bookings = BookingsService(self)
@@ -145,12 +176,91 @@ class Carbook:
     def __repr__(self) -> str:
         return f"Carbook(url={self.settings.url!r})"
 
+    def as_user(self, access_token: str) -> Carbook:
+        """A light client acting as the user of ``access_token`` (a web service's caller).
+
+        The token is verified first, here, without asking Auth: ES256 (or RS256) against
+        the project's published keys (``/auth/v1/.well-known/jwks.json``, fetched once and
+        cached), HS256 with ``jwt_secret`` when configured. Every request the new client
+        makes carries that token, so the database decides as it would for the user
+        themselves. It shares this client's connection pool, stores nothing and never
+        signs in (its ``auth.sign_in`` and the like refuse); it is as cheap to make per
+        request as a dictionary. Closing it leaves this client's pool open::
+
+            user = carbook.as_user(token)
+            user.bookings.book(car_id)
+
+        Raises:
+            InvalidTokenError: expired, forged, signed by a key the project does not
+                publish, or not a signed-in user's token (nothing is sent with it).
+            CarbookConnectionError: the key set could not be fetched.
+        """
+        header = token_header(access_token)
+        jwks = self._signing_keys() if header.get("alg") in ASYMMETRIC else None
+        claims = verify_access_token(access_token, jwks=jwks, jwt_secret=self.settings.jwt_secret)
+        return self._bound_to(access_token, claims)
+
+    def _bound_to(self, token: str, claims: Claims) -> Carbook:
+        child = object.__new__(type(self))
+        child.settings = self.settings
+        child._http = self._http
+        child._owns_http = False
+        child._sb = self._supabase(
+            self.settings.key,
+            ClientOptions(
+                storage=SyncMemoryStorage(),
+                auto_refresh_token=False,
+                persist_session=False,
+                httpx_client=self._http,
+                headers={"Authorization": f"Bearer {token}"},
+            ),
+        )
+        child._service = self._service
+        child._session_lock = threading.Lock()
+        child._restored = True
+        child._session_checked = True
+        child._admin_for = None
+        child._is_admin = False
+        child._bound = _BoundSession(access_token=token, user=_BoundUser(id=str(claims.sub)))
+        child._jwks = None
+        child._services()
+        return child
+
+    def _signing_keys(self) -> dict[str, Any]:
+        """The project's published signing keys, cached for ``_JWKS_TTL`` seconds."""
+        now = monotonic()
+        if self._jwks is not None and now - self._jwks[0] < _JWKS_TTL:
+            return self._jwks[1]
+        url = f"{self.settings.url}/auth/v1/.well-known/jwks.json"
+        reply = self._call(self._http.get, url, headers={"apikey": self.settings.key})
+        if reply.status_code != 200:
+            raise CarbookConnectionError(
+                f"could not fetch the project's signing keys (HTTP {reply.status_code})"
+            )
+        keys = reply.json()
+        self._jwks = (now, keys if isinstance(keys, dict) else {})
+        return self._jwks[1]
+
+    def _refuse_bound(self, what: str) -> None:
+        if self._bound is not None:
+            raise ConfigurationError(
+                f"{what} is not for a client made by as_user: it acts as its token's user"
+                " and keeps no session of its own"
+            )
+
+    @property
+    def sync_db(self) -> Database:
+        """Schema operations (migrate, status, verify, rollback) over ``db_url``: a sync
+        object on both clients, as its name says (``db`` is the same object)."""
+        return self.db
+
     @property
     def db(self) -> Database:
         """Schema operations (migrate, status, verify, rollback) over ``db_url``.
 
-        These are ops calls over a direct, blocking PostgreSQL connection, on both
-        clients; from async code, run them in a thread (``asyncio.to_thread``). They
+        A **sync** object, on both clients (also reachable as ``sync_db``, which says
+        so): ops calls over a direct, blocking PostgreSQL connection; from async code,
+        run them in a thread (``asyncio.to_thread(cb.db.status)``). They
         need the ``ops`` extra (``pip install "carbook[ops]"``).
 
         Raises:
@@ -163,8 +273,10 @@ class Carbook:
         return Database(self.settings.db_url)
 
     def close(self) -> None:
-        """Close the client's connections."""
-        self._http.close()
+        """Close the client's connections (a client made by ``as_user`` leaves its
+        parent's pool open)."""
+        if self._owns_http:
+            self._http.close()
 
     def __enter__(self) -> Carbook:
         return self
@@ -202,6 +314,8 @@ class Carbook:
         Raises:
             SessionExpiredError: the session in the store has ended since it was saved.
         """
+        if self._bound is not None:
+            return self._bound
         with self._session_lock:
             checking = not self._session_checked
             try:

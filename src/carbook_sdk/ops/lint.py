@@ -174,6 +174,15 @@ INTENDED: dict[tuple[str, str], str] = {
     ("authenticated_security_definer_function_executable", "public.book_car_atomic(car_id uuid)"): (
         "signed-in users book through this function; it takes the caller only from the JWT"
     ),
+    ("authenticated_security_definer_function_executable", "public.release_car(car_id uuid, reason text)"): (
+        "admins release and bookers cancel through this function; it takes the caller only from the JWT"
+    ),
+    ("authenticated_security_definer_function_executable", "public.cancel_booking(car_id uuid)"): (
+        "bookers cancel their own booking through this function; it takes the caller only from the JWT"
+    ),
+    ("authenticated_security_definer_function_executable", "public.admin_bookings()"): (
+        "admins read bookers' emails through this function; it answers only when private.is_admin() is true"
+    ),
 }
 
 
