@@ -104,13 +104,23 @@ def own_stack() -> Iterator[LocalStack]:
 
 
 # Measurements some tests report (the soak's RSS, for one), printed in the terminal
-# summary so CI logs show them without -s.
+# summary so CI logs show them without -s. They travel in the test's report, so a run
+# split over pytest-xdist workers prints them too.
 _MEASUREMENTS: list[str] = []
+_MEASUREMENT = "carbook measurement"
 
 
 @pytest.fixture
-def report_measurement() -> Any:
-    return _MEASUREMENTS.append
+def report_measurement(request: pytest.FixtureRequest) -> Any:
+    def report(line: str) -> None:
+        request.node.user_properties.append((_MEASUREMENT, line))
+
+    return report
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call":
+        _MEASUREMENTS.extend(str(value) for key, value in report.user_properties if key == _MEASUREMENT)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

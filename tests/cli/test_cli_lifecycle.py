@@ -10,8 +10,7 @@ import json
 import uuid
 from pathlib import Path
 
-from tests.factories import stack_db
-from tests.helpers import unique_email
+from tests.helpers import stack_db, unique_email
 
 from .conftest import Cli, add_car
 

@@ -34,7 +34,7 @@ from carbook_sdk import (
 from carbook_stack.manager import LocalStack
 from tests.helpers import ADMIN_EMAIL, ADMIN_PASSWORD, PNG, carbook_for, unique_email
 
-from ..factories import stack_db
+from ..helpers import stack_db
 
 PASSWORD = "correct-horse-9"
 
