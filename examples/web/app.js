@@ -55,8 +55,10 @@ function carItem(car, action) {
   const li = document.createElement('li')
   li.dataset.carId = car.id
   const img = document.createElement('img')
-  img.src = imageUrl(car.image_path)
   img.alt = `${car.make} ${car.model}`
+  // A car made outside carbook (plain SQL) may have no image: it is still listed.
+  if (car.image_path) img.src = imageUrl(car.image_path)
+  else img.className = 'no-image'
   const title = document.createElement('div')
   title.className = 'title'
   title.textContent = `${car.make} ${car.model} (${car.year})`

@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from carbook_stack.manager import LocalStack
 
@@ -116,6 +117,15 @@ def app_url(origin: str, stack: LocalStack, key: str | None = None) -> str:
 def open_app(ctx: BrowserContext, origin: str, stack: LocalStack, key: str | None = None) -> Page:
     """The example app in a new tab of ``ctx``, once it has loaded its session and listing."""
     page = ctx.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+    page.on(
+        "console",
+        lambda msg: problems.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None,
+    )
     page.goto(app_url(origin, stack, key))
-    page.wait_for_selector("body[data-ready='true']")
+    try:
+        page.wait_for_selector("body[data-ready='true']")
+    except PlaywrightTimeoutError:
+        raise AssertionError(f"the page never became ready; it said: {problems or 'nothing'}") from None
     return page

@@ -91,6 +91,28 @@ def test_the_listing_shows_what_a_visitor_may_see_with_images_and_prices(
     assert shown <= visible
 
 
+def test_a_car_without_an_image_is_listed_and_the_page_still_works(
+    stack: LocalStack, web_origin: str, new_context: Any
+) -> None:
+    """A published car made outside carbook (plain SQL, no image) must not break the page
+    for everyone: it is listed, without a picture, and the rest of the listing shows."""
+    tag = uuid.uuid4().hex[:8]
+    with stack_db(stack) as conn:
+        row = conn.execute(
+            """insert into public.cars (make, model, year, is_published, price_in_paise)
+               values ('Bare', %s, 2020, true, 100) returning id::text""",
+            (tag,),
+        ).fetchone()
+    assert row is not None
+    with_image = add_car(stack, f"pictured-{tag}")
+    page = open_app(new_context(), web_origin, stack)
+    expect(car(page, row[0]).locator(".title")).to_have_text(f"Bare {tag} (2020)")
+    expect(car(page, row[0]).locator("img.no-image")).to_have_count(1)
+    expect(car(page, with_image).locator(".title")).to_have_text(f"Browser pictured-{tag} (2024)")
+    with stack_db(stack) as conn:
+        conn.execute("delete from public.cars where id = %s", (row[0],))
+
+
 def test_sign_up_survives_a_reload_and_sign_out_ends_it(
     stack: LocalStack, web_origin: str, new_context: Any
 ) -> None:
