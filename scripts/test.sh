@@ -39,7 +39,15 @@ site="$(mktemp -d)"
 NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet --site-dir "$site" || {
   echo "mkdocs build --strict failed: fix the docs above"; status=1; }
 rm -rf "$site"
-.venv/bin/python -m pytest "$@"
+# Two workers (pytest-xdist), a test file each at a time: each worker starts its own stack
+# and database on free ports, so the tiers wait on servers in parallel. CARBOOK_TEST_WORKERS=0
+# runs everything in this process.
+workers="${CARBOOK_TEST_WORKERS:-2}"
+if [ "$workers" = "0" ]; then
+  .venv/bin/python -m pytest "$@"
+else
+  .venv/bin/python -m pytest -n "$workers" --dist loadfile "$@"
+fi
 rc=$?
 [ $rc -ne 0 ] && status=$rc
 exit $status
