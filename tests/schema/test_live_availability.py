@@ -87,3 +87,24 @@ def test_every_visitor_may_read_the_topic_and_nobody_may_write_it(db: Db, role: 
                 "values (%s, 'broadcast', 'booked', '{}', true)",
                 (TOPIC,),
             )
+
+
+def test_the_lifecycle_functions_are_heard_by_every_listing(db: Db) -> None:
+    """release_car (an admin), cancel_booking (the booker) and an admin's delete, through
+    the functions and policies a client uses: each is one event, saying only the listing."""
+    admin, user = create_user(db, admin=True), create_user(db)
+    released, cancelled, deleted = create_car(db), create_car(db), create_car(db)
+    for car in (released, cancelled):
+        assert book(db, car, user)["code"] == "booked"
+    with connect_as(db, "authenticated", admin) as conn:
+        row = conn.execute("select public.release_car(%s, 'payment failed')", (released,)).fetchone()
+        assert row is not None and row[0]["code"] == "released"
+        assert conn.execute("delete from public.cars where id = %s", (deleted,)).rowcount == 1
+    with connect_as(db, "authenticated", user) as conn:
+        row = conn.execute("select public.cancel_booking(%s)", (cancelled,)).fetchone()
+        assert row is not None and row[0]["code"] == "cancelled"
+    assert [e for e, _ in _events(db, released)] == ["published", "booked", "released"]
+    assert [e for e, _ in _events(db, cancelled)] == ["published", "booked", "released"]
+    assert [e for e, _ in _events(db, deleted)] == ["published", "unpublished"]
+    for car in (released, cancelled):
+        assert all(str(user) not in str(p) for _, p in _events(db, car))
