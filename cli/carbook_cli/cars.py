@@ -1,4 +1,4 @@
-"""`carbook cars`: list, show, add, update, publish, import."""
+"""`carbook cars`: list, show, add, update, publish, import (and watch, in watch.py)."""
 
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -20,6 +20,7 @@ from .output import (
     print_car,
     print_json,
 )
+from .watch import watch
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -370,6 +371,9 @@ def import_(
         raise typer.Exit(128 + (signals[0] if signals else signal.SIGINT))
     if report.failed or report.different:
         raise typer.Exit(EXIT_FAILED)
+
+
+app.command("watch")(watch)
 
 
 def _render_bad_file(file: Path, exc: Any, json: bool) -> None:

@@ -143,7 +143,8 @@ EXIT_MEANINGS: dict[str, str] = {
     'already exists"), or the car is not in the state the command needs (releasing a car that is '
     "not booked, deleting a booked one)",
     "130, 143": "stopped by Ctrl-C (SIGINT) or SIGTERM: `cars import` prints what was not started and "
-    "the command that resumes it; `race` deletes the users it had made first",
+    "the command that resumes it; `race` deletes the users it had made first; `cars watch`, which "
+    "runs until stopped, closes its connection and leaves the last table (or the JSON lines) as it was",
 }
 
 

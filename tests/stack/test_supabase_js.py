@@ -76,3 +76,47 @@ def test_a_supabase_js_front_end_runs_unchanged(stack: LocalStack) -> None:
             (f"js/{run}.png",),
         ).fetchone()
     assert row == (out["user_id"],) and objects == (1,)
+
+
+def test_supabase_js_realtime_hears_a_booking_and_two_clients_broadcast_and_see_presence(
+    stack: LocalStack,
+) -> None:
+    """supabase-js as pinned, on its default protocol (vsn 2.0.0, binary broadcast frames):
+    a visitor's listing on the private `cars:availability` topic hears the booking once,
+    carrying what any visitor may know; two clients in a room broadcast both ways (JSON
+    and raw bytes, acknowledged) and each sees the other's Presence, then its leave."""
+    node = shutil.which("node")
+    assert node, "Node.js is needed: scripts/test.sh installs it with supabase-js"
+    s = stack.settings
+    (car,) = make_cars(stack, 1, f"jsrt-{uuid.uuid4().hex[:6]}")
+    result = subprocess.run(
+        [node, str(JS / "realtime_flow.mjs")],
+        cwd=JS,
+        env={
+            "PATH": os.environ.get("PATH", ""),
+            "API_URL": s.api_url,
+            "PUBLISHABLE_KEY": s.publishable_key,
+            "CAR_ID": car,
+            "RUN": uuid.uuid4().hex[:10],
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert "failed" not in out, out
+    assert out["vsn"] == "2.0.0" and out["booking"] == "booked"
+    (heard,) = out["heard"]
+    assert heard["event"] == "booked"
+    assert {k: heard["payload"][k] for k in ("id", "kind", "listed", "status")} == {
+        "id": car,
+        "kind": "booked",
+        "listed": False,
+        "status": "booked",
+    }
+    assert "booked_by" not in heard["payload"]
+    assert out["track"] == ["ok", "ok"] and out["sent"] == ["ok", "ok", "ok"]
+    assert out["presence"] == {"a": ["a", "b"], "b": ["a", "b"]} and out["presence_meta"] == car
+    assert out["got"] == {"a": [{"from": "b", "n": 2}], "b": [{"from": "a", "n": 1}, [0, 1, 2, 255]]}
+    assert out["after_leave"] == ["b"]

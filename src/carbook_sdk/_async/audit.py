@@ -40,7 +40,7 @@ class AsyncAuditService(AsyncService):
         page of `page`).
 
         Raises:
-            as `page`.
+            CarbookError: the errors `page` raises, for the same reasons.
         """
         found = await self.page(
             car_id=car_id, actor_id=actor_id, action=action, since=since, until=until, limit=limit

@@ -44,7 +44,7 @@ class AuditService(Service):
         page of `page`).
 
         Raises:
-            as `page`.
+            CarbookError: the errors `page` raises, for the same reasons.
         """
         found = self.page(
             car_id=car_id, actor_id=actor_id, action=action, since=since, until=until, limit=limit

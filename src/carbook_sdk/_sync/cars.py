@@ -443,7 +443,7 @@ class CarsService(CarImports, Service):
         deleted and the old one kept.
 
         Raises:
-            as `create` and `update`.
+            CarbookError: the errors `create` and `update` raise, for the same reasons.
         """
         cid = str(parse_car_id(car_id))
         row = _update_row(None, dict(changes)) if changes else {}
