@@ -4,6 +4,8 @@ from typing import Annotated
 
 import typer
 
+from carbook_sdk.env import PASSWORD_VARS
+
 from .context import client
 from .output import console, escape, print_json
 
@@ -48,7 +50,7 @@ def create_user(
     password: Annotated[
         str | None,
         typer.Option(
-            "--password", envvar="CARBOOK_PASSWORD", help="Their password (prompted, hidden, when missing)."
+            "--password", envvar=list(PASSWORD_VARS), help="Their password (prompted, hidden, when missing)."
         ),
     ] = None,
     admin: Annotated[

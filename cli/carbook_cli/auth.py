@@ -80,12 +80,12 @@ def whoami(json: Json = False) -> None:
 def signup(
     email: Annotated[
         str | None,
-        typer.Option("--email", "-e", envvar="CARBOOK_EMAIL", help="Your email (prompted when missing)."),
+        typer.Option("--email", "-e", envvar=list(EMAIL_VARS), help="Your email (prompted when missing)."),
     ] = None,
     password: Annotated[
         str | None,
         typer.Option(
-            "--password", envvar="CARBOOK_PASSWORD", help="Your password (prompted, hidden, when missing)."
+            "--password", envvar=list(PASSWORD_VARS), help="Your password (prompted, hidden, when missing)."
         ),
     ] = None,
     json: Json = False,

@@ -171,6 +171,22 @@ class Part:
             tail = self.log.read_text(errors="replace")[-1500:]
         raise StackStartError(f"{self.name} did not become healthy", hint=f"see {self.log}", detail=tail)
 
+    def _claim_port(self, field: str) -> None:
+        """Keep the port in ``settings.<field>`` (what nginx and stack.json already name),
+        or take a free one when it has none or the port is taken."""
+        s = self.settings
+        port = getattr(s, field)
+        if not port or port_in_use(port, s.host):
+            setattr(s, field, free_port(avoid=self._taken_ports()))
+
+    def _launch_module(self) -> None:
+        """``python -m <marker> stack.json`` (the app's and Realtime's way to run), once
+        the settings it reads, its port included, are saved; returns when it is healthy."""
+        self.save()
+        state_file = self.settings.state_dir / "stack.json"
+        self.spawn([sys.executable, "-m", self.marker, str(state_file)], dict(os.environ))
+        self.wait()
+
     def _taken_ports(self) -> set[int]:
         s = self.settings
         ports = (s.api_port, s.db_port, s.postgrest_port, s.postgrest_admin_port, s.app_port, s.realtime_port)
@@ -209,10 +225,8 @@ class PostgREST(Part):
         s = self.settings
         self.stop()
         # Keep the ports nginx already proxies to; move only if taken.
-        if not s.postgrest_port or port_in_use(s.postgrest_port, s.host):
-            s.postgrest_port = free_port(avoid=self._taken_ports())
-        if not s.postgrest_admin_port or port_in_use(s.postgrest_admin_port, s.host):
-            s.postgrest_admin_port = free_port(avoid=self._taken_ports())
+        self._claim_port("postgrest_port")
+        self._claim_port("postgrest_admin_port")
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "PGRST_DB_URI": f"postgresql://authenticator:postgres@{s.host}:{s.db_port}/postgres",
@@ -266,12 +280,8 @@ class App(Part):
                 log.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {line}\n")
             if self.progress is not None:
                 self.progress(line)
-        if not s.app_port or port_in_use(s.app_port, s.host):
-            s.app_port = free_port(avoid=self._taken_ports())
-        self.save()
-        state_file = s.state_dir / "stack.json"
-        self.spawn([sys.executable, "-m", "carbook_stack.app", str(state_file)], dict(os.environ))
-        self.wait()
+        self._claim_port("app_port")
+        self._launch_module()
 
 
 class Realtime(Part):
@@ -292,14 +302,9 @@ class Realtime(Part):
         return f"http://{s.host}:{s.realtime_port}/health" if s.realtime_port else None
 
     def start(self) -> None:
-        s = self.settings
         self.stop()
-        if not s.realtime_port or port_in_use(s.realtime_port, s.host):
-            s.realtime_port = free_port(avoid=self._taken_ports())
-        self.save()
-        state_file = s.state_dir / "stack.json"
-        self.spawn([sys.executable, "-m", self.marker, str(state_file)], dict(os.environ))
-        self.wait()
+        self._claim_port("realtime_port")
+        self._launch_module()
 
 
 class Nginx(Part):
@@ -333,8 +338,7 @@ class Nginx(Part):
                 f"port {s.api_port} is already in use",
                 hint="another stack (or `supabase start`) runs there; stop it or change [api].port",
             )
-        if not s.nginx_status_port or port_in_use(s.nginx_status_port, s.host):
-            s.nginx_status_port = free_port(avoid=self._taken_ports())
+        self._claim_port("nginx_status_port")
         config = write_config(s)
         self.save()
         self.spawn(

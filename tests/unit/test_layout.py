@@ -54,3 +54,18 @@ def test_no_hand_written_module_is_past_its_seam() -> None:
         if "_sync" not in path.parts and (lines := len(path.read_text().splitlines())) > 520
     ]
     assert long == []
+
+
+def test_the_cli_names_environment_variables_from_the_one_module() -> None:
+    """Every ``envvar=`` of a CLI option comes from ``carbook_sdk.env``: a variable typed
+    into one command by hand would drift from the one the SDK and the docs name."""
+    cli = TESTS.parent / "cli" / "carbook_cli"
+    typed = [
+        f"{path.name}:{node.lineno}"
+        for path in sorted(cli.rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.keyword)
+        and node.arg == "envvar"
+        and isinstance(node.value, ast.Constant | ast.List)
+    ]
+    assert typed == []
