@@ -30,6 +30,11 @@ if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
   fi
   apt_install "carbook setup: installing nginx (apt-get install nginx-light)" nginx-light
 fi
+# Its Lua module guards function calls through /rest/v1/rpc/ (src/carbook_stack/nginx_rpc.py):
+# a call whose database connection broke answers 503, not PostgREST's empty 400.
+if [ ! -f /usr/lib/nginx/modules/ngx_http_lua_module.so ] && have_apt; then
+  apt_install "carbook setup: installing nginx's Lua module (apt-get install libnginx-mod-http-lua)" libnginx-mod-http-lua
+fi
 
 # wrk, a C load generator, for the HTTP benchmarks (and their smoke test): it measures
 # throughput without eating the cores itself.

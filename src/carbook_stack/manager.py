@@ -249,21 +249,22 @@ class LocalStack:
                 database.ensure_platform()
                 pending = len(database.status().pending)
             apply_buckets(self.settings)
-            if not postgrest.healthy(patient=True):
-                started.append(postgrest)
-                postgrest.start()
-            if not app.healthy(patient=True):
-                started.append(app)
-                app.start()
-            if self.settings.realtime_enabled and not realtime.healthy(patient=True):
-                started.append(realtime)
-                realtime.start()
+            # After a database restart the running parts reconnect by themselves; a part
+            # that does not in time is restarted.
+            behind = [postgrest, app] + ([realtime] if self.settings.realtime_enabled else [])
+            for part in behind:
+                if not part.healthy(patient=True) and not (database_started and part.recovers()):
+                    started.append(part)
+                    part.start()
             if database_started or postgrest in started:
                 postgrest.wait(postgrest.serving)
-            # nginx's config names the ports behind it: a part restarted there means a new one.
-            if started or not nginx.healthy(patient=True):
+            # nginx's config names the ports behind it: a running nginx reloads it, so the
+            # API port never refuses a caller while a part behind it restarts.
+            if not nginx.running() or not nginx.healthy(patient=True):
                 started.append(nginx)
                 nginx.start()
+            elif started:
+                nginx.reload()
         except BaseException:
             # Leave nothing running that this call started: a failed start is not half a stack.
             for part in reversed(started):

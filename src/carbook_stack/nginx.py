@@ -34,6 +34,7 @@ from pathlib import Path
 
 from carbook_sdk.errors import ConfigurationError
 
+from .nginx_rpc import lua_modules, rpc_guard
 from .settings import StackSettings
 
 __all__ = [
@@ -192,7 +193,7 @@ def render_config(settings: StackSettings, folder: Path) -> str:
     # states its own, so adding one header there can never drop the rest.
     app_headers = _proxy_headers(" " * 12)
     # PostgREST reads every query parameter as a filter: the key must not reach it.
-    rest_common = "\n".join(
+    strip_key = "\n".join(
         [
             "            error_page 502 = @rest_unavailable;",
             "            error_page 504 = @rest_timeout;",
@@ -202,13 +203,24 @@ def render_config(settings: StackSettings, folder: Path) -> str:
             '            if ($args ~ "^(.*)&apikey=[^&]*(.*)$") {',
             "                set $args $1$2;",
             "            }",
+        ]
+    )
+    to_postgrest = "\n".join(
+        [
             _proxy_headers(" " * 12, {"apikey": '""', "Authorization": "$carbook_authorization"}),
-            # The upstream is a variable (pooled or fresh), so the path is rewritten here:
+            # The upstream is a variable (pooled or fresh), so the path is rewritten before:
             # a proxy_pass with a variable and a URI would send that URI for every request.
-            "            rewrite ^/rest/v1(/.*)$ $1 break;",
             "            proxy_pass http://$carbook_rest_upstream;",
         ]
     )
+    rewrite = "            rewrite ^/rest/v1(/.*)$ $1 break;"
+    rest_common = f"{strip_key}\n{rewrite}\n{to_postgrest}"
+    modules = lua_modules(find_nginx())
+    load_modules = "".join(f"load_module {m};\n" for m in modules)
+    rpc_common, rpc_internal = rest_common, ""
+    if modules:
+        handler, rpc_internal = rpc_guard(" " * 12, to_postgrest)
+        rpc_common = f"{strip_key}\n{rewrite}\n{handler}"
     logs = s.logs_dir
     key_jwts = s.key_jwts()
     # The secret key is known as such, so that a browser can be refused it.
@@ -227,7 +239,7 @@ def render_config(settings: StackSettings, folder: Path) -> str:
     # One worker: on a small machine nginx shares the cores with PostgREST, PostgreSQL and
     # the app, and a second worker measured slower, not faster (wrk, docs/benchmarks.md).
     return f"""# Written by carbook's local stack at every start: edit supabase/config.toml instead.
-{user}worker_processes 1;
+{load_modules}{user}worker_processes 1;
 daemon off;
 pid {folder / "nginx.pid"};
 error_log {logs / "nginx-error.log"} warn;
@@ -414,9 +426,9 @@ http {{
             if ($carbook_rpc_query_too_long) {{
                 return 414 {_json(_rest_error("414", "URI too long", f"A function call through /rest/v1/rpc/ takes at most {RPC_MAX_QUERY} characters of query string."))};
             }}
-{rest_common}
+{rpc_common}
         }}
-
+{rpc_internal}
         location / {{
             # Uploads stream to the app, which stops them at the bucket's limit.
             client_max_body_size 0;

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -113,6 +114,21 @@ class Part:
             except httpx.HTTPError:
                 return False
         return False
+
+    def recovers(self, timeout: float = 10.0) -> bool:
+        """A part that runs but does not answer (its database was just restarted) gets
+        ``timeout`` seconds to heal by itself before `start` restarts it: a restart would
+        refuse the connections of every caller in between."""
+        if not self.running():
+            return False
+        self.nudge()
+        with contextlib.suppress(StackStartError):
+            self.wait(timeout=timeout)
+            return True
+        return False
+
+    def nudge(self) -> None:
+        """Ask a running part to reconnect now (default: nothing to ask, it retries alone)."""
 
     def status(self) -> PartStatus:
         running = self.running()
@@ -219,6 +235,17 @@ class PostgREST(Part):
                 )
         except httpx.HTTPError:
             return False
+
+    def nudge(self) -> None:
+        # SIGUSR1: reload the schema cache, which reconnects at once instead of at the end
+        # of PostgREST's own back-off (up to 32 s).
+        pid = self.pid()
+        if pid is not None:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGUSR1)
+
+    def recovers(self, timeout: float = 10.0) -> bool:
+        return super().recovers(timeout) and self.serving()
 
     def start(self) -> None:
         binary = ensure_postgrest(self.progress)
@@ -328,6 +355,21 @@ class Nginx(Part):
         # Its workers outlive a killed master and keep the port.
         kill_orphans(leader, "nginx")
         self.pidfile.unlink(missing_ok=True)
+
+    def reload(self) -> None:
+        """The parts behind it were restarted: a running nginx reads its config again
+        (SIGHUP, only when the ports it names changed) and keeps the API port open all the
+        while, so no caller is refused; one that is not running is started."""
+        pid = self.pid()
+        if pid is None or not self.healthy(patient=True):
+            self.start()
+            return
+        path = self.settings.state_dir / "nginx" / "nginx.conf"
+        before = path.read_text() if path.exists() else None
+        if write_config(self.settings).read_text() == before:
+            return
+        os.kill(pid, signal.SIGHUP)
+        self.wait()
 
     def start(self) -> None:
         s = self.settings

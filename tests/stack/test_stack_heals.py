@@ -5,7 +5,9 @@ app left in storage is cleaned up at the next start."""
 from __future__ import annotations
 
 import os
+import re
 import signal
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -119,3 +121,56 @@ def test_start_removes_what_a_killed_app_left_in_storage(healing: LocalStack) ->
     assert "removed 1 unfinished upload(s)" in healing.app.log.read_text()
     # Every object still downloads: nothing a row names was touched.
     assert admin.storage.from_(BUCKET).download(name) == PNG
+
+
+def _book_under_load(
+    stack: LocalStack, token: str, car: str, stop: threading.Event, replies: list[str]
+) -> None:
+    """Booking calls through the API port until ``stop``: each reply as "status body"."""
+    s = stack.settings
+    headers = {"apikey": s.publishable_key, "Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=s.api_url, headers=headers, timeout=15) as client:
+        while not stop.is_set():
+            try:
+                reply = client.post("/rest/v1/rpc/book_car_atomic", json={"car_id": car})
+                replies.append(f"{reply.status_code} {reply.text[:160]}")
+            except httpx.TransportError as e:
+                replies.append(f"{type(e).__name__}")
+
+
+def test_a_database_killed_under_load_costs_callers_503s_never_a_refused_connection(
+    healing: LocalStack,
+) -> None:
+    """`stack start` after the postmaster was killed starts PostgreSQL again and lets the
+    running parts reconnect: PostgREST, the app and nginx keep their processes, so the API
+    port never refuses a caller; a booking meanwhile answers 200 or 503 with a JSON body."""
+    healing.start()
+    token = _admin_token(healing)
+    with stack_db(healing) as conn:
+        row = conn.execute("select id::text from public.cars order by id limit 1").fetchone()
+    assert row is not None
+    before = {p.name: p.pid for p in healing.status().parts if p.name != "database"}
+    stop, replies = threading.Event(), list[str]()
+    args = (healing, token, row[0], stop, replies)
+    callers = [threading.Thread(target=_book_under_load, args=args) for _ in range(4)]
+    for caller in callers:
+        caller.start()
+    try:
+        time.sleep(0.5)
+        pid = healing.postgres.postmaster_pid()
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        time.sleep(0.3)
+        healing.start()
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        for caller in callers:
+            caller.join()
+    after = {p.name: p.pid for p in healing.status().parts if p.name != "database"}
+    assert after == before  # only the database was started again
+    statuses = {r.split(" ", 1)[0] for r in replies}
+    assert "200" in statuses and "503" in statuses, statuses  # the kill landed, and it healed
+    # A 503 names its cause (PGRST00x, or 57P01 for connections the shutdown ended).
+    wrong = [r for r in replies if not re.match(r'(200 |503 \{"code":"[0-9A-Z]{5,8}")', r)]
+    assert wrong == [], wrong[:5]
