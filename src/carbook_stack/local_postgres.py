@@ -357,9 +357,15 @@ class LocalPostgres:
             f"-k {self.socket_dir}",
             f"-c listen_addresses={self.host}",
             f"-c max_connections={self.max_connections}",
+            # Realtime's postgres_changes read the changes by logical decoding (wal2json),
+            # as hosted Realtime does; it needs this level, set only at server start.
+            "-c wal_level=logical",
         ]
         if self.fast:
             options += ["-c fsync=off", "-c full_page_writes=off", "-c synchronous_commit=off"]
+            # Logical decoding reads only flushed WAL: without synchronous commits, flush
+            # often, or a change reaches postgres_changes subscribers up to ~0.6 s late.
+            options += ["-c wal_writer_delay=10ms"]
         self.log_file.touch()
         self._own(self.log_file)
         result = self._run(
