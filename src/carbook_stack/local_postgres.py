@@ -174,6 +174,9 @@ class LocalPostgres:
     password: str = "postgres"
     max_connections: int = 300
     fast: bool = False
+    #: ``logical`` lets Realtime decode the changes (postgres_changes); ``replica`` is
+    #: PostgreSQL's default, for a cluster that needs no decoding.
+    wal_level: str = "logical"
     bindir: Path = field(default_factory=find_pg_bindir)
 
     def __post_init__(self) -> None:
@@ -359,7 +362,7 @@ class LocalPostgres:
             f"-c max_connections={self.max_connections}",
             # Realtime's postgres_changes read the changes by logical decoding (wal2json),
             # as hosted Realtime does; it needs this level, set only at server start.
-            "-c wal_level=logical",
+            f"-c wal_level={self.wal_level}",
         ]
         if self.fast:
             options += ["-c fsync=off", "-c full_page_writes=off", "-c synchronous_commit=off"]

@@ -7,18 +7,25 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from realtime import AsyncRealtimeClient
 from websockets.asyncio.client import connect
 
+from carbook_sdk import Database
+from carbook_stack import LocalPostgres
+from carbook_stack.local_postgres import free_port, port_in_use
 from carbook_stack.manager import LocalStack
 from carbook_stack.realtime.changes import SLOT_PREFIX
+from carbook_stack.realtime.server import RealtimeServer
 
 from ..helpers import Raw, make_cars, make_users, stack_db
 
@@ -412,3 +419,52 @@ def test_a_killed_realtime_leaves_no_replication_slot_after_the_next_start(stack
     asyncio.run(subscribe())  # the new service makes its own
     after = _slots(stack)
     assert len(after) == 1 and after[0][0] != before[0][0]
+
+
+def test_a_database_without_logical_decoding_refuses_postgres_changes_with_a_clear_message(
+    stack: LocalStack,
+) -> None:
+    """A Realtime pointed at a cluster whose wal_level is replica: the join stays, its
+    subscription is refused in one line, and the service serves the rest."""
+    base = tempfile.mkdtemp(prefix="carbook-replica-")
+    os.chmod(base, 0o755)
+    pg = LocalPostgres(Path(base) / "pg", port=free_port(), fast=True, wal_level="replica")
+    pg.start()
+    try:
+        Database(pg.url()).migrate()
+        settings = stack.settings.model_copy(update={"db_port": pg.port, "realtime_port": free_port()})
+        out = asyncio.run(_replica_scenario(settings))
+    finally:
+        pg.stop()
+        shutil.rmtree(base, ignore_errors=True)
+    assert out["reply"] == "ok"
+    assert out["system"] == {
+        "extension": "postgres_changes",
+        "status": "error",
+        "message": "Unable to subscribe to changes: the database does not decode its changes "
+        "(wal_level is replica, it must be logical; restart the stack)",
+        "channel": "cars",
+    }
+    assert out["alive"] == {"status": "ok", "response": {}}
+
+
+async def _replica_scenario(settings: Any) -> dict[str, Any]:
+    stop = asyncio.Event()
+    service = asyncio.create_task(RealtimeServer(settings).run(stop))
+    try:
+        deadline = time.monotonic() + 10
+        while not port_in_use(settings.realtime_port, settings.host):
+            assert time.monotonic() < deadline and not service.done(), "the service did not start"
+            await asyncio.sleep(0.02)
+        url = f"ws://{settings.host}:{settings.realtime_port}/realtime/v1/websocket?apikey={settings.publishable_key}"
+        raw = Raw(await connect(url))
+        binding = {"event": "*", "schema": "public", "table": "cars"}
+        reply = await raw.join("realtime:cars", {"config": {"postgres_changes": [binding]}})
+        system = (await raw.next("system"))["payload"]
+        await raw.send("phoenix", "heartbeat", {})
+        alive = (await raw.next("phx_reply"))["payload"]
+        await raw.ws.close()
+        return {"reply": reply["status"], "system": system, "alive": alive}
+    finally:
+        stop.set()
+        await service
