@@ -3,7 +3,7 @@ channel protocol as Supabase Realtime does, behind nginx at ``/realtime/v1/webso
 
 One asyncio process: the sockets, the channels (``channels.Hub``), and a listener on
 the database that hears every committed ``realtime.messages`` row (Broadcast from the
-database) by ``NOTIFY``. Nothing a client sends can stop it: a bad frame, a bad join or
+database) by ``NOTIFY``; postgres_changes come from logical decoding (``changes``). Nothing a client sends can stop it: a bad frame, a bad join or
 a payload too large gets Realtime's reply and the connection (or just the message)
 goes, never the service.
 """
