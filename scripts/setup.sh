@@ -22,6 +22,32 @@ if ! have_postgres; then
   apt_install "carbook setup: installing the PostgreSQL server (apt-get install postgresql)" postgresql
 fi
 
+# wal2json, the logical decoding plugin Realtime's postgres_changes read the changes with
+# (as hosted Realtime does), built for the server's major version.
+pg_server_bindir() {
+  if [ -n "${CARBOOK_PG_BINDIR:-}" ]; then echo "$CARBOOK_PG_BINDIR"; return; fi
+  if command -v pg_config >/dev/null 2>&1 && [ -x "$(pg_config --bindir)/postgres" ]; then
+    pg_config --bindir; return
+  fi
+  compgen -G "/usr/lib/postgresql/*/bin/postgres" | sort -V | tail -1 | xargs -r dirname
+}
+pg_bin="$(pg_server_bindir)"
+if [ -n "$pg_bin" ] && [ -x "$pg_bin/postgres" ]; then
+  pg_major="$("$pg_bin/postgres" --version | sed -E 's/[^0-9]*([0-9]+).*/\1/')"
+  pg_lib="$(dirname "$pg_bin")/lib"
+  if command -v pg_config >/dev/null 2>&1 && [ "$(pg_config --bindir)" = "$pg_bin" ]; then
+    pg_lib="$(pg_config --pkglibdir)"
+  fi
+  if [ ! -f "$pg_lib/wal2json.so" ]; then
+    if have_apt; then
+      apt_install "carbook setup: installing wal2json (apt-get install postgresql-$pg_major-wal2json)" \
+        "postgresql-$pg_major-wal2json"
+    else
+      echo "carbook setup: wal2json not found in $pg_lib; Realtime's postgres_changes will be refused" >&2
+    fi
+  fi
+fi
+
 # nginx serves the local stack's API port, as Kong does for `supabase start`.
 if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
   if ! have_apt; then

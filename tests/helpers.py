@@ -5,10 +5,12 @@ a folder as a person would."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from websockets.asyncio.client import ClientConnection
 
 from carbook_sdk import Database, supabase_dir
 from carbook_stack.testing import PASSWORD, make_cars, make_users, stack_db, temporary_stack
@@ -27,6 +30,7 @@ __all__ = [
     "PASSWORD",
     "PNG",
     "Db",
+    "Raw",
     "as_role",
     "async_carbook_for",
     "book",
@@ -188,3 +192,33 @@ def carbook_in(folder: Path, *args: str, timeout: float = 180) -> subprocess.Com
         timeout=timeout,
         env={**os.environ, "COLUMNS": "200"},
     )
+
+
+# Realtime by hand ----------------------------------------------------------------
+class Raw:
+    """Phoenix frames by hand (vsn 1.0.0): what the test sends is what the server gets."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws, self.ref = ws, 0
+
+    async def send(self, topic: str, event: str, payload: Any) -> str:
+        self.ref += 1
+        ref = str(self.ref)
+        await self.ws.send(
+            json.dumps({"topic": topic, "event": event, "payload": payload, "ref": ref, "join_ref": ref})
+        )
+        return ref
+
+    async def next(self, event: str | None = None, timeout: float = 5.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            msg = json.loads(await asyncio.wait_for(self.ws.recv(), deadline - time.monotonic()))
+            if event is None or msg["event"] == event:
+                return dict(msg)
+
+    async def join(self, topic: str, payload: Any) -> dict[str, Any]:
+        ref = await self.send(topic, "phx_join", payload)
+        while True:
+            reply = await self.next("phx_reply")
+            if reply["ref"] == ref:
+                return reply["payload"]

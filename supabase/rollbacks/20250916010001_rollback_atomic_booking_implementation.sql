@@ -1,4 +1,4 @@
--- carbook: undoes 20250916010000 20250920000000 20250921000000 20250922000000 20250923000000
+-- carbook: undoes 20250916010000 20250920000000 20250921000000 20250922000000 20250923000000 20250924000000
 -- Rollback of 20250916010000_atomic_booking_implementation.sql, and of what builds on
 -- it: 20250920000000_book_car_read_first.sql (the function's read-first body, dropped
 -- with the function), 20250921000000_anonymous_users_cannot_book.sql (its function
@@ -6,7 +6,9 @@
 -- back), 20250922000000_booking_lifecycle.sql (release, cancel, the admins' booking
 -- list, deleting cars, the no-op-update triggers) and 20250923000000_live_availability.sql
 -- (its trigger reads the booking columns: it goes, with its function and the topic's
--- policy). `carbook db rollback` removes all five history rows.
+-- policy), and 20250924000000_realtime_postgres_changes.sql (public.cars leaves the
+-- `supabase_realtime` publication, which stays, as the platform made it). `carbook db
+-- rollback` removes all six history rows.
 --
 -- NOT a migration: it lives outside supabase/migrations/ so that `supabase db reset`
 -- and `carbook db migrate` never apply it. Run it through `carbook db rollback`,
@@ -30,6 +32,19 @@ revoke delete on public.cars from authenticated;
 drop trigger if exists cars_broadcast_availability on public.cars;
 drop function if exists private.broadcast_car_availability();
 drop policy if exists listings_hear_car_availability on realtime.messages;
+
+-- postgres_changes on the cars (20250924000000); a publication of every table is left alone.
+do $$
+begin
+  if exists (
+    select 1 from pg_catalog.pg_publication_rel r
+      join pg_catalog.pg_publication p on p.oid = r.prpubid
+     where p.pubname = 'supabase_realtime' and r.prrelid = 'public.cars'::regclass
+  ) then
+    alter publication supabase_realtime drop table public.cars;
+  end if;
+end
+$$;
 
 drop policy if exists cars_select_anon on public.cars;
 drop policy if exists cars_select_authenticated on public.cars;

@@ -286,6 +286,18 @@ as $checks$
       left join pg_catalog.pg_trigger t
         on t.tgname = e.tgname and t.tgrelid = pg_catalog.to_regclass('public.cars')
     union all
+    -- 20250924000000: Realtime's postgres_changes stream the cars.
+    select 'publication:supabase_realtime.public.cars',
+           exists (select 1 from pg_catalog.pg_publication_tables
+                    where pubname = 'supabase_realtime' and schemaname = 'public' and tablename = 'cars'),
+           coalesce((select case when p.puballtables then 'publishes every table' else 'publishes '
+                              || coalesce((select pg_catalog.string_agg(t.schemaname || '.' || t.tablename, ', ')
+                                             from pg_catalog.pg_publication_tables t where t.pubname = p.pubname),
+                                          'nothing') || ': re-apply 20250924000000' end
+                       from pg_catalog.pg_publication p where p.pubname = 'supabase_realtime'),
+                    'no supabase_realtime publication'),
+           7
+    union all
     select 'bucket:car-images',
            coalesce((select b.public and b.file_size_limit = 5242880
                             and b.allowed_mime_types @> array['image/jpeg', 'image/png', 'image/webp']

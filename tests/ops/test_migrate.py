@@ -234,3 +234,19 @@ def test_a_declared_no_transaction_migration_runs_on_its_own_between_the_others(
     )
     assert [v for v, _ in _history(db)][-3:] == ["20990101000000", "20990102000000", "20990103000000"]
     assert Database(db.url, project_dir=project).migrate().applied == ()
+
+
+def test_the_realtime_migration_keeps_a_publication_of_every_table_as_it_is(empty_db: Db) -> None:
+    """Hosted projects may publish every table (FOR ALL TABLES): adding one table to such a
+    publication is an error, so the migration must leave it alone, and still run."""
+    with empty_db.connect() as conn:
+        conn.execute("create publication supabase_realtime for all tables")
+    empty_db.database.migrate()
+    with empty_db.connect() as conn:
+        row = conn.execute(
+            "select puballtables from pg_publication where pubname = 'supabase_realtime'"
+        ).fetchone()
+        cars = conn.execute(
+            "select count(*) from pg_publication_tables where pubname = 'supabase_realtime' and tablename = 'cars'"
+        ).fetchone()
+    assert row == (True,) and cars == (1,)

@@ -12,12 +12,12 @@ from typing import Any
 import httpx
 import pytest
 from realtime import AsyncRealtimeClient
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from carbook_stack.manager import LocalStack
 
-from ..helpers import make_cars, make_users, stack_db
+from ..helpers import Raw, make_cars, make_users, stack_db
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -27,35 +27,6 @@ AVAILABILITY = "cars:availability"
 def _url(stack: LocalStack, key: str | None = None, vsn: str = "1.0.0") -> str:
     s = stack.settings
     return f"ws://{s.host}:{s.api_port}/realtime/v1/websocket?apikey={key or s.publishable_key}&vsn={vsn}"
-
-
-class Raw:
-    """Phoenix frames by hand (vsn 1.0.0): what the test sends is what the server gets."""
-
-    def __init__(self, ws: ClientConnection) -> None:
-        self.ws, self.ref = ws, 0
-
-    async def send(self, topic: str, event: str, payload: Any) -> str:
-        self.ref += 1
-        ref = str(self.ref)
-        await self.ws.send(
-            json.dumps({"topic": topic, "event": event, "payload": payload, "ref": ref, "join_ref": ref})
-        )
-        return ref
-
-    async def next(self, event: str | None = None, timeout: float = 5.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            msg = json.loads(await asyncio.wait_for(self.ws.recv(), deadline - time.monotonic()))
-            if event is None or msg["event"] == event:
-                return dict(msg)
-
-    async def join(self, topic: str, payload: Any) -> dict[str, Any]:
-        ref = await self.send(topic, "phx_join", payload)
-        while True:
-            reply = await self.next("phx_reply")
-            if reply["ref"] == ref:
-                return reply["payload"]
 
 
 def _private(token: str | None = None) -> dict[str, Any]:

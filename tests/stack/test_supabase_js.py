@@ -15,7 +15,7 @@ from pathlib import Path
 from carbook_stack.manager import LocalStack
 from tests.helpers import ADMIN_EMAIL, ADMIN_PASSWORD, PNG
 
-from ..helpers import make_cars, stack_db
+from ..helpers import PASSWORD, make_cars, make_users, stack_db
 
 JS = Path(__file__).resolve().parents[1] / "js"
 
@@ -120,3 +120,50 @@ def test_supabase_js_realtime_hears_a_booking_and_two_clients_broadcast_and_see_
     assert out["presence"] == {"a": ["a", "b"], "b": ["a", "b"]} and out["presence_meta"] == car
     assert out["got"] == {"a": [{"from": "b", "n": 2}], "b": [{"from": "a", "n": 1}, [0, 1, 2, 255]]}
     assert out["after_leave"] == ["b"]
+
+
+def test_supabase_js_hears_postgres_changes_by_event_and_filter_and_never_a_hidden_row(
+    stack: LocalStack,
+) -> None:
+    """supabase-js as pinned binds postgres_changes without a mismatch, each binding hears
+    exactly its events (the ids Realtime lists), and a signed-in user never hears of the
+    unpublished car an admin made, only of its delete (its key: deletes are not RLS-checked)."""
+    node = shutil.which("node")
+    assert node, "Node.js is needed: scripts/test.sh installs it with supabase-js"
+    s = stack.settings
+    run = uuid.uuid4().hex[:10]
+    (car,) = make_cars(stack, 1, f"jspc-{run}")
+    ((_, email),) = make_users(stack, 1, f"jspc-{run}")
+    result = subprocess.run(
+        [node, str(JS / "changes_flow.mjs")],
+        cwd=JS,
+        env={
+            "PATH": os.environ.get("PATH", ""),
+            "API_URL": s.api_url,
+            "PUBLISHABLE_KEY": s.publishable_key,
+            "CAR_ID": car,
+            "RUN": run,
+            "ADMIN_EMAIL": ADMIN_EMAIL,
+            "ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "USER_EMAIL": email,
+            "USER_PASSWORD": PASSWORD,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert "failed" not in out, out
+    heard, hidden = out["heard"], out["hidden"]
+    seen = {label: [(e["type"], e["key"]) for e in events] for label, events in heard.items()}
+    assert out["status"][:2] == ["SUBSCRIBED", "SUBSCRIBED"]  # then CLOSED, by removeAllChannels
+    assert seen["ins"] == [("INSERT", f"{run}-x"), ("INSERT", f"{run}-s")]
+    assert seen["upd"] == [("UPDATE", f"jspc-{run}-1")]
+    assert seen["del"] == [("DELETE", hidden)]
+    assert seen["all"] == [("INSERT", f"{run}-x")]  # its delete carries the key only: no model to match
+    assert seen["user"] == [("UPDATE", f"jspc-{run}-1"), ("DELETE", hidden), ("INSERT", f"{run}-s")]
+    update = heard["upd"][0]
+    assert update["new"]["price_in_paise"] == 123400 and update["old"] == {"id": car}
+    assert heard["user"][1]["old"] == {"id": hidden}
+    assert isinstance(heard["ins"][0]["new"]["year"], int) and heard["ins"][0]["new"]["is_published"] is False

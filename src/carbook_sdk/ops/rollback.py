@@ -123,6 +123,7 @@ class Rollback(Migrations):
                 "drop indexes cars_available_listing_idx, cars_booked_by_idx",
                 "drop columns " + ", ".join(BOOKING_COLUMNS) + " and their constraints",
                 "restore the original cars policies, audit trigger function and admin test",
+                "take public.cars out of the supabase_realtime publication",
                 f"remove migrations {', '.join(self.undone())} from supabase_migrations.schema_migrations",
             ),
         )

@@ -3,7 +3,7 @@ channel protocol as Supabase Realtime does, behind nginx at ``/realtime/v1/webso
 
 One asyncio process: the sockets, the channels (``channels.Hub``), and a listener on
 the database that hears every committed ``realtime.messages`` row (Broadcast from the
-database) by ``NOTIFY``. Nothing a client sends can stop it: a bad frame, a bad join or
+database) by ``NOTIFY``; postgres_changes come from logical decoding (``changes``). Nothing a client sends can stop it: a bad frame, a bad join or
 a payload too large gets Realtime's reply and the connection (or just the message)
 goes, never the service.
 """
@@ -31,6 +31,8 @@ from websockets.http11 import Request, Response
 
 from ..settings import StackSettings, load_settings
 from .access import AccessError, Token, authorize, can_write, check_token
+from .bindings import BindingError, binding_id, inspect, parse
+from .changes import ChangeFeed, ChangesError
 from .channels import Hub, Join
 from .protocol import SUPPORTED_VSN, FrameError, Message, UserBroadcast, decode, encode
 
@@ -138,6 +140,7 @@ class RealtimeServer:
         self.keys = settings.keys()
         self.hub = Hub()
         self.pool: AsyncConnectionPool[Any] | None = None
+        self.changes: ChangeFeed | None = None
         self.key_jwts = settings.key_jwts()
 
     # The handshake ------------------------------------------------------------------
@@ -221,14 +224,35 @@ class RealtimeServer:
             join.peer.push(
                 Message(join.topic, "presence_state", self.hub.presence_state(join), None, join.join_ref)
             )
-        if bindings:
-            join.system("postgres_changes", "ok", "Subscribed to PostgreSQL")
         if isinstance(replay, dict):
             await self._replay(join, replay)
+        if bindings:
+            await self._subscribe_changes(join)
 
     def bindings(self, raw: object) -> list[tuple[int, dict[str, Any]]]:
-        """postgres_changes bindings of a join; this service does not deliver them yet."""
-        return []
+        """A join's postgres_changes bindings with their ids, as the join reply lists them."""
+        if not isinstance(raw, list):
+            return []
+        found = []
+        for params in raw:
+            if params is None:
+                continue
+            if not isinstance(params, dict):
+                raise AccessError("UnknownErrorOnChannel", f"expected a map, got: {inspect(params)}")
+            found.append((binding_id(params), params))
+        return found
+
+    async def _subscribe_changes(self, join: Join) -> None:
+        """After the join's reply, as Realtime subscribes: a ``system`` message says whether
+        the bindings are delivered from now on, or why not (and the join stays)."""
+        assert self.changes is not None
+        try:
+            parsed = [parse(params, i) for i, params in join.bindings]
+            await self.changes.subscribe(join, parsed)
+        except (BindingError, ChangesError) as exc:
+            return join.system("postgres_changes", "error", str(exc))
+        if join.peer.joins.get(join.topic) is join:
+            join.system("postgres_changes", "ok", "Subscribed to PostgreSQL")
 
     async def _replay(self, join: Join, replay: dict[str, Any]) -> None:
         since, limit = replay.get("since", 0), replay.get("limit", 10)
@@ -410,6 +434,8 @@ class RealtimeServer:
             timeout=10,
         ) as pool:
             self.pool = pool
+            self.changes = ChangeFeed(s.db_url, pool, lambda j: j.peer.joins.get(j.topic) is j)
+            await self.changes.cleanup()
             with contextlib.suppress(psycopg.Error):  # as Realtime: messages are kept 72 hours
                 async with pool.connection() as conn:
                     await conn.execute(
@@ -426,6 +452,7 @@ class RealtimeServer:
                 compression=None,
             ):
                 await stop.wait()
+            await self.changes.close()
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
