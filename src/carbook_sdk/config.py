@@ -318,6 +318,8 @@ class StackState(LocalConfig):
     nginx_status_port: int = 0
     #: The Realtime service (WebSocket), behind nginx at /realtime/v1.
     realtime_port: int = 0
+    #: Its REST broadcast (HTTP), behind nginx at /realtime/v1/api.
+    realtime_api_port: int = 0
     jwt_secret: str = LOCAL_JWT_SECRET
     #: Today's keys; the gateway turns them into the legacy JWTs below for the services.
     publishable_key: str = LOCAL_PUBLISHABLE_KEY

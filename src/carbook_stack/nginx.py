@@ -34,6 +34,7 @@ from pathlib import Path
 
 from carbook_sdk.errors import ConfigurationError
 
+from .nginx_realtime import realtime_locations
 from .nginx_rpc import lua_modules, rpc_guard
 from .settings import StackSettings
 
@@ -232,7 +233,7 @@ def render_config(settings: StackSettings, folder: Path) -> str:
         for kind, body in KEY_REFUSALS.items()
     )
     hide_cors = "\n".join(f"        proxy_hide_header {h};" for h in _UPSTREAM_CORS_HEADERS)
-    realtime = _realtime_location(s)
+    realtime = realtime_locations(s, _proxy_headers, _json)
     new_keys = "\n".join(f"        {_quote(k)} {_quote(v)};" for k, v in sorted(key_jwts.items()) if k != v)
     # As root, workers would drop to `nobody` and could not write the temp folders here.
     user = "user root root;\n" if os.geteuid() == 0 else ""
@@ -479,26 +480,6 @@ http {{
         }}
     }}
 }}
-"""
-
-
-def _realtime_location(s: StackSettings) -> str:
-    """The Realtime service's WebSocket: an upgrade passed through, kept open for as long
-    as the client's heartbeats keep it (they come every 25-30 s; a read timeout of an hour
-    only ends a connection that went silent). The apikey query parameter stays: the
-    service reads the key's role from it, as hosted Realtime does. The rest of
-    ``/realtime/v1`` (the REST broadcast) is the app's, through ``location /``."""
-    if not (s.realtime_enabled and s.realtime_port):
-        return ""
-    headers = _proxy_headers(" " * 12, {"Upgrade": "$http_upgrade", "Connection": "$carbook_upgrade"})
-    return f"""        location = /realtime/v1/websocket {{
-            proxy_read_timeout 1h;
-            proxy_send_timeout 1h;
-            proxy_buffering off;
-            error_page 502 504 = @app_unavailable;
-{headers}
-            proxy_pass http://{s.host}:{s.realtime_port};
-        }}
 """
 
 

@@ -205,7 +205,15 @@ class Part:
 
     def _taken_ports(self) -> set[int]:
         s = self.settings
-        ports = (s.api_port, s.db_port, s.postgrest_port, s.postgrest_admin_port, s.app_port, s.realtime_port)
+        ports = (
+            s.api_port,
+            s.db_port,
+            s.postgrest_port,
+            s.postgrest_admin_port,
+            s.app_port,
+            s.realtime_port,
+            s.realtime_api_port,
+        )
         return {p for p in ports if p}
 
 
@@ -331,6 +339,7 @@ class Realtime(Part):
     def start(self) -> None:
         self.stop()
         self._claim_port("realtime_port")
+        self._claim_port("realtime_api_port")
         self._launch_module()
 
 

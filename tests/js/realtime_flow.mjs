@@ -95,7 +95,26 @@ try {
   // Raw bytes (an ArrayBuffer): vsn 2.0.0 sends and delivers them as binary frames.
   out.sent.push(await ca.send({ type: 'broadcast', event: 'bytes', payload: new Uint8Array([0, 1, 2, 255]).buffer }))
   await until(() => got.a.length === 1 && got.b.length === 2, 'broadcast both ways')
-  out.got = got
+  out.got = JSON.parse(JSON.stringify(got))
+
+  // 3. REST broadcast, no socket: send() on a channel never joined (the batch endpoint)
+  // and httpSend() (the single one) reach both members; a private send to the listing's
+  // topic, which no policy lets a visitor write, is refused and heard by nobody.
+  const poster = client()
+  clients.push(poster)
+  out.rest = [await poster.channel(room).send({ type: 'broadcast', event: 'hello', payload: { from: 'rest', n: 3 } })]
+  out.rest.push(await poster.channel(room).httpSend('hello', { from: 'http', n: 4 }))
+  await until(() => got.a.length === 3 && got.b.length === 4, 'REST broadcast')
+  out.rest_got = { a: got.a.slice(1), b: got.b.slice(2) }
+  const heardBefore = heard.length
+  try {
+    await poster.channel('cars:availability', { config: { private: true } }).httpSend('booked', { id: CAR_ID })
+    out.private_rest = 'sent'
+  } catch (error) {
+    out.private_rest = error.message
+  }
+  await new Promise((r) => setTimeout(r, 300))
+  out.heard_after_private_rest = heard.length - heardBefore
   await ca.untrack()
   await until(() => Object.keys(cb.presenceState()).join(',') === 'b', 'presence leave')
   out.after_leave = Object.keys(cb.presenceState())

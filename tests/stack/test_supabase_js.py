@@ -120,6 +120,10 @@ def test_supabase_js_realtime_hears_a_booking_and_two_clients_broadcast_and_see_
     assert out["presence"] == {"a": ["a", "b"], "b": ["a", "b"]} and out["presence_meta"] == car
     assert out["got"] == {"a": [{"from": "b", "n": 2}], "b": [{"from": "a", "n": 1}, [0, 1, 2, 255]]}
     assert out["after_leave"] == ["b"]
+    assert out["rest"] == ["ok", {"success": True}]
+    rest = [{"from": "rest", "n": 3}, {"from": "http", "n": 4}]
+    assert out["rest_got"] == {"a": rest, "b": rest}
+    assert out["private_rest"] == "Unauthorized" and out["heard_after_private_rest"] == 0
 
 
 def test_supabase_js_hears_postgres_changes_by_event_and_filter_and_never_a_hidden_row(

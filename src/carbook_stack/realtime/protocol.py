@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "MAX_PAYLOAD",
     "SUPPORTED_VSN",
     "FrameError",
     "Message",
@@ -29,6 +30,8 @@ __all__ = [
 ]
 
 SUPPORTED_VSN = ("1.0.0", "2.0.0")
+#: Largest broadcast payload (Realtime's default ``max_payload_size_in_kb``: 3000).
+MAX_PAYLOAD = 3000 * 1000
 _KIND_PUSH = 3
 _KIND_BROADCAST = 4
 _BINARY = 0

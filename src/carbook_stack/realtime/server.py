@@ -31,10 +31,11 @@ from websockets.http11 import Request, Response
 
 from ..settings import StackSettings, load_settings
 from .access import AccessError, Token, authorize, can_write, check_token
+from .api import start_rest
 from .bindings import BindingError, binding_id, inspect, parse
 from .changes import ChangeFeed, ChangesError
 from .channels import Hub, Join
-from .protocol import SUPPORTED_VSN, FrameError, Message, UserBroadcast, decode, encode
+from .protocol import MAX_PAYLOAD, SUPPORTED_VSN, FrameError, Message, UserBroadcast, decode, encode
 
 __all__ = ["MAX_FRAME", "MAX_PAYLOAD", "NOTIFY_CHANNEL", "RealtimeServer", "main"]
 
@@ -43,8 +44,6 @@ log = logging.getLogger("carbook.realtime")
 #: Largest frame a client may send (Realtime's endpoint: 5 MB); a larger one closes the
 #: connection with 1009, as Realtime's does.
 MAX_FRAME = 5_000_000
-#: Largest broadcast payload (Realtime's default ``max_payload_size_in_kb``: 3000).
-MAX_PAYLOAD = 3000 * 1000
 #: The channel ``realtime.messages``' trigger notifies on (see bootstrap.sql).
 NOTIFY_CHANNEL = "carbook_realtime"
 #: Realtime checks a token again at most this often, and at its expiry.
@@ -442,6 +441,7 @@ class RealtimeServer:
                         "delete from realtime.messages where inserted_at < timezone('utc', now()) - interval '72 hours'"
                     )
             listener = asyncio.create_task(self.listen())
+            rest = await start_rest(self, stop)
             async with serve(
                 self.handler,
                 s.host,
@@ -452,6 +452,8 @@ class RealtimeServer:
                 compression=None,
             ):
                 await stop.wait()
+            if rest is not None:
+                await rest
             await self.changes.close()
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
