@@ -16,7 +16,7 @@ from pathlib import Path
 
 from carbook_stack.manager import LocalStack
 
-__all__ = ["PARTS", "stack_cpu", "stack_rss"]
+__all__ = ["PARTS", "cpu_of", "stack_cpu", "stack_rss"]
 
 #: The stack's parts, by the pid file each writes (PostgreSQL: its postmaster.pid).
 PARTS = ("postgres", "postgrest", "app", "realtime", "nginx")
@@ -79,6 +79,15 @@ def stack_cpu(stack: LocalStack) -> dict[str, float]:
         return {}
     table = _table()
     return {part: sum(table[pid][1] for pid in pids) for part, pids in _trees(stack, table).items()}
+
+
+def cpu_of(pids: list[int]) -> float:
+    """CPU seconds used so far by these processes (a benchmark's own clients), 0 for a
+    process already gone."""
+    if not Path("/proc/self/stat").exists():
+        return 0.0
+    table = _table()
+    return sum(table[pid][1] for pid in pids if pid in table)
 
 
 def _rss(pid: int) -> int:
