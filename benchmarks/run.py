@@ -33,6 +33,7 @@ from typing import Any
 
 import httpx
 
+from benchmarks import fanout
 from benchmarks.cpu import stack_cpu
 from benchmarks.hot_car import bench_hot_car
 from benchmarks.http import bench_http
@@ -62,6 +63,10 @@ class Sizes:
     hot_free_cars: int = 30_000
     http_seconds: int = 5
     http_cars: int = 8_000
+    fanout_watchers: int = 1000
+    fanout_bookings: int = 20
+    fanout_burst: int = 200
+    fanout_procs: int = 2
 
 
 TINY = Sizes(
@@ -78,7 +83,13 @@ TINY = Sizes(
     hot_free_cars=50,
     http_seconds=1,
     http_cars=50,
+    fanout_watchers=20,
+    fanout_bookings=3,
+    fanout_burst=10,
 )
+
+#: Every benchmark, in the order a run takes them (``--only`` picks some).
+BENCHMARKS = ("race", "http_race", "throughput", "hot_car", "http", "fanout", "import", "startup", "listing")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -537,6 +548,8 @@ def markdown(r: dict[str, Any]) -> str:
                 f"p99 {stack_run['p99_ms']} ms | PostgREST direct {direct['rps']}/s, p99 {direct['p99_ms']} ms; "
                 f"ratio **{lv[f'{what}_ratio']}** |"
             )
+    if "fanout" in r:  # a report from before the benchmark existed has no fan-out rows
+        lines += fanout.rows(r["fanout"])
     lines += [
         f"| listing: page of 50 of {listing['cars']:,} cars | SDK p50 {listing['sdk_p50_ms']} ms, "
         f"p99 {listing['sdk_p99_ms']} ms; index used: **{listing['index_used']}** | "
@@ -572,6 +585,7 @@ def targets(r: dict[str, Any]) -> list[tuple[str, str, bool]]:
         for what in ("listing", "booking")
     }
     read_first = [lv["read_first_vs_floor"] for lv in hot["levels"]]
+    fan = [fanout.target(r["fanout"])] if "fanout" in r else []
     return [
         (
             "0 double bookings and 0 errors in every race run, exactly 1 winner per car",
@@ -618,6 +632,7 @@ def targets(r: dict[str, Any]) -> list[tuple[str, str, bool]]:
             str(start["help_vs_typer"]),
             start["help_vs_typer"] <= 2,
         ),
+        *fan,
     ]
 
 
@@ -629,6 +644,12 @@ async def run_all(stack: LocalStack, sizes: Sizes, only: set[str] | None = None)
         ("throughput", lambda: bench_throughput(stack, sizes)),
         ("hot_car", lambda: bench_hot_car(stack, sizes.hot_seconds, sizes.hot_free_cars)),
         ("http", lambda: bench_http(stack, sizes.http_seconds, sizes.http_cars)),
+        (
+            "fanout",
+            lambda: fanout.bench_fanout(
+                stack, sizes.fanout_watchers, sizes.fanout_bookings, sizes.fanout_burst, sizes.fanout_procs
+            ),
+        ),
         ("import", lambda: bench_import(stack, sizes)),
         ("startup", lambda: bench_startup(sizes)),
         ("listing", lambda: bench_listing(stack, sizes)),  # last: it fills the table
@@ -650,7 +671,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tiny", action="store_true", help="every benchmark at smoke size")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results", help="where results go")
     parser.add_argument(
-        "--only", action="append", choices=["race", "http_race", "throughput", "hot_car", "http", "import", "startup", "listing"],
+        "--only", action="append", choices=BENCHMARKS,
         help="run just these (repeatable); their rows replace the same rows of the last report",
     )  # fmt: skip
     parser.add_argument(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -29,6 +30,22 @@ from .status import PartStatus
 from .tools import ensure_postgrest
 
 __all__ = ["App", "Nginx", "Part", "PostgREST", "Realtime"]
+
+
+#: Open files a part may hold: nginx takes two per WebSocket (the client's and Realtime's),
+#: Realtime one. The usual default soft limit, 1024, made nginx refuse the ~500th of 1,000
+#: watchers with a 500 (the fan-out benchmark, docs/benchmarks.md); the hard limit allows more.
+OPEN_FILES = 65536
+
+
+def _raise_open_files_limit() -> None:
+    """The soft limit on open files up to ``OPEN_FILES`` (never past the hard limit), here
+    where the parts are spawned: they inherit it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = OPEN_FILES if hard == resource.RLIM_INFINITY else min(OPEN_FILES, hard)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
 
 class Part:
@@ -155,6 +172,7 @@ class Part:
         self.pidfile.unlink(missing_ok=True)
 
     def spawn(self, cmd: list[str], env: dict[str, str]) -> int:
+        _raise_open_files_limit()
         with self.log.open("ab") as log:
             proc = subprocess.Popen(
                 cmd,

@@ -305,3 +305,29 @@ def test_stop_says_when_nothing_was_running(own_stack: LocalStack) -> None:
     assert idle.returncode == 0, idle.stderr
     assert idle.stdout.replace("\n", "") == f"Nothing was running (state in {state})."
     assert json.loads(_cli("stack", "stop", "--state-dir", state, "--json").stdout)["stopped"] is False
+
+
+def test_parts_may_hold_a_thousand_websockets_under_the_usual_1024_limit(own_stack: LocalStack) -> None:
+    """nginx holds two files per WebSocket, Realtime one: started from a shell with the
+    usual soft limit of 1024, they get the hard limit (up to 65536) instead, or the
+    ~500th of 1,000 watchers is refused (measured by the fan-out benchmark)."""
+    import resource
+
+    from carbook_stack.parts import OPEN_FILES
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = OPEN_FILES if hard == resource.RLIM_INFINITY else min(OPEN_FILES, hard)
+    if want <= 1024:
+        pytest.skip("the hard limit leaves nothing to raise")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))
+    try:
+        own_stack.start()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    pids = _pids(own_stack)
+    for part in ("nginx", "realtime"):
+        pid = pids[part]
+        assert pid is not None, part
+        limits = Path(f"/proc/{pid}/limits").read_text()
+        line = next(x for x in limits.splitlines() if x.startswith("Max open files"))
+        assert int(line.split()[3]) >= want, (part, line)
