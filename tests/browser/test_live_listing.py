@@ -323,3 +323,51 @@ def test_a_page_that_lost_realtime_reads_again_when_it_rejoins(web_origin: str, 
         expect(car(page, car_id)).to_have_count(0)
         not_reloaded(page)
         assert heard(page, car_id) == []
+
+
+def test_signing_in_and_out_keeps_the_page_hearing(
+    stack: LocalStack, web_origin: str, new_context: Any
+) -> None:
+    """supabase-js hands the channel the session's token on sign-in and the publishable
+    key's on sign-out; the channel stays joined through both."""
+    tag = uuid.uuid4().hex[:8]
+    first, second = add_car(stack, f"in-{tag}"), add_car(stack, f"out-{tag}")
+    (_, email), (_, booker) = make_users(stack, 2, f"session-{tag}")
+    page = open_live(new_context(), web_origin, stack)
+    sign_in(page, email, PASSWORD)
+    token = page.evaluate("JSON.parse(localStorage.getItem('sb-127-auth-token')).access_token")
+    assert page.evaluate("db.realtime.accessTokenValue") == token
+    with carbook_for(stack) as cb:
+        cb.auth.sign_in(booker, PASSWORD)
+        cb.bookings.book(first)
+        expect(car(page, first)).to_have_count(0)
+        page.click("#sign-out")
+        expect(page.locator("#who")).to_have_text("Not signed in")
+        cb.bookings.book(second)
+        expect(car(page, second)).to_have_count(0)
+    expect(page.locator("#live")).to_have_attribute("data-live", "joined")
+    assert page.evaluate("document.body.dataset.liveJoins") == "1"
+    not_reloaded(page)
+
+
+def test_a_channel_closed_for_an_expired_token_is_joined_again_with_a_fresh_one(
+    web_origin: str, new_context: Any
+) -> None:
+    """Realtime closes a channel whose token expires (supabase-js refreshes a 4-second token
+    only at its next 30-second tick); Phoenix never rejoins a closed channel, so the page
+    joins a new one, with the refreshed token, and reads the listing again."""
+    with temporary_stack("carbook-live-", jwt_expiry=4) as own:
+        tag = uuid.uuid4().hex[:8]
+        car_id = add_car(own, f"expiry-{tag}")
+        (_, email), (_, booker) = make_users(own, 2, f"expiry-{tag}")
+        page = open_live(new_context(), web_origin, own)
+        sign_in(page, email, PASSWORD)
+        token = page.evaluate("db.realtime.accessTokenValue")
+        page.wait_for_function("() => Number(document.body.dataset.liveJoins) >= 2", timeout=20_000)
+        expect(page.locator("#live")).to_have_attribute("data-live", "joined")
+        assert page.evaluate("db.realtime.accessTokenValue") != token
+        with carbook_for(own) as cb:
+            cb.auth.sign_in(booker, PASSWORD)
+            cb.bookings.book(car_id)
+        expect(car(page, car_id)).to_have_count(0)
+        not_reloaded(page)
