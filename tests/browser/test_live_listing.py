@@ -8,10 +8,12 @@ every car it ever drew, so a test can count transitions and say "never", not onl
 
 from __future__ import annotations
 
+import re
+import time
 import uuid
 from typing import Any
 
-from playwright.sync_api import BrowserContext, Page, expect
+from playwright.sync_api import BrowserContext, Page, Route, expect
 
 from carbook_sdk import Money
 from carbook_stack.manager import LocalStack
@@ -199,6 +201,43 @@ def test_a_price_change_shows_at_once(stack: LocalStack, web_origin: str, new_co
     not_reloaded(page)
     # The price changed in place: the car was not drawn again.
     assert page.evaluate("window.__drawn").count(car_id) == drawn
+
+
+def test_changes_heard_while_the_listing_is_read_wait_for_it_and_duplicates_drop(
+    stack: LocalStack, web_origin: str, new_context: Any
+) -> None:
+    """The consistent start, with the page's read of the listing held on its way back:
+    a car re-priced before the read was answered (the read shows it: its event is a
+    duplicate, by version) and one booked after (the read shows it available: its event,
+    heard meanwhile, must still take it out)."""
+    tag = uuid.uuid4().hex[:8]
+    repriced, booked = add_car(stack, f"repriced-{tag}"), add_car(stack, f"booked-{tag}")
+    ((_, email),) = make_users(stack, 1, f"held-{tag}")
+    page = open_live(new_context(), web_origin, stack)
+    read: list[Any] = []
+
+    def held_read(route: Route) -> None:
+        with stack_db(stack) as conn:
+            conn.execute("update public.cars set price_in_paise = 777700 where id = %s", (repriced,))
+        response = route.fetch()
+        read.extend(response.json())
+        with carbook_for(stack) as cb:
+            cb.auth.sign_in(email, PASSWORD)
+            cb.bookings.book(booked)
+        time.sleep(0.5)  # not an assertion: the broadcasts reach the page before its read does
+        route.fulfill(response=response)
+
+    page.route(re.compile(r"/rest/v1/cars\?.*order=created_at"), held_read, times=1)
+    page.evaluate("loadCars()")  # what a rejoin does
+    assert {c["id"]: c["price_in_paise"] for c in read if c["id"] in (repriced, booked)} == {
+        repriced: 777700,
+        booked: 149900,
+    }
+    expect(car(page, booked)).to_have_count(0)
+    expect(car(page, repriced).locator(".price")).to_have_text("₹7,777.00")
+    assert [e["applied"] for e in heard(page, booked)] == [True]
+    assert [e["applied"] for e in heard(page, repriced)] == [False]
+    not_reloaded(page)
 
 
 def test_pages_racing_for_a_car_see_one_winner_and_one_booking(
