@@ -106,7 +106,7 @@ function loadCars() {
 async function readListing() {
   // Changes heard while the read is on its way wait for it: applied first, the read
   // would draw over them with what it saw before they happened.
-  heldChanges = heldChanges || []
+  heldChanges = []
   try {
     const { data, error } = await listed().order('created_at', { ascending: false })
     if (error) return say(error.message, 'error')
