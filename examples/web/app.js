@@ -71,26 +71,53 @@ function carItem(car, action) {
 }
 
 // UserCarListing ------------------------------------------------------------------------
-async function loadCars() {
-  // Row-level security already hides what a visitor may not see; admins see every car,
-  // so the listing asks for the published, available ones itself.
-  const { data, error } = await db
-    .from('cars')
-    .select('id, make, model, year, image_path, price_in_paise, currency')
-    .eq('is_published', true)
-    .eq('booking_status', 'available')
-    .order('created_at', { ascending: false })
-  if (error) return say(error.message, 'error')
-  const items = data.map((car) => {
-    const button = document.createElement('button')
-    button.type = 'button'
-    button.className = 'book'
-    button.textContent = 'Book'
-    button.addEventListener('click', () => book(car, button))
-    return carItem(car, button)
-  })
-  $('cars').replaceChildren(...items)
-  $('no-cars').hidden = items.length > 0
+// Every car the listing shows carries its `updated_at`: the version the live listing
+// compares changes against (see "The live listing" below).
+const COLUMNS = 'id, make, model, year, image_path, price_in_paise, currency, created_at, updated_at'
+// Row-level security already hides what a visitor may not see; admins see every car, so
+// the listing asks for the published, available ones itself.
+const listed = () => db.from('cars').select(COLUMNS).eq('is_published', true).eq('booking_status', 'available')
+let listingRead = Promise.resolve()
+
+function listedItem(car) {
+  const button = document.createElement('button')
+  button.type = 'button'
+  button.className = 'book'
+  button.textContent = 'Book'
+  button.addEventListener('click', () => book(car, button))
+  const li = carItem(car, button)
+  li.dataset.created = String(versionKey(car.created_at))
+  return li
+}
+
+const shownCar = (id) => $('cars').querySelector(`li[data-car-id="${CSS.escape(id)}"]`)
+
+function showEmpty() {
+  $('no-cars').hidden = $('cars').children.length > 0
+}
+
+function loadCars() {
+  // One read at a time: a read after a booking and one after a rejoin must not interleave
+  // their renders, or the older could be drawn last.
+  listingRead = listingRead.then(readListing, readListing)
+  return listingRead
+}
+
+async function readListing() {
+  // Changes heard while the read is on its way wait for it: applied first, the read
+  // would draw over them with what it saw before they happened.
+  heldChanges = []
+  try {
+    const { data, error } = await listed().order('created_at', { ascending: false })
+    if (error) return say(error.message, 'error')
+    for (const car of data) versions.set(car.id, versionKey(car.updated_at))
+    $('cars').replaceChildren(...data.map(listedItem))
+  } finally {
+    const held = heldChanges
+    heldChanges = null
+    held.forEach(([kind, change]) => applyChange(kind, change))
+    showEmpty()
+  }
 }
 
 async function loadMine() {
@@ -119,14 +146,113 @@ async function book(car, button) {
   if (data.code === 'booked') say(`Booked: the ${car.make} ${car.model} is yours.`)
   else if (data.code === 'already_yours') say(`You have already booked the ${car.make} ${car.model}.`)
   else {
-    // already_booked carries the seed's "Already booked. Be fast next time."
-    const li = button.closest('li')
-    li.classList.add('booked')
+    // already_booked carries the seed's "Already booked. Be fast next time." The live
+    // listing may have taken the car out while the call was on its way (no item then).
+    button.closest('li')?.classList.add('booked')
     button.textContent = 'Booked'
     say(data.message, 'error')
   }
   await loadMine()
   if (data.success) await loadCars()
+}
+
+// The live listing ----------------------------------------------------------------------
+// The database broadcasts every change of what the listing shows on the private Realtime
+// topic `cars:availability` (migration 20250923000000_live_availability): booked,
+// released, published, unpublished, price_changed, each with the car's id, whether it is
+// listed now, its price and its `version` (its updated_at: a later change of a car has a
+// later version). Never who booked, never make or model: a car that comes in is read
+// from the API, so row-level security decides what the page learns of it.
+const LIVE_TOPIC = 'cars:availability'
+const LIVE_TEXT = { connecting: 'Connecting…', joined: 'Live', lost: 'Reconnecting…' }
+// The version of the last change the page showed, per car (listed or not).
+const versions = new Map()
+// Changes heard during a read of the listing, applied after it (null: no read on its way).
+let heldChanges = null
+let liveChannel = null
+let liveJoins = 0
+
+// A version as microseconds since the epoch: exact, where Date keeps milliseconds only and
+// two changes of a car can fall in one; and whatever time zone the database wrote it in.
+function versionKey(text) {
+  const m = /^(.*T\d\d:\d\d:\d\d)(?:\.(\d{1,6}))?(Z|[+-]\d\d(?::?\d\d)?)$/.exec(text || '')
+  if (!m) return NaN
+  const zone = m[3].length === 3 ? `${m[3]}:00` : m[3]
+  return Date.parse(m[1] + zone) * 1000 + Number((m[2] || '').padEnd(6, '0'))
+}
+
+function setLive(state) {
+  $('live').dataset.live = state
+  $('live').textContent = LIVE_TEXT[state]
+}
+
+function hearChange(message) {
+  const change = message.payload
+  if (!change || typeof change.id !== 'string') return
+  if (heldChanges) heldChanges.push([message.event, change])
+  else applyChange(message.event, change)
+}
+
+function applyChange(kind, change) {
+  const version = versionKey(change.version)
+  const known = versions.get(change.id)
+  // Not newer than what the page shows: the listing read already had it, or it came twice.
+  const applied = known === undefined || version > known
+  if (applied) {
+    versions.set(change.id, version)
+    const item = shownCar(change.id)
+    if (!change.listed) item?.remove()
+    else if (item) item.querySelector('.price').textContent = formatPrice(change.price_in_paise, change.currency)
+    else showCar(change.id)
+    // Our booking ended (an admin released it): "My bookings" no longer holds it.
+    if (kind === 'released' && $('my-cars').querySelector(`li[data-car-id="${CSS.escape(change.id)}"]`)) loadMine()
+    showEmpty()
+  }
+  // For whatever else on a page follows the listing (and for the browser tests).
+  document.dispatchEvent(new CustomEvent('carbook:availability', { detail: { kind, change, applied } }))
+}
+
+async function showCar(id) {
+  const { data: car, error } = await listed().eq('id', id).maybeSingle()
+  if (error) return say(error.message, 'error')
+  // Gone again, already drawn by a read of the listing, or older than a change heard
+  // while it was read: the newest wins.
+  if (!car || shownCar(id) || versionKey(car.updated_at) < versions.get(id)) return
+  versions.set(id, versionKey(car.updated_at))
+  const item = listedItem(car)
+  const later = [...$('cars').children].find((li) => Number(li.dataset.created) < Number(item.dataset.created))
+  $('cars').insertBefore(item, later || null)
+  showEmpty()
+}
+
+async function watchListing() {
+  // A private channel: Realtime asks the topic's policy on realtime.messages, with the
+  // token the join carries. setAuth() puts the stored session's token (or the publishable
+  // key) in it; after that supabase-js itself sends the channel the new token on sign-in,
+  // on every refresh and on sign-out.
+  await db.realtime.setAuth()
+  const channel = db.channel(LIVE_TOPIC, { config: { private: true } })
+  liveChannel = channel
+  channel.on('broadcast', { event: '*' }, hearChange).subscribe(async (status) => {
+    if (status === 'SUBSCRIBED') {
+      // Joined first, read second: what changes from now on is heard, the read shows all
+      // before it, versions drop the overlap. After a rejoin the same read brings back
+      // whatever changed while the page was away.
+      liveJoins += 1
+      await loadCars()
+      document.body.dataset.liveJoins = String(liveJoins)
+      setLive('joined')
+    } else if (status === 'CLOSED') {
+      // The server closed the channel (its token expired, say). Phoenix never rejoins a
+      // closed channel: join a new one.
+      setLive('lost')
+      if (liveChannel === channel) setTimeout(watchListing, 1000)
+    } else {
+      // CHANNEL_ERROR, TIMED_OUT: supabase-js rejoins by itself, with backoff, and the
+      // rejoin's SUBSCRIBED reads the listing again.
+      setLive('lost')
+    }
+  })
 }
 
 // Sign up, sign in, sign out --------------------------------------------------------------
@@ -244,6 +370,8 @@ $('sign-out').addEventListener('click', signOut)
 $('car-form').addEventListener('submit', addCar)
 $('signed-form').addEventListener('submit', createSignedUpload)
 $('signed-upload-form').addEventListener('submit', uploadToSignedUrl)
+
+watchListing()
 
 db.auth.onAuthStateChange((event, session) => {
   if (event === 'TOKEN_REFRESHED') {
