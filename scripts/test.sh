@@ -46,7 +46,7 @@ workers="${CARBOOK_TEST_WORKERS:-2}"
 if [ "$workers" = "0" ]; then
   .venv/bin/python -m pytest "$@"
 else
-  .venv/bin/python -m pytest -n "$workers" --dist loadfile "$@"
+  .venv/bin/python -m pytest -n "$workers" --dist loadfile --durations=15 "$@"
 fi
 rc=$?
 [ $rc -ne 0 ] && status=$rc

@@ -432,7 +432,10 @@ def test_a_database_without_logical_decoding_refuses_postgres_changes_with_a_cle
     pg.start()
     try:
         Database(pg.url()).migrate()
-        settings = stack.settings.model_copy(update={"db_port": pg.port, "realtime_port": free_port()})
+        port = free_port()
+        settings = stack.settings.model_copy(
+            update={"db_port": pg.port, "realtime_port": port, "realtime_api_port": free_port(avoid={port})}
+        )
         out = asyncio.run(_replica_scenario(settings))
     finally:
         pg.stop()
