@@ -103,7 +103,25 @@ def _wrk(url: str, script: str, connections: int, seconds: int) -> dict[str, flo
     }
 
 
+def _cpu_times() -> list[int]:
+    """The machine's CPU time by kind (/proc/stat's first line), or nothing off Linux."""
+    try:
+        return [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return []
+
+
+def steal_share(before: list[int], after: list[int]) -> float | None:
+    """The share of CPU time the hypervisor gave to others between two readings: a ratio
+    measured while the host took much of the machine says little of nginx's own cost."""
+    if len(before) < 8 or len(after) < 8:
+        return None
+    spent = [b - a for a, b in zip(before, after, strict=False)]
+    return round(spent[7] / sum(spent), 3) if sum(spent) else None
+
+
 def bench_http(stack: LocalStack, seconds: int, cars_per_run: int) -> dict[str, Any]:
+    started = _cpu_times()
     s = stack.settings
     direct = f"http://{s.host}:{s.postgrest_port}"
     api = f"{s.api_url}/rest/v1"
@@ -122,4 +140,9 @@ def bench_http(stack: LocalStack, seconds: int, cars_per_run: int) -> dict[str, 
         row["listing_ratio"] = round(row["stack_listing"]["rps"] / row["direct_listing"]["rps"], 3)
         row["booking_ratio"] = round(row["stack_booking"]["rps"] / row["direct_booking"]["rps"], 3)
         levels.append(row)
-    return {"seconds": seconds, "cars_per_run": cars_per_run, "levels": levels}
+    return {
+        "seconds": seconds,
+        "cars_per_run": cars_per_run,
+        "levels": levels,
+        "cpu_steal": steal_share(started, _cpu_times()),
+    }
