@@ -45,6 +45,7 @@ __all__ = [
     "RPC_MAX_BODY",
     "RPC_MAX_QUERY",
     "URL_MAX",
+    "command",
     "find_nginx",
     "render_config",
     "write_config",
@@ -492,3 +493,17 @@ def write_config(settings: StackSettings) -> Path:
     path = folder / "nginx.conf"
     path.write_text(render_config(settings, folder))
     return path
+
+
+def command(settings: StackSettings, config: Path) -> list[str]:
+    """How nginx runs ``config`` (from ``write_config``): in its folder, logging errors
+    to the stack's log folder from the first line it reads."""
+    return [
+        str(find_nginx()),
+        "-p",
+        str(config.parent),
+        "-c",
+        str(config),
+        "-e",
+        str(settings.logs_dir / "nginx-error.log"),
+    ]

@@ -23,7 +23,8 @@ import httpx
 
 from .errors import StackStartError
 from .local_postgres import free_port, port_in_use
-from .nginx import find_nginx, write_config
+from .nginx import command as nginx_command
+from .nginx import write_config
 from .processes import kill_orphans, pid_alive, terminate
 from .settings import StackSettings
 from .status import PartStatus
@@ -410,16 +411,5 @@ class Nginx(Part):
         self._claim_port("nginx_status_port")
         config = write_config(s)
         self.save()
-        self.spawn(
-            [
-                str(find_nginx()),
-                "-p",
-                str(config.parent),
-                "-c",
-                str(config),
-                "-e",
-                str(s.logs_dir / "nginx-error.log"),
-            ],
-            {"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
-        )
+        self.spawn(nginx_command(s, config), {"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
         self.wait()

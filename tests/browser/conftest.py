@@ -22,11 +22,14 @@ from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from carbook_stack.manager import LocalStack
+from tests.helpers import stack_db
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB = ROOT / "examples" / "web"
 #: The supabase-js bundle tests/js/package-lock.json pins (scripts/test.sh installs it).
 BUNDLE = ROOT / "tests" / "js" / "node_modules" / "@supabase" / "supabase-js" / "dist" / "umd" / "supabase.js"
+#: An image the stack seeds into its bucket, so a page can show a car made in SQL.
+SEED_IMAGE = "seed/swift.png"
 #: A real image (the seed's), which a browser can decode.
 IMAGE = ROOT / "supabase" / "images" / "sample-car.png"
 
@@ -129,3 +132,17 @@ def open_app(ctx: BrowserContext, origin: str, stack: LocalStack, key: str | Non
     except PlaywrightTimeoutError:
         raise AssertionError(f"the page never became ready; it said: {problems or 'nothing'}") from None
     return page
+
+
+def add_car(
+    stack: LocalStack, model: str, *, make: str = "Browser", published: bool = True, price: int = 149900
+) -> str:
+    """A car made in SQL, as an admin outside carbook would, with a seeded image; its id."""
+    with stack_db(stack) as conn:
+        row = conn.execute(
+            """insert into public.cars (make, model, year, image_path, is_published, price_in_paise)
+               values (%s, %s, 2024, %s, %s, %s) returning id::text""",
+            (make, model, SEED_IMAGE, published, price),
+        ).fetchone()
+    assert row is not None
+    return str(row[0])

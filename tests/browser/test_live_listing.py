@@ -8,6 +8,7 @@ every car it ever drew, so a test can count transitions and say "never", not onl
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 import uuid
@@ -27,14 +28,17 @@ from tests.helpers import (
     temporary_stack,
 )
 
+from .conftest import add_car as add_browser_car
 from .conftest import open_app
 
-SEED_IMAGE = "seed/swift.png"
 #: What a visitor may know of a change; the trigger sends this and nothing else.
 PUBLIC_KEYS = {"id", "kind", "listed", "status", "price_in_paise", "currency", "version"}
 
 # Runs in every page of the context before the app: the changes the page heard (with
 # whether it applied them) and the id of every car it ever drew in the listing.
+#: The cars these tests make are all "Live" ones (the page's titles say so).
+add_car = functools.partial(add_browser_car, make="Live")
+
 RECORD = """
 window.__events = []
 window.__drawn = []
@@ -48,17 +52,6 @@ new MutationObserver((records) => {
   }
 }).observe(document, { childList: true, subtree: true })
 """
-
-
-def add_car(stack: LocalStack, tag: str, *, published: bool = True, price: int = 149900) -> str:
-    with stack_db(stack) as conn:
-        row = conn.execute(
-            """insert into public.cars (make, model, year, image_path, is_published, price_in_paise)
-               values ('Live', %s, 2024, %s, %s, %s) returning id::text""",
-            (tag, SEED_IMAGE, published, price),
-        ).fetchone()
-    assert row is not None
-    return str(row[0])
 
 
 def open_live(ctx: BrowserContext, origin: str, stack: LocalStack) -> Page:

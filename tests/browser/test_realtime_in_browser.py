@@ -10,9 +10,8 @@ from typing import Any
 from playwright.sync_api import Page
 
 from carbook_stack.manager import LocalStack
-from tests.helpers import stack_db
 
-from .conftest import open_app
+from .conftest import add_car, open_app
 
 # Runs in the page: a client of its own, one channel with all three extensions; resolves
 # once the channel is joined and (when asked) its postgres_changes are subscribed.
@@ -46,17 +45,6 @@ def _join(page: Page, stack: LocalStack, room: str, me: str, *, changes: bool) -
     )
 
 
-def _insert_car(stack: LocalStack, model: str, *, published: bool) -> str:
-    with stack_db(stack) as conn:
-        row = conn.execute(
-            """insert into public.cars (make, model, year, image_path, is_published, price_in_paise)
-               values ('Browser', %s, 2024, 'seed/swift.png', %s, 99900) returning id::text""",
-            (model, published),
-        ).fetchone()
-    assert row is not None
-    return str(row[0])
-
-
 def test_a_page_hears_changes_it_may_see_broadcasts_and_presence(
     stack: LocalStack, web_origin: str, new_context: Any
 ) -> None:
@@ -84,8 +72,8 @@ def test_a_page_hears_changes_it_may_see_broadcasts_and_presence(
 
     # postgres_changes under the visitor's RLS: a hidden car is never heard, a published one is.
     # In commit order, so the hidden one would have come first.
-    _insert_car(stack, room, published=False)
-    shown = _insert_car(stack, room, published=True)
+    add_car(stack, room, published=False)
+    shown = add_car(stack, room)
     watcher.wait_for_function("window.__got.changes.length >= 1")
     watcher.wait_for_timeout(300)  # a second change, were one sent, would be here by now
     assert watcher.evaluate("window.__got.changes") == [{"type": "INSERT", "id": shown, "published": True}]

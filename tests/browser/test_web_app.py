@@ -22,23 +22,10 @@ from tests.helpers import (
     unique_email,
 )
 
-from .conftest import IMAGE, open_app
+from .conftest import IMAGE, add_car, open_app
 
-SEED_IMAGE = "seed/swift.png"
 #: What a booking ends with on the page: won, or lost.
 OUTCOME = re.compile(r"^(Booked: the .* is yours\.|Already booked\. Be fast next time\.)$")
-
-
-def add_car(stack: LocalStack, tag: str, *, published: bool = True, price: int = 149900) -> str:
-    """A car whose image is one the stack seeded (so a browser can show it)."""
-    with stack_db(stack) as conn:
-        row = conn.execute(
-            """insert into public.cars (make, model, year, image_path, is_published, price_in_paise)
-               values ('Browser', %s, 2024, %s, %s, %s) returning id::text""",
-            (tag, SEED_IMAGE, published, price),
-        ).fetchone()
-    assert row is not None
-    return str(row[0])
 
 
 def sign_in(page: Page, email: str, password: str) -> None:

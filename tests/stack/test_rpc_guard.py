@@ -27,7 +27,7 @@ import pytest
 
 from carbook_stack.local_postgres import free_port
 from carbook_stack.manager import LocalStack
-from carbook_stack.nginx import find_nginx, write_config
+from carbook_stack.nginx import command, find_nginx, write_config
 from carbook_stack.nginx_rpc import EMPTY_ERROR, LOST_CONNECTION, lua_modules
 from carbook_stack.processes import terminate
 
@@ -88,15 +88,7 @@ def gateway() -> Iterator[tuple[LocalStack, type[_PostgREST]]]:
         s.nginx_status_port = free_port(avoid={s.api_port, s.db_port, s.postgrest_port, s.app_port})
         config = write_config(s)
         proc = subprocess.Popen(
-            [
-                str(nginx),
-                "-p",
-                str(config.parent),
-                "-c",
-                str(config),
-                "-e",
-                str(s.logs_dir / "nginx-error.log"),
-            ],
+            command(s, config),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

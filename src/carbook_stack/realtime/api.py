@@ -22,7 +22,7 @@ import contextlib
 import json
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
@@ -54,6 +54,27 @@ def _unauthorized() -> JSONResponse:
 
 def _invalid(errors: dict[str, Any]) -> JSONResponse:
     return JSONResponse({"errors": errors}, status_code=422)
+
+
+class _Refused(Exception):
+    """A request answered before anything is sent: its reply."""
+
+    def __init__(self, response: Response) -> None:
+        self.response = response
+
+
+def _json(body: bytes) -> Any:
+    """The body as JSON (an empty one is ``{}``, as Phoenix's parser leaves it).
+
+    Raises:
+        _Refused: a 400 for a body that is not JSON (or nests deeper than Python reads).
+    """
+    try:
+        return json.loads(body) if body.strip() else {}
+    except (ValueError, RecursionError):
+        raise _Refused(
+            JSONResponse({"message": "Bad Request: the body is not valid JSON"}, status_code=400)
+        ) from None
 
 
 def _bool(value: object) -> bool | None:
@@ -119,15 +140,8 @@ class RestBroadcast:
             return False
         return await can_write(self.server.pool, token, topic, "broadcast")
 
-    async def batch(self, request: Request) -> Response:
-        token = self.token(request)
-        if token is None:
-            return _unauthorized()
-        body = await request.body()
-        try:
-            params = json.loads(body) if body.strip() else {}
-        except (ValueError, RecursionError):
-            return JSONResponse({"message": "Bad Request: the body is not valid JSON"}, status_code=400)
+    async def batch(self, request: Request, token: Token) -> Response:
+        params = _json(await request.body())
         raw = params.get("messages") if isinstance(params, dict) else None
         if raw is None or raw == []:
             return _invalid({"messages": ["can't be blank"]})
@@ -154,10 +168,7 @@ class RestBroadcast:
             self.server.hub.broadcast((topic, message["private"]), body_out)
         return Response(status_code=202)
 
-    async def single(self, request: Request) -> Response:
-        token = self.token(request)
-        if token is None:
-            return _unauthorized()
+    async def single(self, request: Request, token: Token) -> Response:
         topic, event = request.path_params["topic"], request.path_params["event"]
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type and content_type not in _JSON_TYPES:
@@ -173,11 +184,7 @@ class RestBroadcast:
         if content_type == "application/octet-stream":
             payload = UserBroadcast(event, body, is_json=False)
         else:
-            try:
-                value = json.loads(body) if body.strip() else {}
-            except (ValueError, RecursionError):
-                return JSONResponse({"message": "Bad Request: the body is not valid JSON"}, status_code=400)
-            payload = {"type": "broadcast", "event": event, "payload": value}
+            payload = {"type": "broadcast", "event": event, "payload": _json(body)}
         if private and not await self.may_send(token, topic):
             return JSONResponse({"message": "Unauthorized"}, status_code=403)
         self.server.hub.broadcast((topic, private), payload)
@@ -188,21 +195,24 @@ def rest_app(server: RealtimeServer) -> Starlette:
     """The REST routes over ``server``'s channels."""
     rest = RestBroadcast(server)
 
-    async def too_large(request: Request) -> Response:
-        return JSONResponse({"message": "Payload too large"}, status_code=413)
+    def route(
+        handler: Callable[[Request, Token], Awaitable[Response]],
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """What both endpoints check first: the body's size, then the caller."""
 
-    async def limited(request: Request, handler: Any) -> Response:
-        length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > MAX_BODY:
-            return await too_large(request)
-        response: Response = await handler(request)
-        return response
+        async def run(request: Request) -> Response:
+            length = request.headers.get("content-length", "")
+            if length.isdigit() and int(length) > MAX_BODY:
+                return JSONResponse({"message": "Payload too large"}, status_code=413)
+            token = rest.token(request)
+            if token is None:
+                return _unauthorized()
+            try:
+                return await handler(request, token)
+            except _Refused as refused:
+                return refused.response
 
-    async def batch(request: Request) -> Response:
-        return await limited(request, rest.batch)
-
-    async def single(request: Request) -> Response:
-        return await limited(request, rest.single)
+        return run
 
     async def not_routed(request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 404)
@@ -213,9 +223,13 @@ def rest_app(server: RealtimeServer) -> Starlette:
     return Starlette(
         exception_handlers={404: not_routed, 405: not_routed},
         routes=[
-            Route(f"{PREFIX}/api/broadcast", batch, methods=["POST"]),
+            Route(f"{PREFIX}/api/broadcast", route(rest.batch), methods=["POST"]),
             # A topic may hold slashes (sent encoded; read decoded, as Phoenix's router does).
-            Route(f"{PREFIX}/api/broadcast/{{topic:path}}/events/{{event:str}}", single, methods=["POST"]),
+            Route(
+                f"{PREFIX}/api/broadcast/{{topic:path}}/events/{{event:str}}",
+                route(rest.single),
+                methods=["POST"],
+            ),
         ],
     )
 
