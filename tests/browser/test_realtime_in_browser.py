@@ -1,6 +1,6 @@
 """Realtime from a page in real Chromium, with supabase-js as an app loads it (the UMD
 bundle on another origin than the API): `postgres_changes` under the visitor's RLS,
-Broadcast with `self`, and Presence between two pages."""
+Broadcast with `self` (over the socket and over REST), and Presence between two pages."""
 
 from __future__ import annotations
 
@@ -69,6 +69,13 @@ def test_a_page_hears_changes_it_may_see_broadcasts_and_presence(
     for page in (watcher, other):
         page.wait_for_function("window.__got.broadcast.length === 1")
         assert page.evaluate("window.__got.broadcast") == [{"from": "b"}]
+
+    # The REST broadcast from the page, across origins (a preflight first: JSON and an apikey).
+    sent = other.evaluate("window.__channel.httpSend('hi', { from: 'rest' })")
+    assert sent == {"success": True}
+    for page in (watcher, other):
+        page.wait_for_function("window.__got.broadcast.length === 2")
+        assert page.evaluate("window.__got.broadcast") == [{"from": "b"}, {"from": "rest"}]
 
     # postgres_changes under the visitor's RLS: a hidden car is never heard, a published one is.
     # In commit order, so the hidden one would have come first.
