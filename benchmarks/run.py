@@ -61,7 +61,9 @@ class Sizes:
     startup_runs: int = 3
     hot_seconds: int = 5
     hot_free_cars: int = 30_000
-    http_seconds: int = 5
+    http_seconds: int = 3
+    http_rounds: int = 9
+    http_warmup: int = 2
     http_cars: int = 8_000
     fanout_watchers: int = 1000
     fanout_bookings: int = 20
@@ -82,6 +84,8 @@ TINY = Sizes(
     hot_seconds=1,
     hot_free_cars=50,
     http_seconds=1,
+    http_rounds=1,
+    http_warmup=1,
     http_cars=50,
     fanout_watchers=20,
     fanout_bookings=3,
@@ -545,8 +549,9 @@ def markdown(r: dict[str, Any]) -> str:
             stack_run, direct = lv[f"stack_{what}"], lv[f"direct_{what}"]
             lines.append(
                 f"| wrk, {label}, c={lv['concurrency']} | API port (nginx) **{stack_run['rps']}/s**, "
-                f"p99 {stack_run['p99_ms']} ms | PostgREST direct {direct['rps']}/s, p99 {direct['p99_ms']} ms; "
-                f"ratio **{lv[f'{what}_ratio']}** |"
+                f"p99 {stack_run['p99_ms']} ms{_nginx_cost(lv.get(f'{what}_nginx_us'))} | "
+                f"PostgREST direct {direct['rps']}/s, p99 {direct['p99_ms']} ms; "
+                f"ratio **{lv[f'{what}_ratio']}**{_rounds(lv.get(f'{what}_ratios', []))} |"
             )
     if "fanout" in r:  # a report from before the benchmark existed has no fan-out rows
         lines += fanout.rows(r["fanout"])
@@ -569,6 +574,16 @@ def markdown(r: dict[str, Any]) -> str:
     ]
     lines += [f"| {target} | {result} | {'yes' if met else '**no**'} |" for target, result, met in targets(r)]
     return "\n".join(lines) + "\n"
+
+
+def _nginx_cost(us: float | None) -> str:
+    """nginx's own CPU per request, where the run measured it."""
+    return f"; nginx {us} µs of CPU per request" if us else ""
+
+
+def _rounds(ratios: list[float]) -> str:
+    """How a wrk row's ratio was reached, when it is the median of several rounds."""
+    return f" (median of {len(ratios)} rounds: {', '.join(map(str, ratios))})" if len(ratios) > 1 else ""
 
 
 def targets(r: dict[str, Any]) -> list[tuple[str, str, bool]]:
@@ -648,7 +663,12 @@ async def run_all(stack: LocalStack, sizes: Sizes, only: set[str] | None = None)
         ("http_race", lambda: bench_http_race(stack, sizes.race_clients, sizes.race_runs)),
         ("throughput", lambda: bench_throughput(stack, sizes)),
         ("hot_car", lambda: bench_hot_car(stack, sizes.hot_seconds, sizes.hot_free_cars)),
-        ("http", lambda: bench_http(stack, sizes.http_seconds, sizes.http_cars)),
+        (
+            "http",
+            lambda: bench_http(
+                stack, sizes.http_seconds, sizes.http_cars, sizes.http_rounds, sizes.http_warmup
+            ),
+        ),
         (
             "fanout",
             lambda: fanout.bench_fanout(

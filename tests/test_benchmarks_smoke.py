@@ -39,6 +39,11 @@ def test_every_benchmark_runs_at_tiny_size(stack: LocalStack) -> None:
     for lv in http["levels"]:
         for key in ("stack_listing", "direct_listing", "stack_booking", "direct_booking"):
             assert lv[key]["rps"] > 0 and lv[key]["non_2xx"] == 0, (key, lv[key])
+        # The gateway's own CPU per request is read for every stack run, never a direct one.
+        for what in ("listing", "booking"):
+            assert lv[f"stack_{what}"]["nginx_us_per_request"] >= 0
+            assert "nginx_us_per_request" not in lv[f"direct_{what}"]
+            assert len(lv[f"{what}_ratios"]) == TINY.http_rounds
     table = markdown({"date": "today", "machine": "here", "command": "tiny", **results})
     # header, race, two HTTP race rows, a row per level, two hot-car rows and the
     # other-cars row, four wrk rows, listing, start, help, import; then the targets'

@@ -61,6 +61,8 @@ def test_every_location_that_proxies_keeps_upstream_connections_alive() -> None:
     # Large and chunked bodies take a connection of their own (PostgREST closes one
     # whose unread body passed 8 KiB).
     assert "carbook_rest_fresh" in config
+    # The per-request regular expressions are compiled once (nginx -V: --with-pcre-jit).
+    assert "\npcre_jit on;\n" in config
 
 
 def _log_count(path: Path, needle: str) -> int:
