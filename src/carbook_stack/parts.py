@@ -49,6 +49,19 @@ def _raise_open_files_limit() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
 
+def _ours(pid: int | None, marker: str) -> int | None:
+    """``pid``, if that process's command line holds ``marker`` (else it is someone else's
+    now, or gone)."""
+    if pid is None:
+        return None
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return pid if os.name != "posix" or not Path("/proc").is_dir() else None
+    # Empty while the process is still being exec'd (or a zombie): not someone else's.
+    return pid if not cmdline or marker in cmdline else None
+
+
 class Part:
     """One detached process of the stack, found again by its pid file."""
 
@@ -57,6 +70,9 @@ class Part:
     #: A word its command line holds: a pid file that outlived its process (a reboot) may
     #: name anyone's process now, and that one is never signalled.
     marker: ClassVar[str]
+    #: The part's pid file and command-line word under an earlier carbook, where they
+    #: differ: a stack that version started is still stopped by this one after an upgrade.
+    former: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     def __init__(
         self,
@@ -93,15 +109,7 @@ class Part:
 
     def pid(self) -> int | None:
         """The part's pid, if that process is still ours."""
-        pid = self.recorded_pid()
-        if pid is None:
-            return None
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            return pid if os.name != "posix" or not Path("/proc").is_dir() else None
-        # Empty while the process is still being exec'd (or a zombie): not someone else's.
-        return pid if not cmdline or self.marker in cmdline else None
+        return _ours(self.recorded_pid(), self.marker)
 
     def running(self) -> bool:
         return pid_alive(self.pid())
@@ -171,6 +179,14 @@ class Part:
     def stop(self) -> None:
         terminate(self.pid())
         self.pidfile.unlink(missing_ok=True)
+        for name, marker in self.former:
+            pidfile = self.settings.state_dir / name
+            try:
+                recorded = int(pidfile.read_text().strip())
+            except (OSError, ValueError):
+                continue
+            terminate(_ours(recorded, marker))
+            pidfile.unlink(missing_ok=True)
 
     def spawn(self, cmd: list[str], env: dict[str, str]) -> int:
         _raise_open_files_limit()
@@ -308,6 +324,8 @@ class App(Part):
 
     name = "app"
     marker = "carbook_stack.app"
+    # Before nginx took the name, the app was "the gateway" (``python -m carbook_stack.gateway``).
+    former = (("gateway.pid", "carbook_stack.gateway"),)
 
     @property
     def url(self) -> str:

@@ -307,6 +307,29 @@ def test_stop_says_when_nothing_was_running(own_stack: LocalStack) -> None:
     assert json.loads(_cli("stack", "stop", "--state-dir", state, "--json").stdout)["stopped"] is False
 
 
+def test_stop_after_an_upgrade_stops_the_app_an_older_carbook_started(own_stack: LocalStack) -> None:
+    """Before nginx took the name, the app ran as ``python -m carbook_stack.gateway`` with
+    ``gateway.pid``: a stack started by that version and stopped by this one leaves no
+    process behind; a ``gateway.pid`` that now names someone else's process is left alone."""
+    state = own_stack.settings.state_dir
+    state.mkdir(parents=True, exist_ok=True)
+    sleeper = "import time; time.sleep(60)"
+    old_app = subprocess.Popen([sys.executable, "-c", sleeper, "carbook_stack.gateway", "stack.json"])
+    stranger = subprocess.Popen([sys.executable, "-c", sleeper, "something-else"])
+    try:
+        (state / "gateway.pid").write_text(str(old_app.pid))
+        own_stack.stop()
+        assert old_app.wait(timeout=10) is not None
+        assert not (state / "gateway.pid").exists()
+        (state / "gateway.pid").write_text(str(stranger.pid))
+        own_stack.stop()
+        assert pid_alive(stranger.pid)  # not ours: never signalled
+    finally:
+        for proc in (old_app, stranger):
+            proc.kill()
+            proc.wait()
+
+
 def test_parts_may_hold_a_thousand_websockets_under_the_usual_1024_limit(own_stack: LocalStack) -> None:
     """nginx holds two files per WebSocket, Realtime one: started from a shell with the
     usual soft limit of 1024, they get the hard limit (up to 65536) instead, or the
