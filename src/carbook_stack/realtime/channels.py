@@ -4,12 +4,19 @@ A topic's private and public channels are separate rooms, as on hosted Supabase:
 message sent to the private ``room`` never reaches a public subscriber of ``room``.
 Fan-out encodes a message once per serializer and writes it to every socket of the
 room at once (``websockets.broadcast``), so a thousand watchers cost one encoding.
+
+Such writes never wait for a client to read, so a client that stops reading (a frozen
+tab, a stalled consumer, or one that broadcasts to itself and never reads) would grow
+the service's memory by every message of its topics. ``send`` drops a connection whose
+unsent bytes pass ``SLOW_CONSUMER_BYTES`` instead: it reconnects and joins again, as every
+Realtime client does after a lost socket, and a listing reads its state afresh then.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
@@ -21,9 +28,34 @@ from websockets.asyncio.server import broadcast
 from .access import Grant, Token
 from .protocol import Message, UserBroadcast, encode
 
-__all__ = ["Hub", "Join", "Peer"]
+__all__ = ["SLOW_CONSUMER_BYTES", "Hub", "Join", "Peer", "send"]
+
+log = logging.getLogger("carbook.realtime")
 
 _refs = itertools.count(1)
+
+#: Unsent bytes a connection may hold in the service before it is dropped as too slow:
+#: more than the largest frame (5 MB) with room to spare, far more than a listing ever
+#: falls behind by (an availability event is about 300 bytes).
+SLOW_CONSUMER_BYTES = 8 << 20
+
+
+def send(sockets: Iterable[Any], data: bytes | str) -> None:
+    """Write ``data`` to each socket now, dropping any that has left more than
+    ``SLOW_CONSUMER_BYTES`` unread (``sockets``: websockets' server connections)."""
+    keep = []
+    for socket in sockets:
+        transport = getattr(socket, "transport", None)
+        if transport is not None and transport.get_write_buffer_size() > SLOW_CONSUMER_BYTES:
+            log.warning(
+                "dropped a connection that is too slow: %d bytes unread (limit %d)",
+                transport.get_write_buffer_size(),
+                SLOW_CONSUMER_BYTES,
+            )
+            transport.abort()
+            continue
+        keep.append(socket)
+    broadcast(keep, data)
 
 
 class Peer(Protocol):
@@ -136,7 +168,7 @@ class Hub:
         if topic is None:
             return
         for vsn, sockets in by_vsn.items():
-            broadcast(sockets, encode(Message(topic, event, payload), vsn))
+            send(sockets, encode(Message(topic, event, payload), vsn))
 
     # Presence ---------------------------------------------------------------------
     def presence_state(self, join: Join) -> dict[str, Any]:

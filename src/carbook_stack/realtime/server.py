@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
-from websockets.asyncio.server import ServerConnection, broadcast, serve
+from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
@@ -34,7 +34,7 @@ from .access import AccessError, Token, authorize, can_write, check_token
 from .api import start_rest
 from .bindings import BindingError, binding_id, inspect, parse
 from .changes import ChangeFeed, ChangesError
-from .channels import Hub, Join
+from .channels import Hub, Join, send
 from .protocol import MAX_PAYLOAD, SUPPORTED_VSN, FrameError, Message, UserBroadcast, decode, encode
 
 __all__ = ["MAX_FRAME", "MAX_PAYLOAD", "NOTIFY_CHANNEL", "RealtimeServer", "main"]
@@ -70,7 +70,7 @@ class Peer:
 
     def push(self, message: Message) -> None:
         # Written at once, like every fan-out: what one client is sent keeps its order.
-        broadcast([self.socket], encode(message, self.vsn))
+        send([self.socket], encode(message, self.vsn))
 
     def reply(self, m: Message, status: str, response: dict[str, Any]) -> None:
         self.push(Message(m.topic, "phx_reply", {"status": status, "response": response}, m.ref, m.join_ref))
