@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from benchmarks import fanout
-from benchmarks.run import BENCHMARKS, TINY, markdown, run_all, targets
+from benchmarks.report import markdown, targets
+from benchmarks.run import BENCHMARKS, TINY, run_all
 
 from carbook_stack.manager import LocalStack
 
