@@ -187,6 +187,11 @@ class LocalConfig(BaseModel):
     enable_confirmations: bool = False
     enable_anonymous_sign_ins: bool = False
     minimum_password_length: int = 6
+    #: ``[auth] site_url``: where Auth's links lead by default, and a host they may lead to.
+    site_url: str = "http://127.0.0.1:3000"
+    #: ``[auth] additional_redirect_urls``: the other places a link may lead to (GoTrue's
+    #: allow list: ``*`` stops at ``.`` and ``/``, ``**`` does not).
+    additional_redirect_urls: tuple[str, ...] = ()
     storage_file_size_limit: int = 50 * 1024**2
     buckets: tuple[BucketConfig, ...] = ()
     #: ``[realtime] enabled``: whether the local stack runs its Realtime service.
@@ -271,6 +276,8 @@ CONFIG_TABLE: tuple[ConfigKey, ...] = (
     ConfigKey(("auth", "email", "enable_confirmations"), "enable_confirmations"),
     ConfigKey(("auth", "enable_anonymous_sign_ins"), "enable_anonymous_sign_ins"),
     ConfigKey(("auth", "minimum_password_length"), "minimum_password_length"),
+    ConfigKey(("auth", "site_url"), "site_url"),
+    ConfigKey(("auth", "additional_redirect_urls"), "additional_redirect_urls", parse=lambda v, _: tuple(v)),
     ConfigKey(("storage", "file_size_limit"), "storage_file_size_limit", parse=lambda v, _: parse_size(v)),
     ConfigKey(("storage", "buckets"), "buckets", parse=_buckets),
     ConfigKey(("realtime", "enabled"), "realtime_enabled"),

@@ -14,13 +14,52 @@ from pathlib import Path
 
 from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Mount, Route
 
 from . import auth, storage
-from .service import AppState, not_found
+from .auth.http import AuthError
+from .service import AppState, kong_error, not_found
 from .settings import StackSettings, load_settings
+from .storage.errors import StorageError
 
 __all__ = ["create_app", "main"]
+
+#: Auth routes of hosted GoTrue that send mail: the local stack sends none.
+_MAIL_ROUTES = ("/otp", "/recover", "/resend", "/magiclink", "/invite")
+
+
+async def _no_route(request: Request, exc: Exception) -> Response:
+    """A path or a method no route serves, answered in the shape of the service it is
+    under (Starlette's own answer is plain text, which clients cannot read)."""
+    status = exc.status_code if isinstance(exc, HTTPException) else 404
+    path, method = request.url.path, request.method
+    if path.startswith("/auth/v1/"):
+        route = path.removeprefix("/auth/v1")
+        if status == 405:
+            err = AuthError(405, "method_not_allowed", f"{method} is not allowed on {route}")
+        elif route in _MAIL_ROUTES:
+            err = AuthError(
+                404,
+                "not_found",
+                f"{route} sends mail, and the local stack sends none: make the link or code with "
+                "auth.admin.generate_link (signup, magiclink, recovery, invite) and verify it",
+            )
+        else:
+            err = AuthError(404, "not_found", f"{method} {route} is not served by the local stack's Auth")
+        response = err.response(request)
+    elif path.startswith("/storage/v1/"):
+        route = path.removeprefix("/storage/v1")
+        response = StorageError(
+            "404", "Not Found", "InvalidRequest", f"Route {method}:{route} not found", http_status=404
+        ).response(request)
+    else:
+        response = kong_error(404, "no Route matched with those values")
+    if isinstance(exc, HTTPException) and exc.headers and status == 405:
+        response.headers.update(exc.headers)  # Allow: the methods the path takes
+    return response
 
 
 def create_app(settings: StackSettings) -> Starlette:
@@ -52,6 +91,7 @@ def create_app(settings: StackSettings) -> Starlette:
             Route("/{path:path}", not_found, methods=["GET", "HEAD", "POST", "PATCH", "PUT", "DELETE"]),
         ],
         lifespan=lifespan,
+        exception_handlers={404: _no_route, 405: _no_route},
     )
 
 

@@ -291,7 +291,7 @@ http {{
         "~^PUT /storage/v1/object/upload/sign/" 0;
         "~^(GET|HEAD) /auth/v1/\\.well-known/jwks\\.json$" 0;
         "~^GET /auth/v1/verify$" 0;
-        "~ /carbook-(bad-request|uri-too-long|header-too-large)$" 0;
+        "~ /carbook-(bad-request|uri-too-long|header-too-large|method-not-allowed)$" 0;
         default 1;
     }}
     # A browser: every browser's User-Agent starts so, and only browsers send Origin on
@@ -411,6 +411,7 @@ http {{
         error_page 400 /carbook-bad-request;
         error_page 414 /carbook-uri-too-long;
         error_page 494 /carbook-header-too-large;
+        error_page 405 /carbook-method-not-allowed;
 
         # Before the apikey check: a browser's preflight never carries one.
         if ($carbook_preflight) {{
@@ -453,6 +454,11 @@ http {{
         location = /carbook-uri-too-long {{
             internal;
             return 414 {_json(_rest_error("414", "URI too long", f"A request line holds at most {_human(URL_MAX)}."))};
+        }}
+        location = /carbook-method-not-allowed {{
+            # nginx's own 405 (it serves no TRACE): JSON in the gateway's shape, not HTML.
+            internal;
+            return 405 '{{"message":"Method not allowed"}}';
         }}
         location = /carbook-header-too-large {{
             internal;

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 import uuid
 from collections.abc import Iterable, Mapping
@@ -189,8 +190,8 @@ class KeySet:
         """
         try:
             header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError as exc:
-            raise TokenError(f"unable to parse or verify signature, {exc}") from None
+        except (jwt.PyJWTError, RecursionError):
+            raise TokenError(MALFORMED) from None
         alg = header.get("alg")
         if alg == "HS256":
             key: Any = self.secret
@@ -220,9 +221,50 @@ class KeySet:
             )
         except jwt.ExpiredSignatureError as exc:
             raise TokenError("token has expired") from exc
+        except jwt.InvalidSignatureError:
+            raise TokenError("unable to parse or verify signature, token signature is invalid") from None
+        except (jwt.DecodeError, RecursionError):
+            # PyJWT's own words here quote Python's codecs ("'utf-8' codec can't decode…").
+            raise TokenError(MALFORMED) from None
         except jwt.PyJWTError as exc:
             raise TokenError(f"unable to parse or verify signature, {exc}") from exc
+        _check_claims(claims)
         return claims
+
+
+#: What a token that is not a JWT at all is told (GoTrue: "token is malformed: …").
+MALFORMED = "unable to parse or verify signature, token is malformed"
+#: Claims every reader takes as text (GoTrue decodes them into strings): any other JSON
+#: type makes the token malformed, not a role or a user id to look up.
+_TEXT_CLAIMS = ("role", "sub", "session_id", "email", "phone", "iss")
+
+
+def _check_claims(claims: dict[str, Any]) -> None:
+    """Refuse claims no service can use: a text claim that is not text, and any string
+    holding a NUL or an unpaired surrogate (the database stores neither, and a claim is
+    handed to it as ``request.jwt.claims``).
+
+    Raises:
+        TokenError: naming the claim.
+    """
+    for name in _TEXT_CLAIMS:
+        if name in claims and not isinstance(claims[name], str):
+            raise TokenError(f"unable to parse or verify signature, the {name} claim must be a string")
+    todo: list[Any] = [claims]
+    while todo:  # by hand, not recursion: a payload may nest deeper than Python recurses
+        value = todo.pop()
+        if isinstance(value, dict):
+            todo.extend(value.keys())
+            todo.extend(value.values())
+        elif isinstance(value, list):
+            todo.extend(value)
+        elif isinstance(value, str) and ("\x00" in value or _SURROGATE.search(value)):
+            raise TokenError(
+                "unable to parse or verify signature, a claim holds a NUL or an unpaired surrogate character"
+            )
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def verify_token(token: str, keys: KeySet) -> Caller:

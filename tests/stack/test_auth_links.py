@@ -95,3 +95,39 @@ def test_generate_link_refuses_as_gotrue_does(stack: LocalStack) -> None:
         assert odd.status_code == 400 and odd.json()["error_code"] == "validation_failed"
         anon = c.post("/admin/generate_link", headers={"apikey": s.anon_key}, json={"type": "signup"})
         assert anon.status_code == 403 and anon.json()["error_code"] == "not_admin"
+
+
+def test_a_link_never_leads_to_another_host(stack: LocalStack) -> None:
+    """GoTrue's rule: a ``redirect_to`` off the site URL's host and off
+    ``additional_redirect_urls`` is replaced by the site URL, both in the link that
+    generate_link makes and when a link is opened: the session in the fragment never
+    reaches another host."""
+    s = stack.settings
+    email = unique_email("redirect")
+    admin = _admin(stack)
+    admin.auth.admin.create_user({"email": email, "password": "long-enough-1"})  # type: ignore[attr-defined]
+    evil = "http://evil.example/steal"
+    link = admin.auth.admin.generate_link(  # type: ignore[attr-defined]
+        {"type": "magiclink", "email": email, "options": {"redirect_to": evil}}
+    )
+    assert link.properties.redirect_to == s.site_url
+    assert "evil.example" not in link.properties.action_link
+    # A link whose redirect_to was changed by hand still leads home.
+    forged = link.properties.action_link.split("&redirect_to=")[0] + "&redirect_to=" + evil
+    reply = httpx.get(forged, follow_redirects=False)
+    assert reply.status_code == 303
+    where = urlsplit(reply.headers["location"])
+    assert f"{where.scheme}://{where.netloc}" == s.site_url
+    assert "access_token" in parse_qs(where.fragment)  # the token was good: spent, at home
+
+
+@pytest.mark.parametrize("token", ["a\u0000b", "\u0000", "zz" * 28, "x" * 500])
+def test_a_link_with_a_token_no_link_carries_leads_home_with_the_error(stack: LocalStack, token: str) -> None:
+    s = stack.settings
+    reply = httpx.get(
+        f"{s.api_url}/auth/v1/verify", params={"token": token, "type": "magiclink"}, follow_redirects=False
+    )
+    assert reply.status_code == 303, reply.text
+    where = urlsplit(reply.headers["location"])
+    assert f"{where.scheme}://{where.netloc}" == s.site_url
+    assert parse_qs(where.fragment)["error_code"] == ["otp_expired"]

@@ -43,7 +43,7 @@ class Case:
     raw: bytes | None = None
     files: dict[str, Any] | None = None
     data: dict[str, str] | None = None
-    key: str = "anon"  # "anon" | "service" | "user"
+    key: str = "anon"  # "anon" | "service" | "user" | a forged token's name (``keys``)
     headers: dict[str, str] = field(default_factory=dict)
 
 
@@ -419,7 +419,67 @@ CASES = [
         "rest",
         "414",
     ),
+    # Tokens signed with the project's secret whose claims no service can use: a role that
+    # is not text, a user id that is not a UUID or holds what the database cannot store.
+    # Refused as bad tokens, never a 500 (each used to be one).
+    *(
+        Case(f"{what} with {forged}", method, path, status, shape, code, key=forged)
+        for forged in ("role_list", "role_object", "sub_nul", "sub_surrogate", "payload_ff")
+        for what, method, path, status, shape, code in (
+            ("GET user", "GET", "/auth/v1/user", 403, "auth", "bad_jwt"),
+            ("list buckets", "GET", "/storage/v1/bucket", 401, "storage", "401"),
+        )
+    ),
+    Case("GET user with sub_not_uuid", "GET", "/auth/v1/user", 400, "auth", "bad_jwt", key="sub_not_uuid"),
+    Case("logout with sub_not_uuid", "POST", "/auth/v1/logout", 400, "auth", "bad_jwt", key="sub_not_uuid"),
+    Case("GET user with session_nul", "GET", "/auth/v1/user", 403, "auth", "bad_jwt", key="session_nul"),
+    Case(
+        "PUT user with session_junk",
+        "PUT",
+        "/auth/v1/user",
+        403,
+        "auth",
+        "bad_jwt",
+        key="session_junk",
+        json_body={"data": {"a": 1}},
+    ),
+    Case(
+        "upload with sub_not_uuid",
+        "POST",
+        f"/storage/v1/object/{BUCKET}/edges/not-a-uuid.png",
+        400,
+        "storage",
+        "400",
+        files={"file": ("x.png", PNG, "image/png")},
+        key="sub_not_uuid",
+    ),
+    # Routes and methods nobody serves: JSON in the shape of the service they are under.
+    Case(
+        "an Auth route that sends mail",
+        "POST",
+        "/auth/v1/otp",
+        404,
+        "auth",
+        "not_found",
+        json_body={"email": "a@b.c"},
+    ),
+    Case("an unknown Auth route", "GET", "/auth/v1/factors", 404, "auth", "not_found"),
+    Case(
+        "a method Auth does not take",
+        "DELETE",
+        "/auth/v1/user",
+        405,
+        "auth",
+        "method_not_allowed",
+        key="user",
+    ),
+    Case("a method Storage does not take", "PROPFIND", "/storage/v1/bucket", 404, "storage", "404"),
+    Case("TRACE at the gateway", "TRACE", "/rest/v1/cars", 405, "gateway"),
 ]
+
+
+def _forged(secret: str, claims: dict[str, Any]) -> str:
+    return jwt.encode({"exp": int(time.time()) + 3600, **claims}, secret, algorithm="HS256")
 
 
 @pytest.fixture(scope="module")
@@ -433,7 +493,23 @@ def keys(stack: LocalStack) -> dict[str, str]:
         json={"email": email, "password": "long-enough-1"},
     )
     assert signed.status_code == 200, signed.text
-    return {"anon": s.anon_key, "service": s.service_role_key, "user": signed.json()["access_token"]}
+    user = signed.json()["user"]["id"]
+    secret = s.jwt_secret
+    authed = {"role": "authenticated", "aud": "authenticated"}
+    return {
+        "anon": s.anon_key,
+        "service": s.service_role_key,
+        "user": signed.json()["access_token"],
+        "role_list": _forged(secret, {"role": ["service_role"]}),
+        "role_object": _forged(secret, {"role": {"name": "service_role"}}),
+        "sub_nul": _forged(secret, {**authed, "sub": "\u0000"}),
+        "sub_surrogate": _forged(secret, {**authed, "sub": "\ud800"}),
+        "sub_not_uuid": _forged(secret, {**authed, "sub": "not-a-uuid"}),
+        "session_nul": _forged(secret, {**authed, "sub": user, "session_id": "\u0000"}),
+        "session_junk": _forged(secret, {**authed, "sub": user, "session_id": "not-a-session"}),
+        # A payload that is not UTF-8 at all, signed all the same.
+        "payload_ff": jwt.api_jws.encode(b'{"role":"anon","x":"\xff"}', secret, algorithm="HS256"),
+    }
 
 
 def _fingerprint(stack: LocalStack) -> tuple[Any, ...]:
@@ -453,9 +529,10 @@ def _fingerprint(stack: LocalStack) -> tuple[Any, ...]:
 
 def _send(client: httpx.Client, stack: LocalStack, keys: dict[str, str], case: Case) -> httpx.Response:
     s = stack.settings
-    headers = {"apikey": s.anon_key if case.key == "user" else keys[case.key], **case.headers}
-    if case.key == "user":
-        headers["Authorization"] = f"Bearer {keys['user']}"
+    signed_in = case.key not in ("anon", "service")  # a user's token (or a forged one)
+    headers = {"apikey": s.anon_key if signed_in else keys[case.key], **case.headers}
+    if signed_in:
+        headers["Authorization"] = f"Bearer {keys[case.key]}"
     if case.raw is not None:
         headers.setdefault("content-type", "application/json")
         return client.request(case.method, case.path, headers=headers, content=case.raw)
@@ -471,6 +548,8 @@ def _check_shape(case: Case, reply: httpx.Response) -> None:
     if case.shape == "auth":
         assert set(body) >= {"code", "error_code", "msg"}, body
         assert body["error_code"] == case.code and body["code"] == case.status, body
+    elif case.shape == "gateway":
+        assert set(body) == {"message"}, body
     elif case.shape == "storage":
         assert set(body) == {"statusCode", "error", "code", "message"}, body
         assert body["statusCode"] == case.code, body
@@ -491,6 +570,8 @@ def test_bad_input_is_refused_in_the_services_shape_and_changes_nothing(
     assert reply.status_code == case.status, reply.text[:300]
     assert reply.headers["content-type"].startswith("application/json"), reply.headers
     _check_shape(case, reply)
+    for leak in ("codec", "Traceback", "psycopg", "TypeError"):  # Python's words, never a client's
+        assert leak not in reply.text, reply.text
     assert took < PROMPT, f"{case.name} took {took:.2f} s"
     assert _fingerprint(stack) == before
 

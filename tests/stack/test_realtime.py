@@ -250,3 +250,13 @@ def test_an_expired_token_ends_the_channel_and_a_refreshed_one_keeps_it(stack: L
     assert events == ["error", "phx_close"]
     assert system["extension"] == "system" and system["message"].startswith("Token has expired")
     assert kept == ["tick"]
+
+
+def test_the_websocket_url_opened_without_an_upgrade_answers_json(stack: LocalStack) -> None:
+    s = stack.settings
+    reply = httpx.get(
+        f"{s.api_url}/realtime/v1/websocket", params={"apikey": s.publishable_key, "vsn": "1.0.0"}
+    )
+    assert reply.status_code == 426
+    assert reply.headers["content-type"].startswith("application/json")
+    assert "WebSocket client" in reply.json()["error"] and "websockets" not in reply.text

@@ -13,9 +13,10 @@ creates on start as GoTrue migrates its own tables (``prepare``).
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 import psycopg
 from psycopg.rows import dict_row
@@ -37,13 +38,12 @@ from .users import (
     user_json,
 )
 
-__all__ = ["OTP_EXPIRY", "SITE_URL", "generate_link", "prepare", "verify"]
+__all__ = ["OTP_EXPIRY", "allowed_redirect", "generate_link", "prepare", "verify"]
 
 #: Seconds a link or OTP stays good (the Supabase CLI's ``[auth.email] otp_expiry``).
 OTP_EXPIRY = 3600
-#: Where a link leads when no ``redirect_to`` is given: the Supabase CLI's default
-#: ``[auth] site_url`` (a front end on 3000, as ``examples/web`` is served).
-SITE_URL = "http://127.0.0.1:3000"
+#: What a link's token is (``token_hash``: a SHA-224 in hex).
+_HASH = re.compile(r"[0-9a-f]{56}")
 #: The link types ``generate_link`` makes, and the ``type`` their link and OTP verify as.
 LINK_TYPES = {
     "signup": "signup",
@@ -92,9 +92,34 @@ def token_hash(address: str, otp: str) -> str:
     return hashlib.sha224((address + otp).encode()).hexdigest()
 
 
-def _redirect_to(request: Request, body: dict[str, Any]) -> str:
-    given = request.query_params.get("redirect_to") or body.get("redirect_to")
-    return given if isinstance(given, str) and given.startswith(("http://", "https://")) else SITE_URL
+def _redirect_to(request: Request, state: AppState, body: dict[str, Any]) -> str:
+    return allowed_redirect(state, request.query_params.get("redirect_to") or body.get("redirect_to"))
+
+
+def allowed_redirect(state: AppState, given: object) -> str:
+    """Where a link may lead, as GoTrue decides: ``given`` when its host is the site
+    URL's or it matches ``[auth] additional_redirect_urls``, else the site URL. A link
+    carries the session in its fragment, so it never leads anywhere else."""
+    site = state.settings.site_url
+    if not isinstance(given, str) or not given or not given.isprintable():
+        return site
+    try:
+        host, site_host = urlsplit(given).hostname, urlsplit(site).hostname
+    except ValueError:
+        return site
+    if host and host == site_host:
+        return given
+    if any(_glob(pattern).fullmatch(given) for pattern in state.settings.additional_redirect_urls):
+        return given
+    return site
+
+
+def _glob(pattern: str) -> re.Pattern[str]:
+    """GoTrue's allow-list pattern (gobwas/glob with ``.`` and ``/`` as separators)."""
+    out = []
+    for part in re.split(r"(\*\*|\*|\?)", pattern):
+        out.append({"**": ".*", "*": "[^./]*", "?": "[^./]"}.get(part, re.escape(part)))
+    return re.compile("".join(out))
 
 
 async def generate_link(request: Request, state: AppState) -> Response:
@@ -102,7 +127,7 @@ async def generate_link(request: Request, state: AppState) -> Response:
     body = await json_body(request)
     requested = kind = body.get("type")
     email = check_email(body.get("email"))
-    redirect = _redirect_to(request, body)
+    redirect = _redirect_to(request, state, body)
     if kind not in LINK_TYPES:
         raise AuthError(400, "validation_failed", f"Invalid email action link type requested: {kind}")
     data = check_metadata(body.get("data"), "data")
@@ -245,6 +270,8 @@ async def verify(request: Request, state: AppState) -> Response:
         hashed, message = token_hash(email, str(token)), EXPIRED_OTP
     else:
         message = EXPIRED_LINK
+        if not _HASH.fullmatch(str(hashed)):
+            raise AuthError(403, "otp_expired", message)
     async with state.connection() as conn:
         async with conn.transaction():
             spent, _ = await _spend(conn, vtype, str(hashed), message)
@@ -257,9 +284,7 @@ async def _verify_link(request: Request, state: AppState) -> Response:
     the fragment, as GoTrue's implicit flow answers."""
     q = request.query_params
     vtype, hashed = q.get("type") or "", q.get("token") or ""
-    redirect = q.get("redirect_to") or SITE_URL
-    if not redirect.startswith(("http://", "https://")):
-        redirect = SITE_URL
+    redirect = allowed_redirect(state, q.get("redirect_to"))
     if not vtype:
         raise AuthError(400, "validation_failed", "Verify requires a verification type")
     if not hashed:
@@ -267,6 +292,8 @@ async def _verify_link(request: Request, state: AppState) -> Response:
     if vtype not in VERIFIES or vtype == "email":
         raise AuthError(400, "validation_failed", "Unsupported verification type")
     try:
+        if not _HASH.fullmatch(hashed):  # no link carries anything else: nothing to look up
+            raise AuthError(403, "otp_expired", EXPIRED_LINK)
         async with state.connection() as conn:
             async with conn.transaction():
                 spent, _ = await _spend(conn, vtype, hashed, EXPIRED_LINK)

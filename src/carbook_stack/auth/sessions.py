@@ -32,10 +32,25 @@ __all__ = ["get_user", "health", "logout", "new_session", "settings", "signup", 
 
 
 def _user_caller(request: Request, state: AppState) -> Caller:
+    """The signed-in caller, with its claims checked as GoTrue checks them before it looks
+    anything up: a ``sub`` and a ``session_id`` that are UUIDs."""
     caller = caller_of(request, state)
     if caller.role != "authenticated" or not caller.user_id:
         raise AuthError(403, "bad_jwt", "invalid claim: missing sub claim")
+    if not _is_uuid(caller.user_id):
+        raise AuthError(400, "bad_jwt", "invalid claim: sub claim must be a UUID")
+    session_id = caller.claims.get("session_id")
+    if session_id and not _is_uuid(str(session_id)):
+        raise AuthError(403, "bad_jwt", "invalid claim: session_id claim must be a UUID")
     return caller
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
 
 
 async def new_session(

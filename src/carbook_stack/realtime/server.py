@@ -149,6 +149,9 @@ class RealtimeServer:
             return _json_response(200, {"realtime": "ok", "subscribers": self.hub.subscribers()})
         if not url.path.endswith("/websocket"):
             return _json_response(404, {"error": "Not found"})
+        if "websocket" not in request.headers.get("Upgrade", "").lower():
+            # websockets' own answer is plain text about its library; a page reads JSON.
+            return _json_response(426, {"error": "Upgrade Required: open this URL with a WebSocket client"})
         query = parse_qs(url.query)
         vsn = query.get("vsn", ["1.0.0"])[0]
         if vsn not in SUPPORTED_VSN:

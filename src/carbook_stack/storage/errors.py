@@ -44,6 +44,10 @@ class StorageError(ServiceError):
             return cls("409", "Duplicate", "KeyAlreadyExists", "The resource already exists")
         if isinstance(exc, psycopg.errors.ForeignKeyViolation):
             return bucket_not_found()
+        if isinstance(exc, psycopg.errors.InvalidTextRepresentation):
+            # A value the database cannot read as its type: a token whose ``sub`` is no
+            # UUID meets ``auth.uid()`` in a policy. PostgREST answers the same with 400.
+            return cls("400", "Invalid Input", "InvalidRequest", exc.diag.message_primary or "invalid input")
         return cls("500", "internal", "InternalError", "Internal Server Error", http_status=500)
 
     @classmethod
