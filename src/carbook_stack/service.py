@@ -23,6 +23,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
@@ -322,6 +323,11 @@ class ServiceError(Exception):
         ``database_unavailable(exc)``, else a 500 unless the service knows better."""
         raise NotImplementedError
 
+    @classmethod
+    def bad_path(cls) -> ServiceError:
+        """The service's 400 for a path whose percent-escapes are not UTF-8."""
+        raise NotImplementedError
+
 
 def endpoint(handler: Any, errors: type[ServiceError], *, needs_key: bool = True) -> Any:
     """A route for ``handler(request, state)``: the apikey check, then the handler, with
@@ -333,6 +339,9 @@ def endpoint(handler: Any, errors: type[ServiceError], *, needs_key: bool = True
             denied = check_apikey(request)
             if denied:
                 return denied
+        if not utf8_path(request):
+            # The server decodes such escapes to U+FFFD: two different names would be one.
+            return errors.bad_path().response(request)
         try:
             response: Response = await handler(request, state_of(request))
             return response
@@ -365,6 +374,18 @@ def endpoint(handler: Any, errors: type[ServiceError], *, needs_key: bool = True
             return errors.unexpected(rid).response(request)
 
     return run
+
+
+def utf8_path(request: Request) -> bool:
+    """Whether the request's path, its percent-escapes decoded, is UTF-8."""
+    raw = request.scope.get("raw_path")
+    if not raw:
+        return True
+    try:
+        unquote_to_bytes(raw).decode("utf-8")
+    except (UnicodeDecodeError, TypeError):
+        return False
+    return True
 
 
 #: What the log says when the last-resort handler answers (tests look for it).

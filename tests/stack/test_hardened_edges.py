@@ -475,6 +475,27 @@ CASES = [
     ),
     Case("a method Storage does not take", "PROPFIND", "/storage/v1/bucket", 404, "storage", "404"),
     Case("TRACE at the gateway", "TRACE", "/rest/v1/cars", 405, "gateway"),
+    # Percent-escapes that are not UTF-8: the server would read each as U+FFFD, so two
+    # names would be one object. Refused as hosted Storage refuses what it cannot decode.
+    *(
+        Case(
+            f"upload to {name}",
+            "POST",
+            f"/storage/v1/object/{BUCKET}/edges/{name}",
+            400,
+            "storage",
+            "400",
+            files={"file": ("x.png", PNG, "image/png")},
+            key="service",
+        )
+        for name in ("%ED%A0%80.png", "%FF.png", "ok-%C3.png")
+    ),
+    Case(
+        "public download of %FF", "GET", f"/storage/v1/object/public/{BUCKET}/%FF.png", 400, "storage", "400"
+    ),
+    Case(
+        "admin user %FF", "GET", "/auth/v1/admin/users/%FF", 400, "auth", "validation_failed", key="service"
+    ),
 ]
 
 

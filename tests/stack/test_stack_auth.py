@@ -6,7 +6,7 @@ import pytest
 from supabase_auth.errors import AuthApiError, AuthWeakPasswordError
 
 from carbook_stack.manager import LocalStack
-from tests.helpers import supabase_client, unique_email
+from tests.helpers import stack_db, supabase_client, unique_email
 
 PASSWORD = "correct-horse-9"
 
@@ -121,3 +121,83 @@ def test_admin_create_user_needs_the_service_role(stack: LocalStack) -> None:
     with pytest.raises(AuthApiError) as gone:
         admin.auth.admin.get_user_by_id(created.user.id)
     assert gone.value.code == "user_not_found"
+
+
+def _user_row(stack: LocalStack, email: str) -> tuple[object, ...] | None:
+    with stack_db(stack) as conn:
+        return conn.execute(
+            "select id, role, banned_until, updated_at from auth.users where lower(email) = lower(%s)",
+            (email,),
+        ).fetchone()
+
+
+def test_a_ban_refuses_sign_in_and_refresh_until_it_is_lifted(stack: LocalStack) -> None:
+    info = stack.info()
+    admin = supabase_client(info.api_url, info.service_role_key)
+    email = unique_email("banned")
+    made = admin.auth.admin.create_user({"email": email, "password": PASSWORD, "email_confirm": True})
+    client = supabase_client(info.api_url, info.anon_key)
+    assert client.auth.sign_in_with_password({"email": email, "password": PASSWORD}).session is not None
+
+    banned = admin.auth.admin.update_user_by_id(made.user.id, {"ban_duration": "1h30m"})
+    assert banned.user.banned_until is not None  # what GoTrue answers: the ban, not a lie
+    with pytest.raises(AuthApiError) as signing_in:
+        supabase_client(info.api_url, info.anon_key).auth.sign_in_with_password(
+            {"email": email, "password": PASSWORD}
+        )
+    assert (signing_in.value.code, signing_in.value.status) == ("user_banned", 400)
+    with pytest.raises(AuthApiError) as refreshing:
+        client.auth.refresh_session()
+    assert refreshing.value.code == "user_banned"
+
+    lifted = admin.auth.admin.update_user_by_id(made.user.id, {"ban_duration": "none"})
+    assert lifted.user.banned_until is None
+    assert client.auth.sign_in_with_password({"email": email, "password": PASSWORD}).session is not None
+
+
+def test_an_admin_may_create_a_banned_user(stack: LocalStack) -> None:
+    info = stack.info()
+    admin = supabase_client(info.api_url, info.service_role_key)
+    email = unique_email("born-banned")
+    admin.auth.admin.create_user(
+        {"email": email, "password": PASSWORD, "email_confirm": True, "ban_duration": "24h"}
+    )
+    with pytest.raises(AuthApiError) as signing_in:
+        supabase_client(info.api_url, info.anon_key).auth.sign_in_with_password(
+            {"email": email, "password": PASSWORD}
+        )
+    assert signing_in.value.code == "user_banned"
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ({"ban_duration": "forever"}, 'invalid duration "forever"'),
+        ({"ban_duration": "1e400h"}, "invalid duration"),
+        ({"ban_duration": "99999999999999h"}, "invalid duration"),
+        ({"ban_duration": 24}, "must be a string"),
+        ({"role": "service_role"}, "role authenticated"),
+        ({"role": ["authenticated"]}, "role authenticated"),
+    ],
+)
+def test_a_ban_or_role_the_stack_cannot_apply_is_refused_and_changes_nothing(
+    stack: LocalStack, change: dict[str, object], says: str
+) -> None:
+    info = stack.info()
+    admin = supabase_client(info.api_url, info.service_role_key)
+    email = unique_email("unchanged")
+    made = admin.auth.admin.create_user({"email": email, "password": PASSWORD, "email_confirm": True})
+    before = _user_row(stack, email)
+    with pytest.raises(AuthApiError) as updating:
+        admin.auth.admin.update_user_by_id(made.user.id, change)  # type: ignore[arg-type]
+    assert (updating.value.status, updating.value.code) == (400, "validation_failed")
+    assert says in updating.value.message
+    assert _user_row(stack, email) == before
+    other = unique_email("never-made")
+    with pytest.raises(AuthApiError) as creating:
+        admin.auth.admin.create_user({"email": other, "password": PASSWORD, **change})  # type: ignore[typeddict-item]
+    assert creating.value.status == 400 and says in creating.value.message
+    assert _user_row(stack, other) is None
+    # The role everyone has is taken as it is.
+    same = admin.auth.admin.update_user_by_id(made.user.id, {"role": "authenticated"})
+    assert same.user.role == "authenticated"

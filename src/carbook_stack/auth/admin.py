@@ -14,9 +14,11 @@ from .http import AuthError, caller_of, json_body
 from .users import (
     USER_COLUMNS,
     apply_user_changes,
+    ban_seconds,
     check_email,
     check_metadata,
     check_password,
+    check_role,
     fetch_user,
     hash_password,
     insert_user,
@@ -37,6 +39,8 @@ async def admin_create_user(request: Request, state: AppState) -> Response:
     admin_caller(request, state)
     body = await json_body(request)
     email = check_email(body.get("email"))
+    check_role(body.get("role"))
+    ban = ban_seconds(body["ban_duration"]) if body.get("ban_duration") is not None else None
     password = body.get("password")
     hashed = await hash_password(check_password(state, password)) if password is not None else None
     user_id = None
@@ -45,17 +49,25 @@ async def admin_create_user(request: Request, state: AppState) -> Response:
             user_id = uuid.UUID(str(body["id"]))
         except ValueError:
             raise AuthError(400, "validation_failed", "id must be a UUID") from None
-    async with state.connection() as conn:
+    app_metadata = check_metadata(body.get("app_metadata"), "app_metadata")
+    user_metadata = check_metadata(body.get("user_metadata", body.get("data")), "user_metadata")
+    async with state.connection() as conn, conn.transaction():
         row = await insert_user(
             conn,
             email=email,
             password_hash=hashed,
             confirmed=body.get("email_confirm") is True,
-            app_metadata=check_metadata(body.get("app_metadata"), "app_metadata"),
-            user_metadata=check_metadata(body.get("user_metadata", body.get("data")), "user_metadata"),
+            app_metadata=app_metadata,
+            user_metadata=user_metadata,
             user_id=user_id,
             duplicate_code="email_exists",
         )
+        if ban:  # made and banned together, or not at all
+            await conn.execute(
+                "update auth.users set banned_until = now() + make_interval(secs => %s) where id = %s",
+                (ban, row["id"]),
+            )
+            row = await fetch_user(conn, "id = %s", row["id"]) or row
     return JSONResponse(user_json(row))
 
 

@@ -44,6 +44,10 @@ class AuthError(ServiceError):
         )
 
     @classmethod
+    def bad_path(cls) -> AuthError:
+        return cls(400, "validation_failed", "The request path is not valid UTF-8")
+
+    @classmethod
     def busy(cls) -> AuthError:
         return cls(503, "unexpected_failure", "The service is busy, please try again")
 

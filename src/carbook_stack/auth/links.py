@@ -35,6 +35,7 @@ from .users import (
     fetch_user,
     hash_password,
     insert_user,
+    is_banned,
     user_json,
 )
 
@@ -251,6 +252,8 @@ async def _apply(conn: psycopg.AsyncConnection[Any], token: dict[str, Any]) -> d
     user = await fetch_user(conn, "id = %s", user_id)
     if user is None:
         raise AuthError(404, "user_not_found", "User not found")
+    if is_banned(user):  # raised inside the caller's transaction: the token stays unspent
+        raise AuthError(403, "user_banned", "User is banned")
     return user
 
 

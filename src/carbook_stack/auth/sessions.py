@@ -24,6 +24,7 @@ from .users import (
     fetch_user,
     hash_password,
     insert_user,
+    is_banned,
     password_matches,
     user_json,
 )
@@ -171,7 +172,7 @@ async def token(request: Request, state: AppState) -> Response:
             raise AuthError(400, "validation_failed", "missing email or phone")
         async with state.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(
-                "select id, encrypted_password, email_confirmed_at from auth.users"
+                "select id, encrypted_password, email_confirmed_at, banned_until from auth.users"
                 " where lower(email) = lower(%s) and deleted_at is null",
                 (email.strip(),),
             )
@@ -183,6 +184,8 @@ async def token(request: Request, state: AppState) -> Response:
         assert found is not None
         if found["email_confirmed_at"] is None:
             raise AuthError(400, "email_not_confirmed", "Email not confirmed")
+        if is_banned(found):
+            raise AuthError(400, "user_banned", "User is banned")
         async with state.connection() as conn:
             return JSONResponse(await new_session(state, conn, found))
     if grant == "refresh_token":
@@ -239,6 +242,8 @@ async def token(request: Request, state: AppState) -> Response:
             user = await fetch_user(conn, "id = %s", user_id)
             if user is None:
                 raise AuthError(403, "user_not_found", "User from sub claim in JWT does not exist")
+            if is_banned(user):
+                raise AuthError(400, "user_banned", "User is banned")
             return JSONResponse(_session_json(state, user, str(session_id), new_refresh))
     raise AuthError(400, "unsupported_grant_type", "unsupported_grant_type")
 

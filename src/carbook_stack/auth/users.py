@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio
@@ -21,13 +21,16 @@ __all__ = [
     "MAX_PASSWORD_BYTES",
     "USER_COLUMNS",
     "apply_user_changes",
+    "ban_seconds",
     "check_email",
     "check_metadata",
     "check_password",
+    "check_role",
     "fetch_user",
     "hash_password",
     "identity_json",
     "insert_user",
+    "is_banned",
     "password_matches",
     "user_json",
 ]
@@ -204,6 +207,69 @@ async def insert_user(
     return row
 
 
+#: Go's duration units in seconds: GoTrue reads ``ban_duration`` with time.ParseDuration.
+_GO_UNITS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "\u00b5s": 1e-6,
+    "\u03bcs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
+_GO_PART = re.compile("([0-9]+[.]?[0-9]*|[.][0-9]+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
+#: Go's longest Duration, in seconds (about 292 years).
+_GO_MAX = (2**63 - 1) / 1e9
+
+
+def ban_seconds(value: Any) -> float | None:
+    """``ban_duration`` as GoTrue reads it: ``"none"`` (None: lift the ban) or a Go
+    duration ("24h", "1h30m", "90s"), in seconds.
+
+    Raises:
+        AuthError: anything else, with GoTrue's 400.
+    """
+    if not isinstance(value, str):
+        raise AuthError(400, "validation_failed", "ban_duration must be a string such as 24h, or none")
+    if value == "none":
+        return None
+    sign, text = (-1.0, value[1:]) if value.startswith("-") else (1.0, value.removeprefix("+"))
+    total, at = 0.0, 0
+    for part in _GO_PART.finditer(text):
+        if part.start() != at:
+            break
+        total += float(part[1]) * _GO_UNITS[part[2]]
+        at = part.end()
+    if text != "0" and (not text or at != len(text) or total > _GO_MAX):
+        shown = value if len(value) <= 64 else value[:64] + "…"
+        raise AuthError(
+            400, "validation_failed", f'invalid format for ban duration: time: invalid duration "{shown}"'
+        )
+    return sign * total
+
+
+def check_role(value: Any) -> None:
+    """A ``role`` an admin sends: every user of the local stack is ``authenticated``, so
+    only that is taken; another is refused rather than ignored.
+
+    Raises:
+        AuthError: 400 for any other role.
+    """
+    if value is not None and value != "authenticated":
+        raise AuthError(
+            400,
+            "validation_failed",
+            "The local stack keeps every user's role authenticated: it cannot set another role",
+        )
+
+
+def is_banned(user: dict[str, Any]) -> bool:
+    """Whether the user's ``banned_until`` is still ahead."""
+    until = user.get("banned_until")
+    return until is not None and until > datetime.now(UTC)
+
+
 async def apply_user_changes(
     state: AppState, conn: psycopg.AsyncConnection[Any], user_id: Any, body: dict[str, Any], *, admin: bool
 ) -> dict[str, Any]:
@@ -233,6 +299,16 @@ async def apply_user_changes(
     made_permanent = anonymous and new_email is not None and confirm
     sets: list[str] = []
     params: list[Any] = []
+    if admin:
+        check_role(body.get("role"))
+        if body.get("ban_duration") is not None:
+            ban = ban_seconds(body["ban_duration"])
+            sets.append(
+                "banned_until = now() + make_interval(secs => %s)"
+                if ban is not None
+                else "banned_until = null"
+            )
+            params.extend([ban] if ban is not None else [])
     if new_email is not None:
         sets.append("email = %s")
         params.append(new_email)

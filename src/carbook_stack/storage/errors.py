@@ -32,6 +32,11 @@ class StorageError(ServiceError):
         )
 
     @classmethod
+    def bad_path(cls) -> StorageError:
+        # What hosted Storage answers when decodeURIComponent fails on an object's name.
+        return cls("400", "InvalidKey", "InvalidKey", "The request path is not valid UTF-8")
+
+    @classmethod
     def from_database(cls, exc: psycopg.Error) -> StorageError:
         """What Storage answers for a database error no handler expected."""
         if database_unavailable(exc):
