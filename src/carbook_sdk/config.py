@@ -263,6 +263,17 @@ def _lookup(raw: dict[str, Any], path: tuple[str, ...]) -> Any:
     return node
 
 
+def _url_list(value: Any) -> tuple[str, ...]:
+    """``[auth] additional_redirect_urls``: a list of strings (a lone string would be read
+    as its letters)."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigurationError(
+            "[auth] additional_redirect_urls must be a list of URLs",
+            hint='write it as additional_redirect_urls = ["https://127.0.0.1:3000"]',
+        )
+    return tuple(value)
+
+
 #: Every config.toml key carbook reads → the ``LocalConfig`` field it sets. The SDK reads
 #: the file with it, the stack names changed keys with it (``stack restart`` applies them).
 CONFIG_TABLE: tuple[ConfigKey, ...] = (
@@ -277,7 +288,9 @@ CONFIG_TABLE: tuple[ConfigKey, ...] = (
     ConfigKey(("auth", "enable_anonymous_sign_ins"), "enable_anonymous_sign_ins"),
     ConfigKey(("auth", "minimum_password_length"), "minimum_password_length"),
     ConfigKey(("auth", "site_url"), "site_url"),
-    ConfigKey(("auth", "additional_redirect_urls"), "additional_redirect_urls", parse=lambda v, _: tuple(v)),
+    ConfigKey(
+        ("auth", "additional_redirect_urls"), "additional_redirect_urls", parse=lambda v, _: _url_list(v)
+    ),
     ConfigKey(("storage", "file_size_limit"), "storage_file_size_limit", parse=lambda v, _: parse_size(v)),
     ConfigKey(("storage", "buckets"), "buckets", parse=_buckets),
     ConfigKey(("realtime", "enabled"), "realtime_enabled"),

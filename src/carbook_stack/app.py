@@ -57,7 +57,7 @@ async def _no_route(request: Request, exc: Exception) -> Response:
         ).response(request)
     else:
         response = kong_error(404, "no Route matched with those values")
-    if isinstance(exc, HTTPException) and exc.headers and status == 405:
+    if isinstance(exc, HTTPException) and exc.headers and response.status_code == 405:
         response.headers.update(exc.headers)  # Allow: the methods the path takes
     return response
 

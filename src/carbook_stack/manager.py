@@ -105,7 +105,7 @@ class LocalStack:
 
     def _running_parts(self) -> list[str]:
         running = ["database"] if self.postgres.is_running() else []
-        return running + [p.name for p in self.parts(every=True) if p.running()]
+        return running + [p.name for p in self.parts(every=True) if p.running() or p.former_pid()]
 
     def _adopt_running(self) -> None:
         """When parts of a stack run, act on them as they were started; refuse a config

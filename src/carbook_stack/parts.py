@@ -179,14 +179,23 @@ class Part:
     def stop(self) -> None:
         terminate(self.pid())
         self.pidfile.unlink(missing_ok=True)
+        terminate(self.former_pid())
+        for name, _ in self.former:
+            (self.settings.state_dir / name).unlink(missing_ok=True)
+
+    def former_pid(self) -> int | None:
+        """The pid of this part as an earlier carbook started it, if that process runs:
+        its command line must name the old marker (a stale pid file may name a kernel
+        thread now, whose command line is empty)."""
         for name, marker in self.former:
-            pidfile = self.settings.state_dir / name
             try:
-                recorded = int(pidfile.read_text().strip())
+                pid = int((self.settings.state_dir / name).read_text().strip())
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
             except (OSError, ValueError):
                 continue
-            terminate(_ours(recorded, marker))
-            pidfile.unlink(missing_ok=True)
+            if marker.encode() in cmdline and pid_alive(pid):
+                return pid
+        return None
 
     def spawn(self, cmd: list[str], env: dict[str, str]) -> int:
         _raise_open_files_limit()

@@ -193,6 +193,8 @@ class KeySet:
         except (jwt.PyJWTError, RecursionError):
             raise TokenError(MALFORMED) from None
         alg = header.get("alg")
+        if not isinstance(alg, str):  # the header is unsigned: anyone may put a list there
+            raise TokenError(MALFORMED)
         if alg == "HS256":
             key: Any = self.secret
         elif alg in ASYMMETRIC:

@@ -5,6 +5,7 @@ the gateway for other callers."""
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -424,7 +425,7 @@ CASES = [
     # Refused as bad tokens, never a 500 (each used to be one).
     *(
         Case(f"{what} with {forged}", method, path, status, shape, code, key=forged)
-        for forged in ("role_list", "role_object", "sub_nul", "sub_surrogate", "payload_ff")
+        for forged in ("role_list", "role_object", "sub_nul", "sub_surrogate", "payload_ff", "alg_list")
         for what, method, path, status, shape, code in (
             ("GET user", "GET", "/auth/v1/user", 403, "auth", "bad_jwt"),
             ("list buckets", "GET", "/storage/v1/bucket", 401, "storage", "401"),
@@ -499,6 +500,10 @@ CASES = [
 ]
 
 
+def _segments(*parts: dict[str, Any]) -> str:
+    return ".".join(base64.urlsafe_b64encode(json.dumps(p).encode()).rstrip(b"=").decode() for p in parts)
+
+
 def _forged(secret: str, claims: dict[str, Any]) -> str:
     return jwt.encode({"exp": int(time.time()) + 3600, **claims}, secret, algorithm="HS256")
 
@@ -530,6 +535,8 @@ def keys(stack: LocalStack) -> dict[str, str]:
         "session_junk": _forged(secret, {**authed, "sub": user, "session_id": "not-a-session"}),
         # A payload that is not UTF-8 at all, signed all the same.
         "payload_ff": jwt.api_jws.encode(b'{"role":"anon","x":"\xff"}', secret, algorithm="HS256"),
+        # The header is never signed: anyone may send an alg that is a list.
+        "alg_list": _segments({"alg": ["HS256"], "typ": "JWT"}, {"role": "anon"}) + ".c2ln",
     }
 
 

@@ -150,8 +150,15 @@ def test_a_ban_refuses_sign_in_and_refresh_until_it_is_lifted(stack: LocalStack)
         client.auth.refresh_session()
     assert refreshing.value.code == "user_banned"
 
+    # An empty duration changes nothing (GoTrue's rule); "none" and a zero one lift the ban.
+    kept = admin.auth.admin.update_user_by_id(made.user.id, {"ban_duration": ""})
+    assert kept.user.banned_until == banned.user.banned_until
     lifted = admin.auth.admin.update_user_by_id(made.user.id, {"ban_duration": "none"})
     assert lifted.user.banned_until is None
+    # The refresh refused during the ban used nothing up: the same token works now.
+    assert client.auth.refresh_session().session is not None
+    admin.auth.admin.update_user_by_id(made.user.id, {"ban_duration": "24h"})
+    assert admin.auth.admin.update_user_by_id(made.user.id, {"ban_duration": "0s"}).user.banned_until is None
     assert client.auth.sign_in_with_password({"email": email, "password": PASSWORD}).session is not None
 
 

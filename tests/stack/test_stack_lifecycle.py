@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -318,12 +319,20 @@ def test_stop_after_an_upgrade_stops_the_app_an_older_carbook_started(own_stack:
     stranger = subprocess.Popen([sys.executable, "-c", sleeper, "something-else"])
     try:
         (state / "gateway.pid").write_text(str(old_app.pid))
-        own_stack.stop()
+        for _ in range(100):  # until the child's command line is there to be read
+            if b"carbook_stack.gateway" in Path(f"/proc/{old_app.pid}/cmdline").read_bytes():
+                break
+            time.sleep(0.02)
+        assert own_stack.stop() == ["app"]  # said, not just done
         assert old_app.wait(timeout=10) is not None
         assert not (state / "gateway.pid").exists()
         (state / "gateway.pid").write_text(str(stranger.pid))
-        own_stack.stop()
+        assert own_stack.stop() == []
         assert pid_alive(stranger.pid)  # not ours: never signalled
+        (state / "gateway.pid").write_text("2")  # a kernel thread: its command line is empty
+        began = time.monotonic()
+        assert own_stack.stop() == []
+        assert time.monotonic() - began < 5  # nothing waited on, nothing signalled
     finally:
         for proc in (old_app, stranger):
             proc.kill()

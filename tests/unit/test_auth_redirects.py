@@ -1,6 +1,7 @@
 """Where Auth's links may lead (``carbook_stack.auth.links.allowed_redirect``): GoTrue's
-rule, the site URL's host or a pattern of ``[auth] additional_redirect_urls``, else the
-site URL."""
+rule (``IsRedirectURLValid``): the site (scheme, host, and port unless loopback), a
+loopback address, or an ``[auth] additional_redirect_urls`` pattern with a host a
+browser reads the same way; anything else leads to the site URL."""
 
 from __future__ import annotations
 
@@ -11,44 +12,76 @@ import pytest
 
 from carbook_stack.auth.links import allowed_redirect
 
-SITE = "http://127.0.0.1:3000"
-PATTERNS = ("https://app.example.com/*", "myapp://callback", "https://*.preview.example.com/**")
+LOCAL = "http://127.0.0.1:3000"
+HOSTED = "https://myapp.example.com"
+PATTERNS = (
+    "https://app.example.com/*",
+    "myapp://callback",
+    "https://*.preview.example.com/**",
+    "https://*-team.vercel.app/**",
+    "https://{staging,qa}.example.com/**",
+    "https://pr-[0-9].example.org/",
+    "http://localhost:*/**",
+)
 
 
-def _state() -> Any:
-    return SimpleNamespace(settings=SimpleNamespace(site_url=SITE, additional_redirect_urls=PATTERNS))
+def _state(site: str) -> Any:
+    return SimpleNamespace(settings=SimpleNamespace(site_url=site, additional_redirect_urls=PATTERNS))
 
 
 @pytest.mark.parametrize(
-    "given",
+    ("site", "given"),
     [
-        "http://127.0.0.1:3000/welcome",
-        "http://127.0.0.1:8080/other-port-same-host",
-        "https://app.example.com/done",
-        "myapp://callback",
-        "https://pr-12.preview.example.com/a/b/c",
+        (LOCAL, "http://127.0.0.1:3000/welcome"),
+        (LOCAL, "http://127.0.0.1:8080/a-loopback-site-takes-any-port"),
+        (LOCAL, "http://[::1]:5173/loopback"),
+        (HOSTED, "https://myapp.example.com/welcome#keep"),
+        (HOSTED, "https://app.example.com/done"),
+        (HOSTED, "myapp://callback"),
+        (HOSTED, "https://pr-12.preview.example.com/a/b/c"),
+        (HOSTED, "https://my-team.vercel.app/x#fragment-aside"),
+        (HOSTED, "https://qa.example.com/deep/path"),
+        (HOSTED, "https://pr-7.example.org/"),
+        (HOSTED, "http://localhost:5173/cb"),
     ],
 )
-def test_the_site_host_and_the_allow_list_are_kept(given: str) -> None:
-    assert allowed_redirect(_state(), given) == given
+def test_the_site_loopback_and_the_allow_list_are_kept(site: str, given: str) -> None:
+    assert allowed_redirect(_state(site), given) == given
 
 
 @pytest.mark.parametrize(
-    "given",
+    ("site", "given"),
     [
-        "http://evil.example/steal",
-        "https://app.example.com/a/b",  # `*` stops at "/"
-        "https://app.example.com.evil.example/x",
-        "https://evil.example/?https://app.example.com/x",
-        "https://a.b.preview.example.com/x",  # `*` stops at "."
-        "javascript:alert(1)",
-        "http://127.0.0.1:3000/\x00",
-        "",
-        None,
-        42,
-        ["http://127.0.0.1:3000"],
-        "http://[::1",  # not a URL at all
+        (LOCAL, "http://evil.example/steal"),
+        (HOSTED, "http://myapp.example.com/"),  # another scheme
+        (HOSTED, "https://myapp.example.com:8443/"),  # another port, not loopback
+        (HOSTED, "javascript://myapp.example.com/%0aalert(1)"),
+        (HOSTED, "https://app.example.com/a/b"),  # `*` stops at "/"
+        (HOSTED, "https://app.example.com.evil.example/x"),
+        (HOSTED, "https://evil.example/?https://app.example.com/x"),
+        (HOSTED, "https://a.b.preview.example.com/x"),  # `*` stops at "."
+        (HOSTED, "https://1249767034?-team.vercel.app/x"),  # a decimal IPv4 host
+        (HOSTED, "https://1249767034#-team.vercel.app/x"),
+        (HOSTED, "https://[2001:db8::1]?-team.vercel.app/"),  # an IP that is not loopback
+        (HOSTED, "https://evilcom?-team.vercel.app/x"),  # `*` never spans "?"
+        (HOSTED, "https://evil@x-team.vercel.app/"),  # nor "@"
+        (HOSTED, "https://prod.example.com/x"),  # not in {staging,qa}
+        (HOSTED, "https://pr-a.example.org/"),
+        (HOSTED, "https://exa_mple.com/"),  # no registrable host
+        (LOCAL, "javascript:alert(1)"),
+        (LOCAL, "http://127.0.0.1:3000/\x00"),
+        (LOCAL, "\thttp://2130706433/"),
+        (LOCAL, ""),
+        (LOCAL, None),
+        (LOCAL, 42),
+        (LOCAL, ["http://127.0.0.1:3000"]),
+        (LOCAL, "http://[::1"),  # not a URL at all
+        (LOCAL, "http://evil.example\\@127.0.0.1:3000/"),  # a browser reads the backslash as "/"
+        (LOCAL, "http://evil.example\\.127.0.0.1:3000/"),
+        (LOCAL, "http://127.0.0.1:3000@evil.example/"),  # userinfo: the host is evil.example
+        (LOCAL, "http://127.0.0.1:3000 @evil.example/"),
+        (HOSTED, "https://app.example.com/d\u00f6ne"),
     ],
 )
-def test_anything_else_leads_to_the_site_url(given: object) -> None:
-    assert allowed_redirect(_state(), given) == SITE
+def test_anything_else_leads_to_the_site_url(site: str, given: object) -> None:
+    assert allowed_redirect(_state(site), given) == site

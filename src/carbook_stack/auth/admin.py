@@ -40,7 +40,7 @@ async def admin_create_user(request: Request, state: AppState) -> Response:
     body = await json_body(request)
     email = check_email(body.get("email"))
     check_role(body.get("role"))
-    ban = ban_seconds(body["ban_duration"]) if body.get("ban_duration") is not None else None
+    ban = ban_seconds(body["ban_duration"]) if body.get("ban_duration") not in (None, "") else None
     password = body.get("password")
     hashed = await hash_password(check_password(state, password)) if password is not None else None
     user_id = None

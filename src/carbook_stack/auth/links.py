@@ -13,6 +13,7 @@ creates on start as GoTrue migrates its own tables (``prepare``).
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 import secrets
 from typing import Any
@@ -98,29 +99,92 @@ def _redirect_to(request: Request, state: AppState, body: dict[str, Any]) -> str
 
 
 def allowed_redirect(state: AppState, given: object) -> str:
-    """Where a link may lead, as GoTrue decides: ``given`` when its host is the site
-    URL's or it matches ``[auth] additional_redirect_urls``, else the site URL. A link
-    carries the session in its fragment, so it never leads anywhere else."""
+    """Where a link may lead, as GoTrue decides (its ``IsRedirectURLValid``): ``given``
+    when it is the site (scheme, host, and port unless the host is loopback), a loopback
+    address, or it matches ``[auth] additional_redirect_urls`` (fragment aside) with a
+    host a browser reads the same way; else the site URL. A link carries the session in
+    its fragment, so it never leads anywhere else."""
     site = state.settings.site_url
-    if not isinstance(given, str) or not given or not given.isprintable():
+    if not isinstance(given, str) or not given.isascii() or _UNSAFE.search(given):
+        # A backslash reads as "/" in a browser but not here: http://evil\@site/ would
+        # pass as the site's host and take the browser to evil (Go's parser refuses it).
         return site
     try:
-        host, site_host = urlsplit(given).hostname, urlsplit(site).hostname
+        url, home = urlsplit(given), urlsplit(site)
+        host, same_port = url.hostname or "", url.port == home.port
     except ValueError:
         return site
-    if host and host == site_host:
+    if host and host == home.hostname and url.scheme == home.scheme and (same_port or _loopback(host)):
         return given
-    if any(_glob(pattern).fullmatch(given) for pattern in state.settings.additional_redirect_urls):
+    if host.isdigit():  # an IPv4 address written as one number: no allow-list names it
+        return site
+    if _ip(host) is not None:
+        return given if _loopback(host) else site
+    if url.scheme in ("http", "https") and not _HOSTNAME.fullmatch(host):
+        return site
+    bare = given.split("#", 1)[0]
+    if any(_glob(pattern).fullmatch(bare) for pattern in state.settings.additional_redirect_urls):
         return given
     return site
 
 
+#: What a URL a browser is sent to never holds unescaped (nor an empty one).
+_UNSAFE = re.compile(r'^$|[\x00-\x20\x7f\\<>"{}|^`]')
+#: A host name as people register them (GoTrue refuses any other for http and https).
+_HOSTNAME = re.compile(r"[a-zA-Z0-9]([a-zA-Z0-9.-]*[a-zA-Z0-9])?")
+#: What one ``*`` or ``?`` of a pattern never stands for: a separator (``.``, ``/``) or a
+#: character that would end the host in a browser's reading.
+_NOT_IN_STAR = r"[^./?#@:]"
+
+
+def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
+def _loopback(host: str) -> bool:
+    ip = _ip(host)
+    return host == "localhost" if ip is None else ip.is_loopback
+
+
 def _glob(pattern: str) -> re.Pattern[str]:
-    """GoTrue's allow-list pattern (gobwas/glob with ``.`` and ``/`` as separators)."""
-    out = []
-    for part in re.split(r"(\*\*|\*|\?)", pattern):
-        out.append({"**": ".*", "*": "[^./]*", "?": "[^./]"}.get(part, re.escape(part)))
-    return re.compile("".join(out))
+    """An allow-list pattern as GoTrue reads it (gobwas/glob, ``.`` and ``/`` separators):
+    ``*`` and ``?`` within a part, ``**`` across parts, ``[a-z]``/``[!a]``, ``{a,b}``,
+    ``\\`` escaping the next character. What it cannot read matches nothing new."""
+    return re.compile(_glob_source(pattern))
+
+
+def _glob_source(pattern: str) -> str:
+    out, i = [], 0
+    while i < len(pattern):
+        c = pattern[i]
+        close = pattern.find({"[": "]", "{": "}"}.get(c, ""), i + 1) if c in "[{" else -1
+        if pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+            continue
+        if c == "*":
+            out.append(_NOT_IN_STAR + "*")
+        elif c == "?":
+            out.append(_NOT_IN_STAR)
+        elif c == "[" and close > i + 1:
+            body = pattern[i + 1 : close]
+            negate = body.startswith("!")
+            chars = "".join(ch if ch == "-" else re.escape(ch) for ch in body.removeprefix("!"))
+            out.append(f"[{'^' if negate else ''}{chars}]")
+            i = close
+        elif c == "{" and close > i:
+            out.append("(?:" + "|".join(_glob_source(a) for a in pattern[i + 1 : close].split(",")) + ")")
+            i = close
+        elif c == "\\" and i + 1 < len(pattern):
+            i += 1
+            out.append(re.escape(pattern[i]))
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return "".join(out)
 
 
 async def generate_link(request: Request, state: AppState) -> Response:

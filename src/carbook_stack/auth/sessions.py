@@ -231,6 +231,12 @@ async def token(request: Request, state: AppState) -> Response:
                 else:
                     used_error = None
                     user_id, session_id = used
+                    # Before the rotation: raised here, the transaction leaves the token as it was.
+                    bcur = await conn.execute(
+                        "select banned_until > now() from auth.users where id = %s", (user_id,)
+                    )
+                    if (await bcur.fetchone() or (False,))[0]:
+                        raise AuthError(400, "user_banned", "User is banned")
                     new_refresh = secrets.token_urlsafe(24)
                     await conn.execute(
                         """insert into auth.refresh_tokens (token, user_id, session_id, parent)
@@ -254,10 +260,11 @@ async def _current_user(
     caller = _user_caller(request, state)
     session_id = caller.claims.get("session_id")
     if session_id:
-        cur = await conn.execute("select 1 from auth.sessions where id::text = %s", (str(session_id),))
+        cur = await conn.execute("select 1 from auth.sessions where id = %s", (uuid.UUID(str(session_id)),))
         if await cur.fetchone() is None:
             raise AuthError(403, "session_not_found", "Session from session_id claim in JWT does not exist")
-    user = await fetch_user(conn, "id::text = %s", caller.user_id)
+    # As UUIDs, not text: GoTrue reads an upper-case or braced sub as the same user.
+    user = await fetch_user(conn, "id = %s", uuid.UUID(str(caller.user_id)))
     if user is None:
         raise AuthError(403, "user_not_found", "User from sub claim in JWT does not exist")
     return caller, user

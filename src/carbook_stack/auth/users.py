@@ -301,14 +301,13 @@ async def apply_user_changes(
     params: list[Any] = []
     if admin:
         check_role(body.get("role"))
-        if body.get("ban_duration") is not None:
+        if body.get("ban_duration") not in (None, ""):  # GoTrue: empty is no change
             ban = ban_seconds(body["ban_duration"])
-            sets.append(
-                "banned_until = now() + make_interval(secs => %s)"
-                if ban is not None
-                else "banned_until = null"
-            )
-            params.extend([ban] if ban is not None else [])
+            if ban:
+                sets.append("banned_until = now() + make_interval(secs => %s)")
+                params.append(ban)
+            else:  # "none", or a zero duration: GoTrue's Ban(0) lifts the ban too
+                sets.append("banned_until = null")
     if new_email is not None:
         sets.append("email = %s")
         params.append(new_email)
