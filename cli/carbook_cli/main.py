@@ -1,5 +1,6 @@
 """The `carbook` application: global options and the one error boundary."""
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -48,6 +49,8 @@ class CarbookGroup(TyperGroup):
             raise typer.Exit(exit_code_for(exc)) from None
         except (typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
+        except BrokenPipeError:
+            _reader_gone()
         except Exception as exc:
             if type(exc).__module__.startswith(("typer", "click")):
                 return self._usage_error(exc)  # the command line's shape: usage, exit 2
@@ -185,7 +188,21 @@ def _one_of(ctx: typer.Context, name: str, value: str | None, alias_value: str |
     return alias_value
 
 
+def _reader_gone() -> None:
+    """Whoever read the output went away (`carbook cars list | head -1`): stop without a
+    word and exit 1, as Rich and click do where they meet it first. stdout goes to
+    /dev/null first, or the interpreter's last flush would meet the closed pipe again."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    raise SystemExit(1)
+
+
 def main() -> None:
     if help_requested(sys.argv[1:]):
         import_rich_utils_lightly()
-    app()
+    try:
+        try:
+            app()
+        finally:
+            sys.stdout.flush()  # here, not at exit, so a closed pipe is met where it is handled
+    except BrokenPipeError:
+        _reader_gone()

@@ -118,7 +118,8 @@ EXIT_STACK_DOWN = 11
 EXIT_MEANINGS: dict[str, str] = {
     "0": "success",
     "1": "`db verify` found a failing check, `cars import` had failed rows or rows whose `ref` exists "
-    "with other data (without `--update`), a race had two winners or errors, you said no, or anything "
+    "with other data (without `--update`), a race had two winners or errors, you said no, the reader of the output closed it "
+    "first (`carbook cars list | head -1`: quietly, as Rich and click do), or anything "
     "else unexpected (a stack that cannot start, a Storage error without a family)",
     "2": "the command line's own shape: an unknown option, a missing argument, two options that exclude "
     "each other",

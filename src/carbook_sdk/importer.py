@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -210,6 +210,32 @@ def _plural(items: list[str], one: str, many: str) -> str:
     return f"{one if len(items) == 1 else many} {', '.join(items)}"
 
 
+def _records(reader: Any, path: Path) -> Iterator[list[str]]:
+    """The reader's rows; a file the csv module cannot read is one clear line, naming
+    where it went wrong (the module's own words name no line and no fix)."""
+    last = 0
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise ValidationError(_csv_problem(path, str(exc), last)) from None
+        last = reader.line_num
+        yield values
+
+
+def _csv_problem(path: Path, message: str, last: int) -> str:
+    if "field larger than field limit" in message:
+        return f"{path}: a value after line {last} is longer than 128 KiB: is this the CSV file you meant?"
+    if "unexpected end of data" in message:
+        return (
+            f"{path}: a double quote opened after line {last} is never closed"
+            ' (a quote inside a value is written twice: "")'
+        )
+    return f"{path}: line {last + 1} is not valid CSV ({message}); a value holding quotes needs them doubled"
+
+
 def read_import_file(
     path: Path | str, images_dir: Path | str, validate_image: Callable[[Path], object]
 ) -> ImportFile:
@@ -236,9 +262,10 @@ def read_import_file(
     sep = _delimiter(first)
     # The reader counts physical lines itself, so blank lines and quoted line breaks
     # inside a field do not shift the line numbers reported back.
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep, strict=True)
+    records = _records(reader, path)
     header: list[str] = []
-    for values in reader:
+    for values in records:
         if any(v.strip() for v in values):
             header = [v.strip().lower() for v in values]
             break
@@ -263,7 +290,7 @@ def read_import_file(
     rows: list[ImportRow] = []
     problems: list[RowProblem] = []
     seen: dict[str, int] = {}
-    for values in reader:
+    for values in records:
         if not any(v.strip() for v in values):
             continue  # a blank line, or a row of empty cells as spreadsheets leave at the end
         n = _first_line(reader.line_num, values)

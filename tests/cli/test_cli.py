@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 from carbook_stack.manager import LocalStack
 from tests.helpers import ADMIN_EMAIL, ADMIN_PASSWORD, PNG
@@ -518,3 +523,26 @@ def test_cars_update_fields_and_image_change_together_or_not_at_all(
     with stack_db(cli.stack) as conn:
         names = {r[0] for r in conn.execute("select name from storage.objects")}
     assert good["image_path"] in names and car["image_path"] not in names
+
+
+@pytest.mark.parametrize("args", [("cars", "list"), ("audit", "list", "--csv"), ("--help",)])
+def test_output_into_a_pipe_nobody_reads_ends_quietly(cli: Cli, args: tuple[str, ...]) -> None:
+    """`carbook … | head -1`: the reader is gone before the output is. The command stops
+    without a word and exits 1, whichever part of it met the closed pipe first (carbook's
+    own error boundary, Rich's console, click's help)."""
+    cli.login_admin()
+    read, write = os.pipe()
+    os.close(read)  # the reader has gone already: the first write meets a closed pipe
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "carbook_cli", *args],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            env={**os.environ, **cli.env},
+        )
+    finally:
+        os.close(write)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr == ""  # no "unexpected BrokenPipeError", no "Exception ignored"

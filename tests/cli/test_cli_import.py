@@ -97,6 +97,21 @@ def test_bad_import_files_say_what_is_wrong_and_change_nothing(cli: Cli, tmp_pat
     line = _one_error_line(err)
     assert code == 3 and "lacks column(s) ref, make, model, year, price, currency, image" in line
     assert "separated by commas (or semicolons, or tabs)" in line
+
+    # A quote never closed would swallow every row after it into one value.
+    unclosed = (
+        f'{HEADER}\nq-1,Tata,"Nexon,2024,10.00,INR,car.png,true\nq-2,Kia,Sonet,2023,9.00,INR,car.png,true\n'
+    )
+    code, err = run("unclosed.csv", unclosed.encode())
+    line = _one_error_line(err)
+    assert code == 3 and "double quote opened after line 1 is never closed" in line, line
+    code, err = run("stray.csv", f'{HEADER}\nq-3,Tata,"Nexon"EV,2024,10.00,INR,car.png,true\n'.encode())
+    line = _one_error_line(err)
+    assert code == 3 and "line 2 is not valid CSV" in line and "doubled" in line, line
+    # Not a CSV at all (one line of 200 KB): one line, exit 3, not the csv module's error.
+    code, err = run("huge.csv", f"{HEADER}\n".encode() + b"x" * 200_000 + b"\n")
+    line = _one_error_line(err)
+    assert code == 3 and "longer than 128 KiB" in line and "field limit" not in line, line
     assert cli.state() == before
 
 
