@@ -72,7 +72,7 @@ def list_(
     with client() as cb:
         actor_id = cb.admin.resolve_user(actor).id if actor else None
         page = cb.audit.page(
-            car_id=car_id(cb, car) if car else None,
+            car_id=car_id(cb, car, signed_in=True) if car else None,
             actor_id=actor_id,
             action=action,
             since=start,

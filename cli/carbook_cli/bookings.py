@@ -30,7 +30,7 @@ CarArg = Annotated[str, typer.Argument(help="The car's id, or a unique start of 
 def book(car: CarArg, json: Json = False) -> None:
     """Book a car. A lost race prints "Already booked. Be fast next time." and exits 7."""
     with client() as cb:
-        booking = cb.bookings.book(car_id(cb, car))
+        booking = cb.bookings.book(car_id(cb, car, signed_in=True))
     if json:
         print_json(booking.model_dump(mode="json"))
         return
@@ -46,7 +46,7 @@ def book(car: CarArg, json: Json = False) -> None:
 def cancel(car: CarArg, json: Json = False) -> None:
     """Cancel your own booking: the car is bookable again (audited as car.cancelled)."""
     with client() as cb:
-        ended = cb.bookings.cancel(car_id(cb, car))
+        ended = cb.bookings.cancel(car_id(cb, car, signed_in=True))
     _print_ended(ended, json)
 
 
@@ -61,7 +61,7 @@ def release(
     """End anyone's booking (admins): the car is bookable again, audited as car.released
     with the reason."""
     with client() as cb:
-        ended = cb.bookings.release(car_id(cb, car), reason=reason)
+        ended = cb.bookings.release(car_id(cb, car, signed_in=True), reason=reason)
     _print_ended(ended, json)
 
 

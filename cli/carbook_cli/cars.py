@@ -124,7 +124,7 @@ def delete(
     from carbook_sdk import AccessDeniedError, CarIsBookedError
 
     with client() as cb:
-        cid = car_id(cb, car)
+        cid = car_id(cb, car, signed_in=True)
         found = cb.cars.get(cid)
         if not cb.auth.is_admin():
             raise AccessDeniedError("deleting a car is for admins only", status=403)
@@ -213,7 +213,7 @@ def update(
         if v is not None
     }
     with client() as cb:
-        cid = car_id(cb, car)
+        cid = car_id(cb, car, signed_in=True)
         if price is not None:
             changes["price"] = _money(price, currency or _currency_of(cb, cid))
         if changes:
@@ -250,7 +250,7 @@ def _currency_of(cb: Any, car_id: str) -> str:
 def publish(car: CarId, json: Json = False) -> None:
     """Publish a car: it shows up in the listing and can be booked (admins)."""
     with client() as cb:
-        done = cb.cars.publish(car_id(cb, car))
+        done = cb.cars.publish(car_id(cb, car, signed_in=True))
     print_json(car_json(done)) if json else console.print(
         f"Published {escape(done.make)} {escape(done.model)} ({done.id})."
     )
@@ -260,7 +260,7 @@ def publish(car: CarId, json: Json = False) -> None:
 def unpublish(car: CarId, json: Json = False) -> None:
     """Unpublish a car: hidden from the listing, not bookable (admins)."""
     with client() as cb:
-        done = cb.cars.unpublish(car_id(cb, car))
+        done = cb.cars.unpublish(car_id(cb, car, signed_in=True))
     print_json(car_json(done)) if json else console.print(
         f"Unpublished {escape(done.make)} {escape(done.model)} ({done.id})."
     )

@@ -70,9 +70,18 @@ def async_client(*, signed_in: bool = False) -> AsyncCarbook:
     return AsyncCarbook(settings=s, session_store=store)
 
 
-def car_id(cb: Carbook, given: str) -> str:
-    """The car a whole id or a unique prefix (at least 8 characters) names."""
-    return str(cb.cars.resolve(given))
+def car_id(cb: Carbook, given: str, *, signed_in: bool = False) -> str:
+    """The car a whole id or a unique prefix (at least 8 characters) names. ``signed_in``:
+    the command needs a user, so a signed-out caller is told that first (a prefix is
+    looked up among the cars the caller may see, and a visitor sees no booked car)."""
+    from carbook_sdk.errors import CarNotFoundError, NotAuthenticatedError
+
+    try:
+        return str(cb.cars.resolve(given))
+    except CarNotFoundError:
+        if signed_in and cb.auth.access_token() is None:
+            raise NotAuthenticatedError("sign in first") from None
+        raise
 
 
 def bookers(cb: Carbook, car_ids: Iterable[object]) -> dict[object, AdminBooking]:

@@ -81,10 +81,16 @@ class LocalStack:
         its state in ``.carbook/`` at the project root.
 
         Raises:
-            ConfigurationError: no project here, or its config.toml is unreadable.
+            ConfigurationError: no project here, its config.toml is unreadable, or
+                ``state_dir`` is something other than a folder.
         """
         root = project_root()
         state = Path(state_dir or root / ".carbook")
+        if state.exists() and not state.is_dir():
+            raise ConfigurationError(
+                f"the stack's state folder {state} is a file, not a folder",
+                hint="pass --state-dir a folder (it is made if missing), or leave it out for the project's .carbook/",
+            )
         pointer = root / ".carbook" / STATE_POINTER
         if state_dir is None and not (state / "stack.json").exists() and pointer.is_file():
             # Started with --state-dir: that is where this project's stack lives.

@@ -546,3 +546,31 @@ def test_output_into_a_pipe_nobody_reads_ends_quietly(cli: Cli, args: tuple[str,
         os.close(write)
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr == ""  # no "unexpected BrokenPipeError", no "Exception ignored"
+
+
+@pytest.mark.parametrize("command", ["start", "stop", "status", "reset"])
+def test_a_state_dir_that_is_a_file_is_named_as_such(cli: Cli, tmp_path: Path, command: str) -> None:
+    not_a_folder = tmp_path / "notes.txt"
+    not_a_folder.write_text("mine")
+    result = cli(
+        "stack", command, "--state-dir", str(not_a_folder), *(["--yes"] if command == "reset" else [])
+    )
+    assert result.exit_code == 10, result.output
+    assert "is a file, not a folder" in result.stderr and "unexpected" not in result.stderr
+    assert not_a_folder.read_text() == "mine"  # untouched
+
+
+def test_signed_out_a_prefix_of_a_booked_car_says_sign_in_first(cli: Cli, image: Path) -> None:
+    """A visitor sees no booked car, so its prefix would read as "no such car": the
+    commands that need a user say so first, as they do for a whole id."""
+    cli.login_admin()
+    car = add_car(cli, image, "--publish")
+    cli.login_new_user()
+    assert cli("book", car["id"]).exit_code == 0
+    assert cli("auth", "logout").exit_code == 0
+    before = cli.state()
+    for command in (("bookings", "cancel"), ("bookings", "release", "--reason", "x")):
+        result = cli(*command[:2], car["id"][:8], *command[2:])
+        assert result.exit_code == 12, result.output
+        assert "sign in first" in result.stderr and "no car id" not in result.stderr
+    assert cli.state() == before
