@@ -6,7 +6,7 @@ import typer
 
 from carbook_sdk.env import PASSWORD_VARS
 
-from .context import client
+from .context import ask, client
 from .output import console, escape, print_json
 
 app = typer.Typer(
@@ -61,7 +61,7 @@ def create_user(
     """Create a confirmed user with the secret key, optionally an admin: how a fresh
     project gets its first admin from the CLI alone."""
     if password is None:
-        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+        password = ask("Password", secret=True, confirm=True)
     with client() as cb:
         user = cb.admin.create_user(email, password, admin=admin)
     if json:

@@ -6,7 +6,7 @@ import typer
 
 from carbook_sdk.env import EMAIL_VARS, PASSWORD_VARS
 
-from .context import client, session_path, settings
+from .context import ask, client, session_path, settings
 from .output import console, escape, print_json
 
 app = typer.Typer(
@@ -35,9 +35,9 @@ def login(
 ) -> None:
     """Sign in with email and password."""
     if email is None:
-        email = typer.prompt("Email")
+        email = ask("Email")
     if password is None:
-        password = typer.prompt("Password", hide_input=True)
+        password = ask("Password", secret=True)
     with client() as cb:
         user = cb.auth.sign_in(email, password)
         admin = cb.auth.is_admin()
@@ -92,9 +92,9 @@ def signup(
 ) -> None:
     """Create an account and sign in (exit 13 when the email is taken)."""
     if email is None:
-        email = typer.prompt("Email")
+        email = ask("Email")
     if password is None:
-        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+        password = ask("Password", secret=True, confirm=True)
     with client() as cb:
         user = cb.auth.sign_up(email, password)
     if json:

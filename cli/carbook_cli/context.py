@@ -106,3 +106,31 @@ def booker_text(booking: AdminBooking | None) -> str | None:
         return None
     who = booking.booker_email or str(booking.booked_by or "a deleted user")
     return f"{who} at {booking.booked_at:%Y-%m-%d %H:%M:%S %Z}"
+
+
+def ask(what: str, *, secret: bool = False, confirm: bool = False) -> str:
+    """A value the command line left out: asked on the terminal (hidden when ``secret``,
+    twice when ``confirm``); from a pipe or a file (a script), its next line, read as it
+    is (getpass would warn that it cannot hide what a pipe never shows).
+
+    Raises:
+        ValidationError: stdin is not a terminal and has no line to give; names the option
+            and the variable that give the value instead.
+    """
+    import sys
+
+    import typer
+
+    from carbook_sdk.env import EMAIL_VARS, PASSWORD_VARS
+    from carbook_sdk.errors import ValidationError
+
+    if sys.stdin is not None and sys.stdin.isatty():
+        answer: str = typer.prompt(what, hide_input=secret, confirmation_prompt=confirm)
+        return answer
+    line = sys.stdin.readline() if sys.stdin is not None else ""
+    if not line.strip():
+        option, names = ("--password", PASSWORD_VARS) if secret else ("--email", EMAIL_VARS)
+        raise ValidationError(
+            f"no {what.lower()} given, and no terminal to ask for it on: pass {option} or set {names[0]}"
+        )
+    return line.rstrip("\r\n")

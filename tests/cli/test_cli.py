@@ -574,3 +574,20 @@ def test_signed_out_a_prefix_of_a_booked_car_says_sign_in_first(cli: Cli, image:
         assert result.exit_code == 12, result.output
         assert "sign in first" in result.stderr and "no car id" not in result.stderr
     assert cli.state() == before
+
+
+def test_a_password_from_a_pipe_signs_in_and_none_at_all_says_how_to_give_one(cli: Cli) -> None:
+    env = {**os.environ, **cli.env}
+    command = [sys.executable, "-m", "carbook_cli", "auth", "login", "--email", ADMIN_EMAIL]
+    piped = subprocess.run(
+        command, input=f"{ADMIN_PASSWORD}\n", capture_output=True, text=True, env=env, timeout=120
+    )
+    assert piped.returncode == 0, piped.stderr
+    assert f"Signed in as {ADMIN_EMAIL}" in piped.stdout and "Warning" not in piped.stderr
+    nothing = subprocess.run(
+        command, stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env, timeout=120
+    )
+    assert nothing.returncode == 3
+    assert nothing.stderr.strip().splitlines() == [
+        "Error: no password given, and no terminal to ask for it on: pass --password or set CARBOOK_PASSWORD"
+    ]
