@@ -194,7 +194,7 @@ class NotMigratedError(DatabaseError):
 
 
 class RollbackRefusedError(CarbookError):
-    """Rollback refused: cars are booked. Use force to back them up and roll back anyway."""
+    """Rollback refused: cars are booked. Roll back with force (the CLI's --force) to back them up and drop them anyway."""
 
     code = "rollback_refused"
     http_status = 409

@@ -591,3 +591,23 @@ def test_a_password_from_a_pipe_signs_in_and_none_at_all_says_how_to_give_one(cl
     assert nothing.stderr.strip().splitlines() == [
         "Error: no password given, and no terminal to ask for it on: pass --password or set CARBOOK_PASSWORD"
     ]
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        ["2026-12-07T01:40:32+00:00", "99999999999999999999999"],  # past a bigint
+        ["2026-12-07T01:40:32+00:00", "\uff11"],  # a digit, but not an ASCII one
+        ['2026-12-07",id.gt.0,created_at.lt."2030', "1"],  # filter syntax in the time
+        ["yesterday", "1"],
+    ],
+)
+def test_a_crafted_audit_cursor_is_just_not_a_cursor(cli: Cli, parts: list[str]) -> None:
+    import base64
+
+    cli.login_admin()
+    cursor = base64.urlsafe_b64encode(json.dumps(parts).encode()).decode().rstrip("=")
+    result = cli("audit", "list", "--cursor", cursor)
+    assert result.exit_code == 3, result.output
+    assert result.stderr.startswith("Error: not a valid page cursor"), result.stderr
+    assert "bigint" not in result.stderr and "out of range" not in result.stderr

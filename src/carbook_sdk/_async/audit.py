@@ -79,7 +79,9 @@ class AsyncAuditService(AsyncService):
         if since is not None and until is not None and until <= since:
             raise ValidationError("until must be later than since")
         after = decode_key_cursor(cursor, 2) if cursor is not None else None
-        if after is not None and not after[1].isdigit():
+        # A cursor is the last row's time and id (a bigint): anything else is not one of
+        # ours, and its time goes into a filter, so it must be a time and nothing more.
+        if after is not None and not (_is_time(after[0]) and _is_bigint(after[1])):
             raise ValidationError(f"not a valid page cursor: {cursor!r}")
         # Before building the query: a session restored from the store must be in place.
         await self._c._check_admin("the audit log")
@@ -107,3 +109,15 @@ class AsyncAuditService(AsyncService):
         rows = rows[:limit]
         next_cursor = encode_key_cursor(rows[-1].created_at.isoformat(), rows[-1].id) if more else None
         return Page(items=rows, next_cursor=next_cursor)
+
+
+def _is_time(value: str) -> bool:
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return '"' not in value and "," not in value
+
+
+def _is_bigint(value: str) -> bool:
+    return value.isascii() and value.isdigit() and int(value) < 2**63

@@ -137,8 +137,9 @@ def write_backup(conn: psycopg.Connection[Any], backup_dir: Path) -> tuple[Path,
         _write_private(path, doc)
     except OSError as exc:
         # Raised inside the rollback's transaction, before anything is dropped.
+        why = "it is a file, not a folder" if backup_dir.is_file() else (exc.strerror or str(exc)).lower()
         raise ValidationError(
-            f"cannot write the rollback backup in {backup_dir}: {exc.strerror or exc}; nothing was rolled back",
+            f"cannot write the rollback backup in {backup_dir}: {why}; nothing was rolled back",
             hint="pass a writable folder (--backup-dir)",
         ) from None
     store_backup(conn, doc, path)

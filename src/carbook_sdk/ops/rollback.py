@@ -75,7 +75,7 @@ class RollbackPlan(Model):
         if self.booked_cars and not force:
             return RollbackRefusedError(
                 f"{self.booked_cars} car(s) are booked; rolling back would drop their "
-                "bookings. Use force to back them up and roll back anyway.",
+                "bookings: roll back with force (the CLI's --force) to back them up and drop them anyway.",
                 booked_cars=self.booked_cars,
             )
         return None
