@@ -189,9 +189,25 @@ def _text(value: Any, name: str) -> str:
     text = value.strip()
     if not 1 <= len(text) <= 100:
         raise ValueError(f"{name} must be 1 to 100 characters")
-    if any(ord(c) < 32 for c in text):
+    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text):
         raise ValueError(f"{name} must not contain control characters")
+    hidden = next((c for c in text if c in _INVISIBLE), None)
+    if hidden is not None:
+        # A direction override turns the rest of a table row around in a terminal, and a
+        # zero-width space makes two names that look alike differ.
+        raise ValueError(
+            f"{name} must not contain invisible or direction-changing characters (U+{ord(hidden):04X})"
+        )
     return text
+
+
+#: Characters that show nothing themselves but change or hide what is around them: bidi
+#: embeddings, overrides, isolates and marks; zero-width space, word joiner, BOM, soft
+#: hyphen. The zero-width (non-)joiners are kept: emoji sequences and several scripts
+#: need them.
+_INVISIBLE = frozenset(
+    "\u061c\u200b\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2060\u2066\u2067\u2068\u2069\ufeff\u00ad"
+)
 
 
 class NewCar(BaseModel):

@@ -611,3 +611,16 @@ def test_a_crafted_audit_cursor_is_just_not_a_cursor(cli: Cli, parts: list[str])
     assert result.exit_code == 3, result.output
     assert result.stderr.startswith("Error: not a valid page cursor"), result.stderr
     assert "bigint" not in result.stderr and "out of range" not in result.stderr
+
+
+@pytest.mark.parametrize("model", ["\u202eevil", "Ne\u200bxon", "Nexon\u2066", "\ufeffNexon", "Ne\x9bxon"])
+def test_invisible_or_direction_changing_characters_are_refused(cli: Cli, image: Path, model: str) -> None:
+    cli.login_admin()
+    before = cli.state()
+    result = cli(
+        "cars", "add", "--make", "Tata", "--model", model, "--year", "2024", "--price", "10.00",
+        "--currency", "INR", "--image", str(image),
+    )  # fmt: skip
+    assert result.exit_code == 3, result.output
+    assert "model must not contain" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert cli.state() == before
