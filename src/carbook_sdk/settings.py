@@ -78,16 +78,19 @@ class Settings(BaseModel):
         given = {k: v for k, v in explicit.items() if v is not None}
         values.update(from_env)
         values.update(given)
-        if local_url is not None and not _same_place(values.get("url"), local_url):
+        url = values.get("url")
+        if local_url is not None and not _same_place(url, local_url):
             # The local stack's keys and database belong to the local stack's URL only: never
             # send them to another server, and never pair that server with the local database.
             for name in ("key", "secret_key", "db_url", "jwt_secret"):
                 if name not in from_env and name not in given:
                     values.pop(name, None)
-            if "key" not in values:
+            # A URL that is no URL is reported with the other fields below, not as a missing key.
+            is_url = isinstance(url, str) and url.strip().lower().startswith(("http://", "https://"))
+            if "key" not in values and is_url:
                 raise ConfigurationError(
                     f"no publishable key for {values['url']}: the local stack's keys go only to the local stack",
-                    hint="set SUPABASE_PUBLISHABLE_KEY (or pass --publishable-key / key=)",
+                    hint="set SUPABASE_PUBLISHABLE_KEY (the CLI: --publishable-key; the SDK: key=)",
                 )
         try:
             return cls.model_validate(values)

@@ -624,3 +624,20 @@ def test_invisible_or_direction_changing_characters_are_refused(cli: Cli, image:
     assert result.exit_code == 3, result.output
     assert "model must not contain" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert cli.state() == before
+
+
+def test_a_project_url_that_is_no_url_is_named_as_such(cli: Cli) -> None:
+    from typer.testing import CliRunner
+
+    from carbook_cli import app
+
+    env = {
+        **cli.env,
+        "SUPABASE_URL": "notaurl",
+        "SUPABASE_PUBLISHABLE_KEY": None,
+        "SUPABASE_SECRET_KEY": None,
+    }
+    result = CliRunner().invoke(app, ["cars", "list"], env=env)
+    assert result.exit_code == 10, result.output
+    assert "url: must start with http:// or https://" in result.stderr
+    assert "no publishable key" not in result.stderr
