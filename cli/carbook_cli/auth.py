@@ -6,7 +6,7 @@ import typer
 
 from carbook_sdk.env import EMAIL_VARS, PASSWORD_VARS
 
-from .context import ask, client, session_path, settings
+from .context import ask, check_session_writable, client, session_path, settings
 from .output import console, escape, print_json
 
 app = typer.Typer(
@@ -38,6 +38,7 @@ def login(
         email = ask("Email")
     if password is None:
         password = ask("Password", secret=True)
+    check_session_writable()
     with client() as cb:
         user = cb.auth.sign_in(email, password)
         admin = cb.auth.is_admin()
@@ -95,6 +96,7 @@ def signup(
         email = ask("Email")
     if password is None:
         password = ask("Password", secret=True, confirm=True)
+    check_session_writable()
     with client() as cb:
         user = cb.auth.sign_up(email, password)
     if json:

@@ -53,6 +53,14 @@ def session_path(url: str) -> Path:
     return config_dir() / "sessions" / f"{name}.json"
 
 
+def check_session_writable() -> None:
+    """Before signing in: a session that could not be saved would leave the server with
+    one nobody holds (and the command would fail after the sign-in, not before)."""
+    from carbook_sdk import FileSessionStore
+
+    FileSessionStore(session_path(settings().url)).check_writable()
+
+
 def client() -> Carbook:
     """A sync client for the configured project, with the saved session (0600 file)."""
     from carbook_sdk import Carbook, FileSessionStore

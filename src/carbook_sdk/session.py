@@ -14,6 +14,8 @@ from pathlib import Path
 
 from supabase_auth import AsyncSupportedStorage, SyncSupportedStorage
 
+from .errors import ConfigurationError
+
 __all__ = ["AsyncFileSessionStore", "FileSessionStore"]
 
 
@@ -28,9 +30,39 @@ class _JsonFile:
             return {}
         return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
+    def writable(self) -> None:
+        """Check the session can be saved here, before anything asks a server for one.
+
+        Raises:
+            ConfigurationError: the folder cannot be made or written.
+        """
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd, probe = tempfile.mkstemp(dir=self.path.parent, prefix=".probe-")
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            raise self._unsaved(exc) from None
+
+    def _unsaved(self, exc: OSError) -> ConfigurationError:
+        # Python's words ("[Errno 20] Not a directory: …") told a person neither what nor where.
+        blocked = next((p for p in (self.path.parent, *self.path.parent.parents) if p.exists()), None)
+        why = (
+            f"{blocked} is a file"
+            if blocked is not None and not blocked.is_dir()
+            else (exc.strerror or str(exc)).lower()
+        )
+        return ConfigurationError(
+            f"cannot save the session in {self.path.parent}: {why}",
+            hint="set CARBOOK_CONFIG_DIR to a folder you can write (the SDK: pass another session_store)",
+        )
+
     def write(self, data: dict[str, str]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".session-")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".session-")
+        except OSError as exc:
+            raise self._unsaved(exc) from None
         try:
             os.fchmod(fd, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -64,6 +96,10 @@ class FileSessionStore(SyncSupportedStorage):
     @property
     def path(self) -> Path:
         return self._file.path
+
+    def check_writable(self) -> None:
+        """Raise ``ConfigurationError`` now if a session could not be saved here."""
+        self._file.writable()
 
     def get_item(self, key: str) -> str | None:
         return self._file.read().get(key)

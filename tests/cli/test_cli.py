@@ -641,3 +641,21 @@ def test_a_project_url_that_is_no_url_is_named_as_such(cli: Cli) -> None:
     assert result.exit_code == 10, result.output
     assert "url: must start with http:// or https://" in result.stderr
     assert "no publishable key" not in result.stderr
+
+
+def test_a_session_that_cannot_be_saved_is_said_before_signing_in(cli: Cli, tmp_path: Path) -> None:
+    """A config folder that is a file: one line naming it, and no session is opened on the
+    server that nobody would hold."""
+    blocked = tmp_path / "config-is-a-file"
+    blocked.write_text("")
+    with stack_db(cli.stack) as conn:
+        sessions = conn.execute("select count(*) from auth.sessions").fetchone()
+    result = cli.__class__(cli.stack, blocked)(
+        "auth", "login", "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD
+    )
+    assert result.exit_code == 10, result.output
+    line = result.stderr.strip().splitlines()[0]
+    assert line.startswith(f"Error: cannot save the session in {blocked}") and "is a file" in line, line
+    assert "Realtime" not in result.stderr and "Errno" not in result.stderr
+    with stack_db(cli.stack) as conn:
+        assert conn.execute("select count(*) from auth.sessions").fetchone() == sessions
