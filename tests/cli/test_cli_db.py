@@ -151,7 +151,16 @@ def test_restore_of_a_missing_file_is_a_clear_error(db: Db, tmp_path: Path) -> N
     before = _state(db)
     result = run("db", "restore", str(tmp_path / "nope.json"), "--db-url", db.url)
     assert result.exit_code == 3
-    assert "Error: cannot read backup" in result.stderr
+    assert "Error: cannot read backup" in result.stderr and "no such file or directory" in result.stderr
+    # A folder, and a file that is no JSON: said in words, not Python's ([Errno 21], "Expecting value").
+    folder = run("db", "restore", str(tmp_path), "--db-url", db.url)
+    assert folder.exit_code == 3 and "it is a folder" in folder.stderr
+    garbage = tmp_path / "garbage.json"
+    garbage.write_bytes(b"\x89PNG not json")
+    junk = run("db", "restore", str(garbage), "--db-url", db.url)
+    assert junk.exit_code == 3 and "is not a carbook rollback backup (it is not JSON)" in junk.stderr
+    for said in (result, folder, junk):
+        assert "Errno" not in said.stderr and "Expecting value" not in said.stderr, said.stderr
     assert _state(db) == before
 
 

@@ -260,8 +260,14 @@ def read_backup(path: Path) -> dict[str, Any]:
     """
     try:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ValidationError(f"cannot read backup {path}: {exc}") from exc
+    except OSError as exc:
+        why = "it is a folder" if Path(path).is_dir() else (exc.strerror or str(exc)).lower()
+        raise ValidationError(
+            f"cannot read backup {path}: {why}",
+            hint="give the file `carbook db rollback` wrote (it says where)",
+        ) from None
+    except ValueError:  # not JSON, or not UTF-8: whatever it is, it is no backup of ours
+        raise ValidationError(f"{path} is not a carbook rollback backup (it is not JSON)") from None
     if not isinstance(doc, dict) or doc.get("format") != BACKUP_FORMAT:
         raise ValidationError(f"{path} is not a carbook rollback backup")
     cars = doc.get("cars")
