@@ -7,6 +7,7 @@ their ``code``, never by message text. psycopg errors are translated in ``ops/tr
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
@@ -333,7 +334,7 @@ def _translate_realtime(exc: BaseException, url: str | None) -> CarbookError | N
         return None  # a read's deadline, which the caller asked for: not a failure here
     if isinstance(exc, WebSocketException | OSError):
         return CarbookConnectionError(
-            f"could not reach Realtime at {url or 'the server'}: {str(exc) or type(exc).__name__}",
+            f"could not reach Realtime at {url or 'the server'}: {_os_words(exc)}",
             hint="Is the stack running? `carbook stack start` starts the local one.",
         )
     return None
@@ -342,6 +343,23 @@ def _translate_realtime(exc: BaseException, url: str | None) -> CarbookError | N
 #: What httpx raises once the request has gone out and before its answer is read: the
 #: server may have acted on it. (A connect or pool timeout, a refused connection: it never left.)
 _SENT_BUT_UNANSWERED = ("ReadTimeout", "WriteTimeout", "ReadError", "RemoteProtocolError")
+
+
+def _os_words(exc: BaseException) -> str:
+    """What went wrong, in the system's words without Python's: "[Errno 111] Connection
+    refused" and asyncio's "Connect call failed ('127.0.0.1', 1)" both read "connection
+    refused" (from the first error number found along the exception's causes)."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            break
+        errno = getattr(seen, "errno", None)
+        if isinstance(seen, OSError) and isinstance(errno, int) and errno > 0:
+            return os.strerror(errno).lower()
+        seen = seen.__cause__ or seen.__context__
+    text = str(exc) or type(exc).__name__
+    found = re.search(r"\[Errno -?\d+\] ([^:(]+)", text)
+    return found.group(1).strip().lower() if found else text
 
 
 def _network_error(exc: BaseException | None, where: str | None) -> CarbookError | None:
@@ -354,7 +372,7 @@ def _network_error(exc: BaseException | None, where: str | None) -> CarbookError
     if isinstance(exc, httpx.TimeoutException):
         text = f"timed out waiting for{f' {where}' if where else ''}: {type(exc).__name__}"
     else:
-        text = f"could not connect to {where or 'the server'}: {str(exc) or type(exc).__name__}"
+        text = f"could not connect to {where or 'the server'}: {_os_words(exc)}"
     if unknown:
         return OutcomeUnknownError(
             text, hint="the request was sent, so it may have taken effect: check before repeating it"

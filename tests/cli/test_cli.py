@@ -659,3 +659,19 @@ def test_a_session_that_cannot_be_saved_is_said_before_signing_in(cli: Cli, tmp_
     assert "Realtime" not in result.stderr and "Errno" not in result.stderr
     with stack_db(cli.stack) as conn:
         assert conn.execute("select count(*) from auth.sessions").fetchone() == sessions
+
+
+@pytest.mark.parametrize("args", [("cars", "list"), ("cars", "watch")])
+def test_a_server_that_is_not_there_is_said_in_words(cli: Cli, args: tuple[str, ...]) -> None:
+    from typer.testing import CliRunner
+
+    from carbook_cli import app
+
+    env = {**cli.env, "SUPABASE_URL": "http://127.0.0.1:1", "SUPABASE_PUBLISHABLE_KEY": "sb_publishable_x"}
+    result = CliRunner().invoke(app, list(args), env=env)
+    assert result.exit_code == 4, result.output
+    assert (
+        "connection refused" in result.stderr
+        and "Errno" not in result.stderr
+        and "call failed" not in result.stderr
+    )
