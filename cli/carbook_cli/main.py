@@ -1,6 +1,7 @@
 """The `carbook` application: global options and the one error boundary."""
 
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,6 +17,23 @@ from . import admin, audit, auth, bookings, cars, db, project, race, stack_missi
 from .context import state
 from .output import err_console, exit_code_for, fit_terminal, print_error, print_json
 from .rich_help import help_requested, import_rich_utils_lightly
+
+#: Typer checks option types with pydantic, whose words are a library's ("Input should
+#: be a valid integer, unable to parse string as an integer"): said as a person would.
+_PLAIN = (
+    (re.compile(r"Input should be a valid integer(, [^.;]*)?"), "must be a whole number"),
+    (re.compile(r"Input should be a valid number(, [^.;]*)?"), "must be a number"),
+    (re.compile(r"Input should be greater than or equal to (\S+)"), r"must be at least \1"),
+    (re.compile(r"Input should be less than or equal to (\S+)"), r"must be at most \1"),
+    (re.compile(r"Input should be greater than (\S+)"), r"must be more than \1"),
+    (re.compile(r"Input should be less than (\S+)"), r"must be less than \1"),
+)
+
+
+def _plain(message: str) -> str:
+    for pattern, words in _PLAIN:
+        message = pattern.sub(words, message)
+    return message
 
 
 class CarbookGroup(TyperGroup):
@@ -39,7 +57,7 @@ class CarbookGroup(TyperGroup):
             # The one exit-code rule: an invalid value is 3 whichever option it came in,
             # whether click's type check or carbook's own check found it; 2 is kept for
             # the command line's shape (an unknown option, a missing argument).
-            invalid = ValidationError(exc.format_message())
+            invalid = ValidationError(_plain(exc.format_message()))
             print_error(invalid)
             raise typer.Exit(exit_code_for(invalid)) from None
         except CarbookError as exc:

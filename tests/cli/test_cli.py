@@ -675,3 +675,17 @@ def test_a_server_that_is_not_there_is_said_in_words(cli: Cli, args: tuple[str, 
         and "Errno" not in result.stderr
         and "call failed" not in result.stderr
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("cars", "list", "--limit", "0"), "'--limit' / '-n': must be at least 1"),
+        (("cars", "list", "--limit", "ten"), "'--limit' / '-n': must be a whole number"),
+        (("audit", "list", "-n", "100000"), "must be at most"),
+    ],
+)
+def test_a_bad_number_is_said_in_plain_words(cli: Cli, args: tuple[str, ...], said: str) -> None:
+    result = cli(*args)
+    assert result.exit_code == 3, result.output
+    assert said in result.stderr and "Input should" not in result.stderr, result.stderr
