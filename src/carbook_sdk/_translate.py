@@ -142,6 +142,11 @@ _AUTH_CODES: dict[str, type[CarbookError]] = {
 
 # What to do next, for the auth refusals a setting of the project causes.
 _AUTH_HINTS: dict[str, str] = {
+    # GoTrue's answer to an admin call made without the secret key ("User not allowed").
+    "not_admin": (
+        "this needs the project's secret (or service_role) key: --secret-key, SUPABASE_SECRET_KEY"
+        " or SUPABASE_SERVICE_ROLE_KEY; `carbook stack status` prints the local stack's"
+    ),
     "anonymous_provider_disabled": (
         "turn on [auth] enable_anonymous_sign_ins in supabase/config.toml and restart the stack,"
         " or Anonymous Sign-Ins in the hosted project's Auth settings"
@@ -192,8 +197,10 @@ _MISSING_TABLE = re.compile(r"relation \"(?:\w+\.)?(\w+)\" does not exist|find t
 # not the project's: fixed strings of the gateway's, so they are matched whole.
 _GATEWAY_KEY_REFUSALS = frozenset({"Invalid API key", "No API key found in request"})
 _KEY_HINT = (
-    "use the project's publishable (or anon) key: --publishable-key, SUPABASE_PUBLISHABLE_KEY"
-    " or SUPABASE_ANON_KEY; `carbook stack status` prints the local stack's"
+    "check the project's keys: the publishable (or anon) key (--publishable-key,"
+    " SUPABASE_PUBLISHABLE_KEY or SUPABASE_ANON_KEY) and, for admin work, the secret (or"
+    " service_role) key (--secret-key, SUPABASE_SECRET_KEY or SUPABASE_SERVICE_ROLE_KEY);"
+    " `carbook stack status` prints the local stack's"
 )
 
 

@@ -689,3 +689,16 @@ def test_a_bad_number_is_said_in_plain_words(cli: Cli, args: tuple[str, ...], sa
     result = cli(*args)
     assert result.exit_code == 3, result.output
     assert said in result.stderr and "Input should" not in result.stderr, result.stderr
+
+
+def test_a_wrong_or_missing_secret_key_is_named(cli: Cli) -> None:
+    cli.login_admin()
+    before = cli.state()
+    junk = cli("--secret-key", "junk", "admin", "grant", ADMIN_EMAIL)
+    assert junk.exit_code == 10, junk.output
+    assert "refused the API key" in junk.stderr and "--secret-key" in junk.stderr
+    publishable = cli.env["SUPABASE_PUBLISHABLE_KEY"]
+    not_secret = cli("--secret-key", publishable, "admin", "grant", ADMIN_EMAIL)
+    assert not_secret.exit_code == 5, not_secret.output
+    assert "needs the project's secret" in not_secret.stderr
+    assert cli.state() == before
