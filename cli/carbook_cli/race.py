@@ -4,12 +4,16 @@ from typing import Annotated
 
 import typer
 
-from .context import settings
+from .context import car_id as resolve_car
+from .context import client, settings
 from .output import EXIT_ALREADY_BOOKED, EXIT_FAILED, console, err_console, new_table, print_json
 
 
 def race(
-    car_id: Annotated[str, typer.Argument(help="The car to race for (published and available).")],
+    car_id: Annotated[
+        str,
+        typer.Argument(help="The car to race for (published and available): its id, or 8+ characters of it."),
+    ],
     clients: Annotated[
         int, typer.Option("--clients", "-n", help="How many users race.", min=2, max=500)
     ] = 20,
@@ -26,6 +30,8 @@ def race(
     are deleted afterwards (also on Ctrl-C), except the winner, whom the booking names."""
     from carbook_sdk.race import run_race
 
+    with client() as cb:  # a prefix names the car as in every other command
+        car_id = resolve_car(cb, car_id)
     try:
         result = run_race(car_id, clients, settings=settings(), keep_users=keep_users)
     except KeyboardInterrupt:
