@@ -30,7 +30,9 @@ INJECTIONS = [
     "Robert'); DROP TABLE public.cars;--",
     "' OR '1'='1",
     "x\\'; select pg_sleep(10); --",
-    "🚗 Ñandú 名前 \u202eevil",
+    # Right-to-left text is stored as typed; a direction override is refused (it would
+    # turn table rows around): tests/cli/test_cli.py checks that refusal.
+    "🚗 Ñandú 名前 مرحبا",
     "%00%27 union select * from auth.users --",
 ]
 
