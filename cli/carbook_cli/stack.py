@@ -172,6 +172,35 @@ def status(
 
 
 @app.command()
+def mail(
+    state_dir: StateDir = None,
+    to: Annotated[str | None, typer.Option("--to", help="Only the messages to this address.")] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", help="How many, newest first.", min=1, max=1000)
+    ] = 10,
+    json: Json = False,
+) -> None:
+    """Show what the local stack's Auth "sent": sign-up confirmations, magic links and
+    password resets (`signInWithOtp`, `resetPasswordForEmail`, `resend`), with their code
+    and link, newest first. The local stack sends no real mail; this is its mailbox."""
+    from carbook_stack.mailbox import read_mail
+
+    found = read_mail(_stack(state_dir), to=to, limit=limit)
+    if json:
+        print_json([m.model_dump(mode="json") for m in found])
+        return
+    if not found:
+        console.print("No mail" + (f" to {escape(to)}" if to else "") + ".")
+        return
+    table = new_table(title="carbook local mailbox")
+    for col in ("sent", "to", "subject", "code", "link"):
+        table.add_column(col, overflow="fold", no_wrap=col in {"sent", "code"})
+    for m in found:
+        table.add_row(m.sent_at.strftime("%H:%M:%S"), escape(m.to), m.subject, m.otp, escape(m.link))
+    console.print(table)
+
+
+@app.command()
 def reset(
     state_dir: StateDir = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,

@@ -27,8 +27,8 @@ from .storage.errors import StorageError
 
 __all__ = ["create_app", "main"]
 
-#: Auth routes of hosted GoTrue that send mail: the local stack sends none.
-_MAIL_ROUTES = ("/otp", "/recover", "/resend", "/magiclink", "/invite")
+#: Auth routes of hosted GoTrue that send mail and the local stack does not serve.
+_MAIL_ROUTES = ("/invite",)
 
 
 async def _no_route(request: Request, exc: Exception) -> Response:
@@ -44,8 +44,8 @@ async def _no_route(request: Request, exc: Exception) -> Response:
             err = AuthError(
                 404,
                 "not_found",
-                f"{route} sends mail, and the local stack sends none: make the link or code with "
-                "auth.admin.generate_link (signup, magiclink, recovery, invite) and verify it",
+                f"{route} is not served by the local stack: invite with auth.admin.generate_link "
+                "(type invite) and send the link it makes",
             )
         else:
             err = AuthError(404, "not_found", f"{method} {route} is not served by the local stack's Auth")

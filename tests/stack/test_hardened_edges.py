@@ -456,9 +456,9 @@ CASES = [
     ),
     # Routes and methods nobody serves: JSON in the shape of the service they are under.
     Case(
-        "an Auth route that sends mail",
+        "an Auth route not served (invite)",
         "POST",
-        "/auth/v1/otp",
+        "/auth/v1/invite",
         404,
         "auth",
         "not_found",

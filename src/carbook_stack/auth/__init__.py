@@ -8,17 +8,27 @@ Passwords are bcrypt hashes in ``auth.users`` (``users``); a user's own routes a
 
 from __future__ import annotations
 
+from typing import Any
+
+import psycopg
 from starlette.routing import Route
 
 from ..service import endpoint
+from . import links, mail
 from .admin import admin_create_user, admin_list_users, admin_user
 from .http import AuthError
 from .keys import jwks
-from .links import generate_link, prepare, verify
+from .links import generate_link, verify
 from .sessions import get_user, health, logout, settings, signup, token, update_user
 from .users import check_email
 
 __all__ = ["AuthError", "check_email", "prepare", "routes"]
+
+
+async def prepare(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Auth's own tables (one-time tokens, the local mailbox), as GoTrue migrates its own."""
+    await links.prepare(conn)
+    await mail.prepare(conn)
 
 
 def routes() -> list[Route]:
@@ -35,6 +45,10 @@ def routes() -> list[Route]:
         Route("/logout", endpoint(logout, AuthError), methods=["POST"]),
         Route("/verify", endpoint(verify, AuthError, needs_key=False), methods=["GET"]),
         Route("/verify", endpoint(verify, AuthError), methods=["POST"]),
+        Route("/otp", endpoint(mail.otp, AuthError), methods=["POST"]),
+        Route("/magiclink", endpoint(mail.magiclink, AuthError), methods=["POST"]),
+        Route("/recover", endpoint(mail.recover, AuthError), methods=["POST"]),
+        Route("/resend", endpoint(mail.resend, AuthError), methods=["POST"]),
         Route("/admin/generate_link", endpoint(generate_link, AuthError), methods=["POST"]),
         Route("/admin/users", endpoint(admin_create_user, AuthError), methods=["POST"]),
         Route("/admin/users", endpoint(admin_list_users, AuthError), methods=["GET"]),

@@ -16,6 +16,7 @@ import hashlib
 import ipaddress
 import re
 import secrets
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -40,7 +41,7 @@ from .users import (
     user_json,
 )
 
-__all__ = ["OTP_EXPIRY", "allowed_redirect", "generate_link", "prepare", "verify"]
+__all__ = ["OTP_EXPIRY", "Issued", "allowed_redirect", "generate_link", "issue_token", "prepare", "verify"]
 
 #: Seconds a link or OTP stays good (the Supabase CLI's ``[auth.email] otp_expiry``).
 OTP_EXPIRY = 3600
@@ -232,40 +233,57 @@ async def generate_link(request: Request, state: AppState) -> Response:
                 raise AuthError(
                     422, "email_exists", "A user with this email address has already been registered"
                 )
-        otp = f"{secrets.randbelow(10**6):06d}"
-        hashed_token = token_hash(new_email if kind == "email_change_new" and new_email else email, otp)
         async with conn.transaction():
-            await conn.execute(
-                "delete from auth.carbook_one_time_tokens where user_id = %s and kind = %s",
-                (user["id"], kind),
-            )
-            await conn.execute(
-                """insert into auth.carbook_one_time_tokens (token_hash, user_id, kind, email, new_email)
-                   values (%s, %s, %s, %s, %s)""",
-                (
-                    hashed_token,
-                    user["id"],
-                    kind,
-                    new_email if kind == "email_change_new" else email,
-                    new_email,
-                ),
-            )
+            issued = await issue_token(conn, state, user["id"], kind, email, new_email, redirect)
         fresh = await fetch_user(conn, "id = %s", user["id"])
     assert fresh is not None
-    link = (
-        f"{state.settings.api_url}/auth/v1/verify?token={quote(hashed_token)}"
-        f"&type={LINK_TYPES[kind]}&redirect_to={quote(redirect, safe=':/')}"
-    )
     return JSONResponse(
         {
             **user_json(fresh),
-            "action_link": link,
-            "email_otp": otp,
-            "hashed_token": hashed_token,
+            "action_link": issued.link,
+            "email_otp": issued.otp,
+            "hashed_token": issued.hashed,
             "verification_type": kind,
             "redirect_to": redirect,
         }
     )
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A one-time token as its mail carries it: the code, the hash a link carries, the link."""
+
+    otp: str
+    hashed: str
+    link: str
+
+
+async def issue_token(
+    conn: psycopg.AsyncConnection[Any],
+    state: AppState,
+    user_id: Any,
+    kind: str,
+    email: str,
+    new_email: str | None,
+    redirect: str,
+) -> Issued:
+    """A new token of ``kind`` for the user (the previous one of that kind is void), in the
+    caller's transaction."""
+    otp = f"{secrets.randbelow(10**6):06d}"
+    hashed = token_hash(new_email if kind == "email_change_new" and new_email else email, otp)
+    await conn.execute(
+        "delete from auth.carbook_one_time_tokens where user_id = %s and kind = %s", (user_id, kind)
+    )
+    await conn.execute(
+        """insert into auth.carbook_one_time_tokens (token_hash, user_id, kind, email, new_email)
+           values (%s, %s, %s, %s, %s)""",
+        (hashed, user_id, kind, new_email if kind == "email_change_new" else email, new_email),
+    )
+    link = (
+        f"{state.settings.api_url}/auth/v1/verify?token={quote(hashed)}"
+        f"&type={LINK_TYPES[kind]}&redirect_to={quote(redirect, safe=':/')}"
+    )
+    return Issued(otp, hashed, link)
 
 
 async def _spend(
