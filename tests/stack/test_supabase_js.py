@@ -171,3 +171,33 @@ def test_supabase_js_hears_postgres_changes_by_event_and_filter_and_never_a_hidd
     assert update["new"]["price_in_paise"] == 123400 and update["old"] == {"id": car}
     assert heard["user"][1]["old"] == {"id": hidden}
     assert isinstance(heard["ins"][0]["new"]["year"], int) and heard["ins"][0]["new"]["is_published"] is False
+
+
+def test_supabase_js_signs_in_with_a_code_from_the_local_mailbox(stack: LocalStack) -> None:
+    """`signInWithOtp` and `resetPasswordForEmail`, as a front end calls them: the stack's
+    mailbox gets GoTrue's messages, and the code signs the stranger up and in."""
+    from carbook_stack.mailbox import read_mail
+
+    node = shutil.which("node")
+    assert node, "Node.js is needed: scripts/test.sh installs it with supabase-js"
+    s = stack.settings
+    email = f"js-mail-{uuid.uuid4().hex[:10]}@example.test"
+
+    def step(name: str, **extra: str) -> dict[str, object]:
+        env = {"PATH": os.environ.get("PATH", ""), "API_URL": s.api_url, "PUBLISHABLE_KEY": s.publishable_key}
+        env |= {"EMAIL": email, "STEP": name, "REDIRECT": f"{s.site_url}/welcome", **extra}
+        result = subprocess.run(
+            [node, str(JS / "mail_flow.mjs")], cwd=JS, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 0, result.stderr
+        out: dict[str, object] = json.loads(result.stdout)
+        assert "failed" not in out, out
+        return out
+
+    asked = step("request")
+    assert asked["stranger_error"] == {"code": "otp_disabled", "status": 422}
+    recovery, signup = read_mail(stack, to=email)  # newest first
+    assert (signup.kind, recovery.kind) == ("signup", "recovery")
+    assert signup.redirect_to == f"{s.site_url}/welcome"
+    done = step("verify", CODE=signup.otp)
+    assert done == {"user_email": email, "confirmed": True, "has_session": True}
