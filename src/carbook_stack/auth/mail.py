@@ -91,7 +91,7 @@ async def otp(request: Request, state: AppState) -> Response:
         raise AuthError(400, "validation_failed", "create_user must be true or false")
     data = check_metadata(body.get("data"), "data")
     redirect = _redirect(request, state, body)
-    async with state.connection() as conn:
+    async with state.connection() as conn, conn.transaction():  # a new user and its mail, or neither
         user = await fetch_user(conn, "lower(email) = %s", email)
         if user is None:
             if not create:
