@@ -31,6 +31,7 @@ __all__ = [
     "PNG",
     "Db",
     "Raw",
+    "as_from_a_terminal",
     "as_role",
     "async_carbook_for",
     "book",
@@ -180,6 +181,18 @@ def async_carbook_for(stack: Any) -> Any:
 
     s = stack.settings
     return AsyncCarbook(s.api_url, s.anon_key, db_url=s.db_url)
+
+
+def as_from_a_terminal() -> None:
+    """``preexec_fn`` for a child that a test will stop with Ctrl-C (SIGINT) as a person at
+    a terminal would: SIGINT at its default disposition and not blocked, whatever the test
+    process (a pytest-xdist worker that ran other tests first) left to be inherited; an
+    ignored or blocked SIGINT would let the child finish as if never interrupted."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
 
 
 def carbook_in(folder: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:

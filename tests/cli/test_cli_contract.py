@@ -22,7 +22,7 @@ from carbook_cli import app
 from carbook_stack.manager import LocalStack
 from tests.helpers import ADMIN_EMAIL, carbook_for
 
-from ..helpers import make_cars, stack_db
+from ..helpers import as_from_a_terminal, make_cars, stack_db
 from .conftest import ALREADY, Cli, add_car
 
 runner = CliRunner()
@@ -207,6 +207,7 @@ def test_ctrl_c_during_a_race_deletes_its_users(cli: Cli) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "carbook_cli", "race", car, "--clients", "100"],
         env={**os.environ, **cli.env},
+        preexec_fn=as_from_a_terminal,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tests.helpers import PNG
 
-from ..helpers import stack_db
+from ..helpers import as_from_a_terminal, stack_db
 from .conftest import Cli
 
 ORPHANS = """select count(*) from storage.objects o
@@ -189,6 +189,7 @@ def _start(cli: Cli, *args: str) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, **cli.env},
+        preexec_fn=as_from_a_terminal,
     )
 
 

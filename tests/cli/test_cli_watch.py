@@ -17,7 +17,15 @@ from typing import Any
 
 from carbook_stack.manager import LocalStack
 
-from ..helpers import ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, carbook_for, make_cars, make_users
+from ..helpers import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    PASSWORD,
+    as_from_a_terminal,
+    carbook_for,
+    make_cars,
+    make_users,
+)
 from .conftest import Cli
 
 
@@ -55,6 +63,7 @@ def test_watch_json_shows_the_listing_then_a_booking_and_a_release_once_and_stop
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, **cli.env},
+        preexec_fn=as_from_a_terminal,
     )
     try:
         lines = _lines(proc)
