@@ -23,7 +23,7 @@ from . import auth, storage
 from .auth.http import AuthError
 from .service import AppState, kong_error, not_found
 from .settings import StackSettings, load_settings
-from .storage.errors import StorageError
+from .storage.errors import no_route
 
 __all__ = ["create_app", "main"]
 
@@ -51,10 +51,7 @@ async def _no_route(request: Request, exc: Exception) -> Response:
             err = AuthError(404, "not_found", f"{method} {route} is not served by the local stack's Auth")
         response = err.response(request)
     elif path.startswith("/storage/v1/"):
-        route = path.removeprefix("/storage/v1")
-        response = StorageError(
-            "404", "Not Found", "InvalidRequest", f"Route {method}:{route} not found", http_status=404
-        ).response(request)
+        response = no_route(method, path.removeprefix("/storage/v1")).response(request)
     else:
         response = kong_error(404, "no Route matched with those values")
     if isinstance(exc, HTTPException) and exc.headers and response.status_code == 405:

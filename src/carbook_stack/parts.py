@@ -49,19 +49,6 @@ def _raise_open_files_limit() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
 
-def _ours(pid: int | None, marker: str) -> int | None:
-    """``pid``, if that process's command line holds ``marker`` (else it is someone else's
-    now, or gone)."""
-    if pid is None:
-        return None
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return pid if os.name != "posix" or not Path("/proc").is_dir() else None
-    # Empty while the process is still being exec'd (or a zombie): not someone else's.
-    return pid if not cmdline or marker in cmdline else None
-
-
 class Part:
     """One detached process of the stack, found again by its pid file."""
 
@@ -109,7 +96,15 @@ class Part:
 
     def pid(self) -> int | None:
         """The part's pid, if that process is still ours."""
-        return _ours(self.recorded_pid(), self.marker)
+        pid = self.recorded_pid()
+        if pid is None:
+            return None
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            return pid if os.name != "posix" or not Path("/proc").is_dir() else None
+        # Empty while the process is still being exec'd (or a zombie): not someone else's.
+        return pid if not cmdline or self.marker in cmdline else None
 
     def running(self) -> bool:
         return pid_alive(self.pid())

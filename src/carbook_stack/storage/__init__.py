@@ -19,7 +19,7 @@ from ..service import AppState, endpoint
 from .access import check_name
 from .buckets import bucket_detail, create_bucket, empty_bucket, list_buckets
 from .download import download_object, public_object
-from .errors import StorageError
+from .errors import StorageError, no_route
 from .listing import list_objects_v2
 from .objects import (
     copy_object,
@@ -59,10 +59,7 @@ register_url_convertor("bucket", _BucketConvertor())
 
 async def route_not_found(request: Request, state: AppState) -> Response:
     """What Storage answers a method and path no route has: 404, in its error shape."""
-    path = request.url.path.removeprefix("/storage/v1")
-    raise StorageError(
-        "404", "Not Found", "InvalidRequest", f"Route {request.method}:{path} not found", http_status=404
-    )
+    raise no_route(request.method, request.url.path.removeprefix("/storage/v1"))
 
 
 def routes() -> list[Route]:

@@ -101,6 +101,13 @@ def _size(n: int) -> str:
     return f"{n:,} bytes"
 
 
+def no_route(method: str, path: str) -> StorageError:
+    """What Storage answers a method and path (under /storage/v1) no route has: 404."""
+    return StorageError(
+        "404", "Not Found", "InvalidRequest", f"Route {method}:{path} not found", http_status=404
+    )
+
+
 def unauthorized(message: str) -> StorageError:
     return StorageError("401", "Unauthorized", "InvalidJWT", message, http_status=401)
 
