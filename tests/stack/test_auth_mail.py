@@ -153,4 +153,8 @@ def test_the_cli_shows_the_mailbox(stack: LocalStack) -> None:
     )
     assert nobody.exit_code == 0 and nobody.stdout.startswith("No mail to ")
     bad = runner.invoke(app, ["stack", "mail", "--state-dir", str(s.state_dir), "--limit", "0"])
-    assert bad.exit_code == 3
+    assert bad.exit_code == 3 and "must be at least 1" in bad.stderr
+    nul = runner.invoke(
+        app, ["stack", "mail", "--state-dir", str(s.state_dir), "--to", "a\x00b@example.test"]
+    )
+    assert nul.exit_code == 3 and nul.stderr.strip() == "Error: --to must be an email address", nul.stderr
