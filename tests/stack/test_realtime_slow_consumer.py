@@ -75,6 +75,11 @@ def test_a_client_that_never_reads_is_dropped_and_the_room_still_hears_everythin
                 for i in range(MESSAGES):
                     payload = {"type": "broadcast", "event": "big", "payload": {"i": i, "blob": blob}}
                     await slow.send(topic, "broadcast", payload)
+                    # Paced, so the listener (on this same event loop) keeps up: only the
+                    # stalled client may fall 8 MiB behind.
+                    paced = time.monotonic() + 5
+                    while len(heard) < i and time.monotonic() < paced:
+                        await asyncio.sleep(0.005)
             deadline = time.monotonic() + 30
             while _subscribers(stack) > joined - 1 and time.monotonic() < deadline:
                 await asyncio.sleep(0.1)

@@ -41,21 +41,24 @@ SLOW_CONSUMER_BYTES = 8 << 20
 
 
 def send(sockets: Iterable[Any], data: bytes | str) -> None:
-    """Write ``data`` to each socket now, dropping any that has left more than
-    ``SLOW_CONSUMER_BYTES`` unread (``sockets``: websockets' server connections)."""
-    keep = []
-    for socket in sockets:
+    """Write ``data`` to each socket now, then drop any that holds more than
+    ``SLOW_CONSUMER_BYTES`` unsent (``sockets``: websockets' server connections). Judged
+    after the write, not before the next one: the last message of a burst must not leave
+    a stalled client's backlog in place until something else is sent to it."""
+    targets = list(sockets)
+    broadcast(targets, data)
+    for socket in targets:
         transport = getattr(socket, "transport", None)
-        if transport is not None and transport.get_write_buffer_size() > SLOW_CONSUMER_BYTES:
+        if transport is None:
+            continue
+        unsent = transport.get_write_buffer_size()
+        if unsent > SLOW_CONSUMER_BYTES:
             log.warning(
                 "dropped a connection that is too slow: %d bytes unread (limit %d)",
-                transport.get_write_buffer_size(),
+                unsent,
                 SLOW_CONSUMER_BYTES,
             )
             transport.abort()
-            continue
-        keep.append(socket)
-    broadcast(keep, data)
 
 
 class Peer(Protocol):
